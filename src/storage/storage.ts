@@ -1,0 +1,220 @@
+// The storage seam: the WebDAV protocol core talks only to this interface. LocalStorage
+// (helper/local-storage.ts) implements it with node:fs in the calling process; the web process
+// uses PrivsepStorage, which forwards each call to the user's worker. Everything here must be
+// plain data (JSON-serialisable) apart from file descriptors, because it crosses the channel.
+
+/**
+ * A path in the user's namespace, exactly as the protocol core sees it: it starts with "/",
+ * is already percent-decoded and normalised (no ".", "..", empty segments or NUL), and has no
+ * trailing slash except for the root "/". In the `home` layout "/" is the user's share; in the
+ * `tilde` layout "/~name/..." is name's share and "/" itself is not a resource.
+ * Implementations re-validate every path they receive.
+ */
+export type DavPath = string;
+
+export type ResourceKind = 'file' | 'directory' | 'other';
+
+export interface Stat {
+  kind: ResourceKind;
+  size: number;
+  /** Modification time, milliseconds since the epoch (may carry a fraction). */
+  mtimeMs: number;
+  /** Birth time where the filesystem records it, else the change time. */
+  birthtimeMs: number;
+  /** Strong entity tag, quoted, derived from (inode, size, mtime in ns): `"1a2b-400-17f0c1d2e3"`. */
+  etag: string;
+  dev: number;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * Dead properties keyed by Clark notation `{namespace}localname`. The value is the property
+ * element serialised as self-contained XML (it declares every namespace it uses), exactly as
+ * PROPPATCH stored it, so PROPFIND can emit it unchanged.
+ */
+export type DeadProps = Record<string, string>;
+
+/** Which dead properties a listing should carry. */
+export type PropSelection = 'none' | 'names' | 'all' | string[];
+
+export interface Entry {
+  path: DavPath;
+  stat: Stat;
+  /** Present unless the selection was 'none'. With 'names' the values are empty strings. */
+  props?: DeadProps;
+}
+
+export type Depth = 0 | 1 | 'infinity';
+
+export interface ListOptions {
+  props: PropSelection;
+  /** Refuse (StorageError 'LIMIT') rather than return more entries than this. */
+  limit: number;
+}
+
+export interface Upload {
+  /** Write end of the temporary file; the caller writes the body into it and never closes it. */
+  fd: number;
+  /** The resource the upload will replace, or null when it creates a new one. */
+  existing: Stat | null;
+  /** Atomically replace the target with the uploaded content (fsync, then rename). */
+  commit(): Promise<Stat>;
+  /** Discard the upload; the target is untouched and no temporary file remains. */
+  abort(): Promise<void>;
+}
+
+export interface OpenedFile {
+  /** A read-only descriptor the caller owns and must close. */
+  fd: number;
+  stat: Stat;
+}
+
+/** One member of a collection operation that failed; the others went ahead. */
+export interface MemberError {
+  path: DavPath;
+  code: StorageErrorCode;
+}
+
+export interface TransferOptions {
+  /** For COPY of a collection: 0 copies the collection alone, 'infinity' the whole tree. */
+  depth: 0 | 'infinity';
+  /** Replace an existing destination (it is removed first, as RFC 4918 §9.8.4 requires). */
+  overwrite: boolean;
+}
+
+export interface TransferResult {
+  /** True when the destination did not exist before (201), false when it was replaced (204). */
+  created: boolean;
+  errors: MemberError[];
+}
+
+export type PropPatchOp = { op: 'set'; name: string; value: string } | { op: 'remove'; name: string };
+
+export interface Space {
+  availableBytes: number;
+  usedBytes: number;
+}
+
+export interface Times {
+  atimeMs?: number;
+  mtimeMs?: number;
+}
+
+export interface Storage {
+  stat(path: DavPath): Promise<Stat | null>;
+  /**
+   * The canonical filesystem path of the resource (symlinks resolved; for a resource that does
+   * not exist yet, the resolved parent plus the last segment). Locks are keyed by it, so one
+   * file reached through two URLs is one resource.
+   */
+  realPath(path: DavPath): Promise<string>;
+  /** Depth 0: the resource itself; 1: it and its members; 'infinity': the whole tree. */
+  list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry>;
+  openRead(path: DavPath): Promise<OpenedFile>;
+  openWrite(path: DavPath): Promise<Upload>;
+  mkcol(path: DavPath): Promise<void>;
+  /** Recursive for collections; members that could not be removed are returned. */
+  remove(path: DavPath): Promise<MemberError[]>;
+  copy(from: DavPath, to: DavPath, options: TransferOptions): Promise<TransferResult>;
+  /** Rename where possible; across filesystems copy then delete, as the same user. */
+  move(from: DavPath, to: DavPath, options: Omit<TransferOptions, 'depth'>): Promise<TransferResult>;
+  getProps(path: DavPath, selection: PropSelection): Promise<DeadProps>;
+  /** Applies the operations in order, all or none; on failure throws and changes nothing. */
+  patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void>;
+  setTimes(path: DavPath, times: Times): Promise<void>;
+  space(path: DavPath): Promise<Space>;
+}
+
+/**
+ * Stable error codes. Filesystem failures keep their errno name; the rest are ours. The
+ * mapping to HTTP statuses lives in one place (src/dav/errors.ts).
+ */
+export type StorageErrorCode =
+  | 'ENOENT'
+  | 'EACCES'
+  | 'EPERM'
+  | 'EEXIST'
+  | 'ENOTDIR'
+  | 'EISDIR'
+  | 'ENOTEMPTY'
+  | 'ENOSPC'
+  | 'EDQUOT'
+  | 'EFBIG'
+  | 'ENAMETOOLONG'
+  | 'ELOOP'
+  | 'EROFS'
+  | 'EBUSY'
+  | 'EXDEV'
+  | 'EMLINK'
+  | 'ENOTSUP'
+  | 'E2BIG'
+  | 'ERANGE'
+  | 'EIO'
+  | 'BAD_PATH' // NUL, "..", or otherwise not a valid DavPath
+  | 'NOT_A_SHARE' // tilde layout: no such share, or "/" itself
+  | 'LIMIT' // a listing or tree operation went past its bound
+  | 'COOKIE_INVALID' // the worker refused the credentials
+  | 'COOKIE_EXPIRED' // the credentials are genuine but past their expiry: re-authenticate
+  | 'UNAVAILABLE' // the worker could not be reached or died mid-request
+  | 'PROTOCOL' // a malformed message on the channel
+  | 'INTERNAL';
+
+const KNOWN_ERRNO = new Set<string>([
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EEXIST',
+  'ENOTDIR',
+  'EISDIR',
+  'ENOTEMPTY',
+  'ENOSPC',
+  'EDQUOT',
+  'EFBIG',
+  'ENAMETOOLONG',
+  'ELOOP',
+  'EROFS',
+  'EBUSY',
+  'EXDEV',
+  'EMLINK',
+  'ENOTSUP',
+  'E2BIG',
+  'ERANGE',
+  'EIO',
+]);
+
+export class StorageError extends Error {
+  readonly code: StorageErrorCode;
+  /** For PROPPATCH: the property that failed. */
+  readonly property?: string;
+
+  constructor(code: StorageErrorCode, message?: string, property?: string) {
+    super(message ?? code);
+    this.name = 'StorageError';
+    this.code = code;
+    this.property = property;
+  }
+
+  /** Wraps a node:fs error (or anything thrown) without leaking more than its errno name. */
+  static from(error: unknown): StorageError {
+    if (error instanceof StorageError) return error;
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'EOPNOTSUPP') return new StorageError('ENOTSUP', 'operation not supported');
+    if (code !== undefined && KNOWN_ERRNO.has(code)) return new StorageError(code as StorageErrorCode);
+    return new StorageError('INTERNAL', error instanceof Error ? error.message : String(error));
+  }
+}
+
+export const ALL_STORAGE_ERROR_CODES: readonly StorageErrorCode[] = [
+  ...(KNOWN_ERRNO as Set<StorageErrorCode>),
+  'BAD_PATH',
+  'NOT_A_SHARE',
+  'LIMIT',
+  'COOKIE_INVALID',
+  'COOKIE_EXPIRED',
+  'UNAVAILABLE',
+  'PROTOCOL',
+  'INTERNAL',
+];
