@@ -1,0 +1,754 @@
+// LocalStorage: the Storage interface done with node:fs in the calling process. The worker runs it
+// as the authenticated user (the kernel enforces permissions); non-root mode and the protocol core's
+// tests use it directly. Every DavPath goes through resolvePath (helper/layout.ts) first.
+
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname } from 'node:path';
+import { TextDecoder } from 'node:util';
+import {
+  StorageError,
+  type DavPath,
+  type DeadProps,
+  type Depth,
+  type Entry,
+  type ListOptions,
+  type MemberError,
+  type OpenedFile,
+  type PropPatchOp,
+  type PropSelection,
+  type Space,
+  type Stat,
+  type Storage,
+  type Times,
+  type TransferOptions,
+  type TransferResult,
+  type Upload,
+} from '../src/storage/storage';
+import { linkTmpfile } from '../native/index';
+import { copyUserXattrs, patchDeadProps, readDeadProps } from './dead-props';
+import {
+  childDavPath,
+  isSameOrInside,
+  isValidSegment,
+  MAX_PATH_BYTES,
+  parentDavPath,
+  resolvePath,
+  shareRootOf,
+  type LayoutConfig,
+} from './layout';
+
+export type { LayoutConfig } from './layout';
+
+export interface LocalStorageOptions {
+  layout: LayoutConfig;
+  /** fdatasync an upload before it replaces the target (default true). */
+  durable?: boolean;
+}
+
+const fsp = fs.promises;
+/** open(2) flags O_TMPFILE | O_DIRECTORY; Node does not export the constant. */
+const O_TMPFILE = 0o20200000;
+/** Members stat'ed at once while listing: enough to keep the threadpool busy, bounded for memory. */
+const LIST_CONCURRENCY = 32;
+/** Members removed or copied at once inside one collection. */
+const TREE_CONCURRENCY = 16;
+/** Errors that mean a listed member went away (or never was reachable) between readdir and stat. */
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export class LocalStorage implements Storage {
+  readonly #layout: LayoutConfig;
+  readonly #durable: boolean;
+
+  constructor(options: LocalStorageOptions) {
+    this.#layout = options.layout;
+    this.#durable = options.durable ?? true;
+  }
+
+  async stat(path: DavPath): Promise<Stat | null> {
+    const fsPath = this.#resolve(path);
+    const stats = await statOrNull(fsPath);
+    return stats === null ? null : toStat(stats);
+  }
+
+  async realPath(path: DavPath): Promise<string> {
+    const fsPath = this.#resolve(path);
+    try {
+      return await fsp.realpath(fsPath);
+    } catch (error) {
+      // A resource that does not exist yet is named by its (resolved) parent plus its name.
+      if (errnoOf(error) !== 'ENOENT' || this.#isShareRoot(path)) throw storageError(error);
+      const parent = await this.realPath(parentDavPath(path));
+      return (parent === '/' ? '' : parent) + '/' + basename(fsPath);
+    }
+  }
+
+  async *list(path: DavPath, depth: Depth, options: ListOptions): AsyncGenerator<Entry> {
+    const fsPath = this.#resolve(path);
+    checkListArguments(depth, options);
+    const props = options.props;
+    const root = await statOrThrow(fsPath);
+    let count = 0;
+    const counted = (entry: Entry): Entry => {
+      if (++count > options.limit) throw new StorageError('LIMIT', 'too many entries');
+      return entry;
+    };
+    yield counted(makeEntry(path, fsPath, root, props));
+    if (depth === 0 || !root.isDirectory()) return;
+
+    // Breadth-first. Symlinked directories are listed but not entered, and a directory reached
+    // twice (bind mounts) is entered once, so the walk always ends.
+    const visited = new Set<string>([identityOf(root)]);
+    const pending: Array<{ path: DavPath; fsPath: string }> = [{ path, fsPath }];
+    while (pending.length > 0) {
+      const dir = pending.shift()!;
+      for await (const member of listMembers(dir.path, dir.fsPath, props)) {
+        yield counted(member.entry);
+        if (depth !== 'infinity' || member.isSymlink || !member.stats.isDirectory()) continue;
+        const identity = identityOf(member.stats);
+        if (visited.has(identity)) continue;
+        visited.add(identity);
+        pending.push({ path: member.entry.path, fsPath: member.fsPath });
+      }
+    }
+  }
+
+  async openRead(path: DavPath): Promise<OpenedFile> {
+    const fsPath = this.#resolve(path);
+    // Checked before opening so a FIFO or device is never opened (opening a FIFO blocks a thread).
+    refuseNonFile(await statOrThrow(fsPath));
+    const fd = await call<number>((done) =>
+      fs.open(fsPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, done),
+    );
+    try {
+      // The descriptor, not the path, is what the caller reads: check what was actually opened.
+      const stats = await fstat(fd);
+      refuseNonFile(stats);
+      return { fd, stat: toStat(stats) };
+    } catch (error) {
+      closeQuietly(fd);
+      throw storageError(error);
+    }
+  }
+
+  async openWrite(path: DavPath): Promise<Upload> {
+    const fsPath = this.#resolve(path);
+    const existing = await statOrNull(fsPath);
+    if (existing !== null) refuseNonFile(existing);
+    // Writing through the user's symlink replaces the file it points to, not the link.
+    const target = existing === null ? fsPath : await call<string>((done) => fs.realpath(fsPath, done));
+    return LocalUpload.open(target, existing === null ? null : toStat(existing), this.#durable);
+  }
+
+  async mkcol(path: DavPath): Promise<void> {
+    const fsPath = this.#resolve(path);
+    await guard(fsp.mkdir(fsPath, 0o777));
+  }
+
+  async remove(path: DavPath): Promise<MemberError[]> {
+    const fsPath = this.#resolve(path);
+    if (this.#isShareRoot(path)) throw new StorageError('EPERM', 'a share root cannot be removed');
+    const stats = await guard(fsp.lstat(fsPath, { bigint: true }));
+    if (!stats.isDirectory()) {
+      await guard(fsp.unlink(fsPath));
+      return [];
+    }
+    const errors = await removeMembers(path, Buffer.from(fsPath));
+    if (errors.length === 0) await guard(fsp.rmdir(fsPath));
+    return errors;
+  }
+
+  async copy(from: DavPath, to: DavPath, options: TransferOptions): Promise<TransferResult> {
+    const source = this.#resolve(from);
+    const destination = this.#resolve(to);
+    if (options?.depth !== 0 && options?.depth !== 'infinity') throw protocolError('bad copy depth');
+    const stats = await statOrThrow(source);
+    await this.#refuseIntoItself(from, to, source, stats);
+    const created = await this.#clearDestination(to, destination, options.overwrite);
+    if (created !== true) return created;
+    const errors = await copyResource(source, stats, destination, to, options.depth);
+    return { created: true, errors };
+  }
+
+  async move(from: DavPath, to: DavPath, options: Omit<TransferOptions, 'depth'>): Promise<TransferResult> {
+    const source = this.#resolve(from);
+    const destination = this.#resolve(to);
+    if (this.#isShareRoot(from) || this.#isShareRoot(to)) {
+      throw new StorageError('EPERM', 'a share root cannot be moved or replaced');
+    }
+    const stats = await guard(fsp.lstat(source, { bigint: true })); // a symlink moves as itself
+    await this.#refuseIntoItself(from, to, source, stats);
+    const destinationStats = await lstatOrNull(destination);
+    if (destinationStats !== null && options?.overwrite !== true) throw new StorageError('EEXIST');
+    // rename(2) replaces a file atomically; a collection on either side must be removed first.
+    if (destinationStats !== null && (destinationStats.isDirectory() || stats.isDirectory())) {
+      const errors = await this.remove(to);
+      if (errors.length > 0) return { created: false, errors };
+    }
+    const created = destinationStats === null;
+    try {
+      await fsp.rename(source, destination);
+      return { created, errors: [] };
+    } catch (error) {
+      if (errnoOf(error) === 'EINVAL')
+        throw new StorageError('BAD_PATH', 'cannot move a collection into itself');
+      if (errnoOf(error) !== 'EXDEV') throw storageError(error);
+    }
+    // Another filesystem: copy as the user, and delete the source only when every member arrived.
+    const errors = await copyResource(source, stats, destination, to, 'infinity');
+    if (errors.length > 0) return { created, errors };
+    return { created, errors: await this.remove(from) };
+  }
+
+  async getProps(path: DavPath, selection: PropSelection): Promise<DeadProps> {
+    const fsPath = this.#resolve(path);
+    checkSelection(selection);
+    await statOrThrow(fsPath);
+    return readDeadProps(fsPath, selection);
+  }
+
+  async patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void> {
+    const fsPath = this.#resolve(path);
+    if (!Array.isArray(ops)) throw protocolError('property operations must be a list');
+    await statOrThrow(fsPath);
+    patchDeadProps(fsPath, ops);
+  }
+
+  async setTimes(path: DavPath, times: Times): Promise<void> {
+    const fsPath = this.#resolve(path);
+    const { atimeMs, mtimeMs } = times ?? {};
+    for (const value of [atimeMs, mtimeMs]) {
+      if (value !== undefined && !Number.isFinite(value)) throw protocolError('times must be finite numbers');
+    }
+    // utimes(2) sets both: a time the caller left out is written back as it is now.
+    const current = await statOrThrow(fsPath);
+    const atime = atimeMs ?? nsToMs(current.atimeNs);
+    const mtime = mtimeMs ?? nsToMs(current.mtimeNs);
+    await guard(fsp.utimes(fsPath, atime / 1000, mtime / 1000));
+  }
+
+  async space(path: DavPath): Promise<Space> {
+    const fsPath = this.#resolve(path);
+    const stats = await guard(fsp.statfs(fsPath, { bigint: true }));
+    return {
+      availableBytes: Number(stats.bavail * stats.bsize),
+      usedBytes: Number((stats.blocks - stats.bfree) * stats.bsize),
+    };
+  }
+
+  #resolve(path: DavPath): string {
+    return resolvePath(this.#layout, path);
+  }
+
+  #isShareRoot(path: DavPath): boolean {
+    return shareRootOf(this.#layout, path) === path;
+  }
+
+  /** COPY or MOVE of a collection below itself would never end (RFC 4918 §9.8.5: 403). */
+  async #refuseIntoItself(from: DavPath, to: DavPath, source: string, stats: fs.BigIntStats): Promise<void> {
+    if (from === to) throw new StorageError('BAD_PATH', 'source and destination are the same');
+    if (!stats.isDirectory()) return;
+    if (isSameOrInside(from, to)) throw new StorageError('BAD_PATH', 'cannot copy a collection into itself');
+    // The same through symlinks: compare where things really are.
+    const realSource = await guard(fsp.realpath(source));
+    const realDestination = await this.realPath(to);
+    if (realDestination === realSource || realDestination.startsWith(realSource + '/')) {
+      throw new StorageError('BAD_PATH', 'cannot copy a collection into itself');
+    }
+  }
+
+  /**
+   * Makes way for a COPY: true when the destination did not exist, a result to return when
+   * removing the existing one failed in part; throws EEXIST when it exists and may not be replaced.
+   */
+  async #clearDestination(
+    to: DavPath,
+    destination: string,
+    overwrite: unknown,
+  ): Promise<true | TransferResult> {
+    if ((await lstatOrNull(destination)) === null) return true;
+    if (overwrite !== true) throw new StorageError('EEXIST');
+    if (this.#isShareRoot(to)) throw new StorageError('EPERM', 'a share root cannot be replaced');
+    const errors = await this.remove(to);
+    return { created: false, errors };
+  }
+}
+
+/**
+ * An upload in progress: a temporary file in the target's directory. LocalStorage owns `fd`; the
+ * caller only writes into it (or into its own duplicate) and never closes it — commit() and abort()
+ * close it. Until commit() renames it into place, the target is untouched.
+ */
+class LocalUpload implements Upload {
+  readonly fd: number;
+  readonly existing: Stat | null;
+  readonly #target: string;
+  readonly #durable: boolean;
+  /** The temporary name: created at open (named fallback) or at commit (O_TMPFILE). */
+  #temporaryPath: string | null;
+  #finished = false;
+
+  private constructor(
+    fd: number,
+    target: string,
+    existing: Stat | null,
+    durable: boolean,
+    temporary: string | null,
+  ) {
+    this.fd = fd;
+    this.existing = existing;
+    this.#target = target;
+    this.#durable = durable;
+    this.#temporaryPath = temporary;
+  }
+
+  static async open(target: string, existing: Stat | null, durable: boolean): Promise<LocalUpload> {
+    const directory = dirname(target);
+    try {
+      // Anonymous until commit: a killed worker leaves nothing behind. Mode 0666 & ~umask.
+      const fd = await call<number>((done) =>
+        fs.open(directory, fs.constants.O_WRONLY | O_TMPFILE, 0o666, done),
+      );
+      return new LocalUpload(fd, target, existing, durable, null);
+    } catch (error) {
+      // Filesystems without O_TMPFILE (and kernels that ignore the flag) fall back to a named file.
+      const code = errnoOf(error);
+      if (code !== 'EOPNOTSUPP' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EINVAL') {
+        throw storageError(error);
+      }
+    }
+    const temporary = temporaryNameFor(target);
+    const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+    const fd = await guard(call<number>((done) => fs.open(temporary, flags, 0o666, done)));
+    return new LocalUpload(fd, target, existing, durable, temporary);
+  }
+
+  async commit(): Promise<Stat> {
+    this.#finish();
+    try {
+      await this.#inheritFromTarget();
+      if (this.#durable) await call((done) => fs.fdatasync(this.fd, done));
+      if (this.#temporaryPath === null) {
+        const temporary = temporaryNameFor(this.#target);
+        linkTmpfile(this.fd, temporary);
+        this.#temporaryPath = temporary;
+      }
+      await fsp.rename(this.#temporaryPath, this.#target);
+      this.#temporaryPath = null;
+      return toStat(await fstat(this.fd));
+    } catch (error) {
+      throw storageError(error);
+    } finally {
+      this.#cleanUp();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (this.#finished) return;
+    this.#finish();
+    this.#cleanUp();
+  }
+
+  /** A replaced file keeps its permission bits, group and dead properties (a 0600 file stays 0600). */
+  async #inheritFromTarget(): Promise<void> {
+    const current = await statOrNull(this.#target);
+    if (current === null) return;
+    refuseNonFile(current);
+    // Set-id bits are dropped, as the kernel drops them when anyone writes to such a file.
+    await call((done) => fs.fchmod(this.fd, Number(current.mode) & 0o1777, done));
+    const fresh = await fstat(this.fd);
+    if (fresh.gid !== current.gid) {
+      // Possible when the user is in that group; otherwise the file keeps the user's group.
+      await call((done) => fs.fchown(this.fd, -1, Number(current.gid), done)).catch(() => undefined);
+    }
+    copyUserXattrs(this.#target, this.#temporaryPath ?? `/proc/self/fd/${this.fd}`);
+  }
+
+  #finish(): void {
+    if (this.#finished) throw new StorageError('INTERNAL', 'upload already committed or aborted');
+    this.#finished = true;
+  }
+
+  /** Closes our descriptor and removes a temporary name that was not renamed into place. */
+  #cleanUp(): void {
+    closeQuietly(this.fd);
+    if (this.#temporaryPath !== null) {
+      try {
+        fs.unlinkSync(this.#temporaryPath);
+      } catch {
+        // Already gone, or the directory went away: nothing is left behind either way.
+      }
+      this.#temporaryPath = null;
+    }
+  }
+}
+
+// ---- listing ---------------------------------------------------------------------------------
+
+interface ListedMember {
+  entry: Entry;
+  fsPath: string;
+  stats: fs.BigIntStats;
+  isSymlink: boolean;
+}
+
+/** The members of one directory, stat'ed with bounded concurrency, yielded in directory order. */
+async function* listMembers(
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+): AsyncGenerator<ListedMember> {
+  const pathBytes = Buffer.byteLength(dirPath, 'utf8');
+  let dir: fs.Dir;
+  try {
+    // latin1 maps every byte to one character, so the raw name survives and can be checked.
+    dir = await fsp.opendir(dirFsPath, { encoding: 'latin1', bufferSize: 128 });
+  } catch (error) {
+    throw storageError(error);
+  }
+  const inFlight: Array<Promise<ListedMember | null>> = [];
+  try {
+    for await (const dirent of dir) {
+      const name = addressableName(dirent.name, pathBytes);
+      if (name === null) continue;
+      inFlight.push(statMember(dirPath, dirFsPath, name, dirent.isSymbolicLink(), props));
+      if (inFlight.length >= LIST_CONCURRENCY) {
+        const member = await inFlight.shift()!;
+        if (member !== null) yield member;
+      }
+    }
+    while (inFlight.length > 0) {
+      const member = await inFlight.shift()!;
+      if (member !== null) yield member;
+    }
+  } catch (error) {
+    throw storageError(error);
+  }
+}
+
+/** Never rejects: a member that vanished or cannot be stat'ed is left out of the listing. */
+async function statMember(
+  dirPath: DavPath,
+  dirFsPath: string,
+  name: string,
+  isSymlink: boolean,
+  props: PropSelection,
+): Promise<ListedMember | null> {
+  const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
+  try {
+    const stats = await fsp.stat(fsPath, { bigint: true });
+    return { entry: makeEntry(childDavPath(dirPath, name), fsPath, stats, props), fsPath, stats, isSymlink };
+  } catch {
+    return null;
+  }
+}
+
+/** A directory entry's name as a DavPath segment, or null when no DavPath could name it. */
+function addressableName(latin1Name: string, parentBytes: number): string | null {
+  const raw = Buffer.from(latin1Name, 'latin1');
+  if (parentBytes + 1 + raw.length > MAX_PATH_BYTES) return null;
+  let name: string;
+  try {
+    name = strictUtf8.decode(raw);
+  } catch {
+    return null; // not UTF-8: would come back as a different name
+  }
+  return isValidSegment(name) ? name : null;
+}
+
+function makeEntry(path: DavPath, fsPath: string, stats: fs.BigIntStats, props: PropSelection): Entry {
+  const entry: Entry = { path, stat: toStat(stats) };
+  if (props !== 'none') {
+    try {
+      entry.props = readDeadProps(fsPath, props);
+    } catch {
+      entry.props = {}; // an unreadable attribute must not hide the resource
+    }
+  }
+  return entry;
+}
+
+function checkListArguments(depth: Depth, options: ListOptions): void {
+  if (depth !== 0 && depth !== 1 && depth !== 'infinity') throw protocolError('bad depth');
+  if (!Number.isSafeInteger(options?.limit) || options.limit < 1) throw protocolError('bad limit');
+  checkSelection(options.props);
+}
+
+function checkSelection(selection: PropSelection): void {
+  if (selection === 'none' || selection === 'names' || selection === 'all') return;
+  if (Array.isArray(selection) && selection.every((name) => typeof name === 'string')) return;
+  throw protocolError('bad property selection');
+}
+
+// ---- trees: remove and copy ------------------------------------------------------------------
+// These work on Buffer paths so that members whose names are not UTF-8 are removed and copied too.
+
+const SLASH = Buffer.from('/');
+
+function joinBuffer(parent: Buffer, name: Buffer): Buffer {
+  return Buffer.concat([parent, SLASH, name]);
+}
+
+/** A member's DavPath for an error report (lossy for names that are not UTF-8). */
+function memberPath(parent: DavPath, name: Buffer): DavPath {
+  return childDavPath(parent, name.toString('utf8'));
+}
+
+async function readMembers(fsPath: Buffer): Promise<fs.Dirent<Buffer>[]> {
+  return fsp.readdir(fsPath, { withFileTypes: true, encoding: 'buffer' });
+}
+
+/**
+ * Removes everything inside the directory `fsPath`, depth first, going on past failures. Returns
+ * the deepest failures only: a member that failed keeps its ancestors, which are then not
+ * reported themselves (RFC 4918 §9.6.1).
+ */
+async function removeMembers(path: DavPath, fsPath: Buffer): Promise<MemberError[]> {
+  let members: fs.Dirent<Buffer>[];
+  try {
+    members = await readMembers(fsPath);
+  } catch (error) {
+    return [{ path, code: storageError(error).code }];
+  }
+  const results = await mapBounded(members, TREE_CONCURRENCY, async (member): Promise<MemberError[]> => {
+    const childPath = memberPath(path, member.name);
+    const childFsPath = joinBuffer(fsPath, member.name);
+    try {
+      if (member.isDirectory()) {
+        const errors = await removeMembers(childPath, childFsPath);
+        if (errors.length > 0) return errors;
+        await fsp.rmdir(childFsPath);
+      } else {
+        await fsp.unlink(childFsPath);
+      }
+      return [];
+    } catch (error) {
+      return errnoOf(error) === 'ENOENT' ? [] : [{ path: childPath, code: storageError(error).code }];
+    }
+  });
+  return results.flat();
+}
+
+/**
+ * Copies the resource at `source` (described by `stats`) to the new name `destination`, with its
+ * mode and user xattrs. Collections copy their members when depth is 'infinity'; symlinks inside a
+ * tree are copied as symlinks (never followed, so a tree copy cannot loop or pull in outside data).
+ * Returns the members that could not be copied; throws when the resource itself could not be.
+ */
+async function copyResource(
+  source: string,
+  stats: fs.BigIntStats,
+  destination: string,
+  to: DavPath,
+  depth: 0 | 'infinity',
+): Promise<MemberError[]> {
+  if (stats.isSymbolicLink()) {
+    await guard(copySymlink(Buffer.from(source), Buffer.from(destination)));
+    return [];
+  }
+  if (stats.isFile()) {
+    await guard(copyFile(Buffer.from(source), Buffer.from(destination)));
+    return [];
+  }
+  if (!stats.isDirectory()) throw new StorageError('EPERM', 'only files and collections can be copied');
+  await guard(fsp.mkdir(destination, 0o700));
+  copyUserXattrs(source, destination);
+  const errors =
+    depth === 'infinity' ? await copyMembers(Buffer.from(source), Buffer.from(destination), to) : [];
+  await guard(fsp.chmod(destination, Number(stats.mode) & 0o7777));
+  return errors;
+}
+
+async function copyMembers(source: Buffer, destination: Buffer, to: DavPath): Promise<MemberError[]> {
+  let members: fs.Dirent<Buffer>[];
+  try {
+    members = await readMembers(source);
+  } catch (error) {
+    return [{ path: to, code: storageError(error).code }];
+  }
+  const results = await mapBounded(members, TREE_CONCURRENCY, async (member): Promise<MemberError[]> => {
+    const childPath = memberPath(to, member.name);
+    const from = joinBuffer(source, member.name);
+    const into = joinBuffer(destination, member.name);
+    try {
+      if (member.isSymbolicLink()) await copySymlink(from, into);
+      else if (member.isFile()) await copyFile(from, into);
+      else if (member.isDirectory()) return await copyDirectory(from, into, childPath);
+      else return [{ path: childPath, code: 'EPERM' }]; // FIFOs, sockets, devices are not resources
+      return [];
+    } catch (error) {
+      return [{ path: childPath, code: storageError(error).code }];
+    }
+  });
+  return results.flat();
+}
+
+async function copyDirectory(source: Buffer, destination: Buffer, to: DavPath): Promise<MemberError[]> {
+  const stats = await fsp.stat(source);
+  // Writable while its members arrive; its own mode is applied afterwards (it may be read-only).
+  await fsp.mkdir(destination, 0o700);
+  copyXattrsIfNamed(source, destination);
+  const errors = await copyMembers(source, destination, to);
+  await fsp.chmod(destination, stats.mode & 0o7777);
+  return errors;
+}
+
+async function copyFile(source: Buffer, destination: Buffer): Promise<void> {
+  // libuv gives the copy the source's mode; FICLONE shares blocks where the filesystem can.
+  await fsp.copyFile(source, destination, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
+  copyXattrsIfNamed(source, destination);
+}
+
+async function copySymlink(source: Buffer, destination: Buffer): Promise<void> {
+  const target = await fsp.readlink(source, { encoding: 'buffer' });
+  await fsp.symlink(target, destination);
+}
+
+/** fs-xattr takes string paths: a name that is not UTF-8 keeps its content but not its xattrs. */
+function copyXattrsIfNamed(source: Buffer, destination: Buffer): void {
+  let from: string;
+  let into: string;
+  try {
+    from = strictUtf8.decode(source);
+    into = strictUtf8.decode(destination);
+  } catch {
+    return;
+  }
+  copyUserXattrs(from, into);
+}
+
+/** Runs `work` over `items` with at most `limit` at once; results in item order. */
+async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const runner = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
+  return results;
+}
+
+// ---- stat, errors, descriptors ---------------------------------------------------------------
+
+function toStat(stats: fs.BigIntStats): Stat {
+  const kind = stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : 'other';
+  const birthtimeNs = stats.birthtimeNs !== 0n ? stats.birthtimeNs : stats.ctimeNs;
+  return {
+    kind,
+    size: Number(stats.size),
+    mtimeMs: nsToMs(stats.mtimeNs),
+    birthtimeMs: nsToMs(birthtimeNs),
+    etag: `"${stats.ino.toString(16)}-${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}"`,
+    dev: Number(stats.dev),
+    ino: Number(stats.ino),
+    mode: Number(stats.mode),
+    uid: Number(stats.uid),
+    gid: Number(stats.gid),
+  };
+}
+
+/** Milliseconds with microsecond precision: a double cannot carry nanoseconds since 1970. */
+function nsToMs(ns: bigint): number {
+  return Number(ns / 1000n) / 1000;
+}
+
+function identityOf(stats: fs.BigIntStats): string {
+  return `${stats.dev}:${stats.ino}`;
+}
+
+function refuseNonFile(stats: fs.BigIntStats): void {
+  if (stats.isDirectory()) throw new StorageError('EISDIR');
+  if (!stats.isFile()) throw new StorageError('EPERM', 'not a regular file');
+}
+
+async function statOrThrow(fsPath: string): Promise<fs.BigIntStats> {
+  return guard(fsp.stat(fsPath, { bigint: true }));
+}
+
+/** null for a missing resource, including one below something that is not a directory. */
+async function statOrNull(fsPath: string): Promise<fs.BigIntStats | null> {
+  try {
+    return await fsp.stat(fsPath, { bigint: true });
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw storageError(error);
+  }
+}
+
+async function lstatOrNull(fsPath: string): Promise<fs.BigIntStats | null> {
+  try {
+    return await fsp.lstat(fsPath, { bigint: true });
+  } catch (error) {
+    const code = errnoOf(error);
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw storageError(error);
+  }
+}
+
+function fstat(fd: number): Promise<fs.BigIntStats> {
+  return new Promise((resolve, reject) =>
+    fs.fstat(fd, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
+  );
+}
+
+/** Adapts a node:fs callback API; used for the descriptor calls fs.promises only offers as FileHandles. */
+function call<T = void>(
+  start: (done: (error: NodeJS.ErrnoException | null, value?: T) => void) => void,
+): Promise<T> {
+  return new Promise((resolve, reject) =>
+    start((error, value) => (error ? reject(error) : resolve(value as T))),
+  );
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Already closed: nothing to release.
+  }
+}
+
+/** `.<name>.privdav-<random>.tmp` beside the target: same filesystem, so rename is atomic. */
+function temporaryNameFor(target: string): string {
+  const name = basename(target);
+  const random = randomBytes(8).toString('hex');
+  const stem = Buffer.byteLength(name, 'utf8') <= 200 ? `.${name}.privdav-` : '.privdav-';
+  return `${dirname(target)}/${stem}${random}.tmp`;
+}
+
+/** Awaits `operation`, turning any failure into a StorageError. */
+async function guard<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (error) {
+    throw storageError(error);
+  }
+}
+
+/**
+ * A StorageError carrying only the errno name: node:fs messages contain absolute paths, which
+ * must not reach the client beyond what its own request named.
+ */
+function storageError(error: unknown): StorageError {
+  if (error instanceof StorageError) return error;
+  const converted = StorageError.from(error);
+  if (converted.code !== 'INTERNAL') return converted;
+  return new StorageError('INTERNAL', errnoOf(error) ?? 'unexpected failure');
+}
+
+function protocolError(message: string): StorageError {
+  return new StorageError('PROTOCOL', message);
+}
+
+function errnoOf(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
