@@ -1,0 +1,11 @@
+# Builds privdav_native.node: plain Node-API C (no C++ runtime), Linux only.
+{
+  "targets": [
+    {
+      "target_name": "privdav_native",
+      "sources": ["src/privdav_native.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-fvisibility=hidden"]
+    }
+  ]
+}
