@@ -1,0 +1,81 @@
+// The `privdav` command: `serve` (the default) starts the monitor, `check-config` validates a
+// configuration file and reports every problem with its key and line.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config';
+import { Logger } from './log';
+import { Monitor } from './monitor';
+
+const USAGE = `Usage: privdav [serve] [--config FILE]
+       privdav check-config [--config FILE]
+       privdav --version | --help
+
+  serve          run the daemon (as root: serves every eligible user's files as that user;
+                 as an ordinary user: serves only that user's own files)
+  check-config   validate the configuration and report each problem with its key and line
+  --config FILE  configuration file (default ${DEFAULT_CONFIG_PATH})
+`;
+
+function version(): string {
+  const manifest = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+function parseArguments(argv: string[]): { command: string; config: string } {
+  let command: string | null = null;
+  let config = DEFAULT_CONFIG_PATH;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (arg === '--version' || arg === '-V') {
+      process.stdout.write(`privdav ${version()}\n`);
+      process.exit(0);
+    } else if (arg === '--config' || arg === '-c') {
+      const value = argv[++i];
+      if (value === undefined) usageError('--config needs a file name');
+      config = value;
+    } else if (arg.startsWith('--config=')) {
+      config = arg.slice('--config='.length);
+    } else if (command === null && (arg === 'serve' || arg === 'check-config')) {
+      command = arg;
+    } else {
+      usageError(`unknown argument: ${arg}`);
+    }
+  }
+  return { command: command ?? 'serve', config };
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`privdav: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function main(): void {
+  const { command, config: path } = parseArguments(process.argv.slice(2));
+  let config;
+  try {
+    config = loadConfig(path);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  if (command === 'check-config') {
+    process.stdout.write(`${path}: OK\n`);
+    return;
+  }
+  const log = new Logger('monitor', config.log.level);
+  try {
+    new Monitor(config, log).start();
+  } catch (error) {
+    log.error(`cannot start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+}
+
+main();

@@ -1,0 +1,457 @@
+// The monitor: the only root process. It binds the listen sockets, holds the cookie key K, runs
+// the web process as the unprivileged account and a worker per active user, and answers the
+// web process's few requests (the table below) — it never sees HTTP, XML or a WebDAV path.
+// Every message from the web process is treated as hostile: bounded, validated, refused and
+// logged when wrong, and the monitor goes on.
+
+import { ChildProcess, spawn } from 'node:child_process';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Channel } from './channel';
+import { Config, loadConfig } from './config';
+import { deriveUserKey, issueCookie, newMasterKey, peekClaims, verifyCookie } from './cookie';
+import { Account, lookUpAccount, refusalReason, workerIdentity } from './accounts';
+import { LoginThrottle } from './login-throttle';
+import { pamAuthenticate } from './pam';
+import { closeAll } from './rpc';
+import { closeFd, socketpair, tcpListen } from '../native';
+import { Logger } from './log';
+import { notifySystemd } from './sd-notify';
+import {
+  MAX_PASSWORD_BYTES,
+  MAX_REMOTE_CHARS,
+  MAX_USER_BYTES,
+  WebInit,
+  WorkerSettings,
+  decodeMessage,
+  encodeMessage,
+  isBoundedString,
+  isRequestId,
+} from './protocol';
+
+const WEB_ENTRY = join(__dirname, '..', 'src', 'web.js');
+const WORKER_ENTRY = join(__dirname, 'worker.js');
+const MAX_PENDING_AUTH = 512;
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 10_000;
+const STABLE_AFTER_MS = 30_000;
+
+type Reply = (message: object, fds?: number[]) => void;
+
+/** One row per request the web process may make: who may call it when, how it is checked, what it does. */
+interface RequestSpec {
+  /** Allowed only once per web process (OpenSSH's MON_ONCE). */
+  once: boolean;
+  /** Allowed only after the web process said it is ready (it must not serve before). */
+  afterReady: boolean;
+  check(message: Record<string, unknown>): boolean;
+  handle(message: Record<string, unknown>, reply: Reply, web: WebProcess): void;
+}
+
+interface WebProcess {
+  child: ChildProcess;
+  channel: Channel;
+  ready: boolean;
+  used: Set<string>;
+  startedAt: number;
+}
+
+interface Worker {
+  child: ChildProcess;
+  control: Channel;
+  uid: number;
+  leaving: boolean;
+}
+
+export class Monitor {
+  #config: Config;
+  readonly #log: Logger;
+  readonly #masterKey = newMasterKey();
+  readonly #throttle = new LoginThrottle();
+  readonly #workers = new Map<number, Worker>();
+  readonly #listenFds: number[] = [];
+  readonly #nonRoot: boolean;
+  #web: WebProcess | null = null;
+  #restartDelay = RESTART_MIN_MS;
+  #pendingAuth = 0;
+  #stopping = false;
+  #webAccount: Account;
+  readonly #requests: Record<string, RequestSpec>;
+
+  constructor(config: Config, log: Logger) {
+    this.#config = config;
+    this.#log = log;
+    this.#nonRoot = process.getuid!() !== 0;
+    const webAccount = this.#nonRoot ? currentAccount() : lookUpAccount(config.server.user);
+    if (webAccount === null) {
+      throw new Error(
+        `server.user "${config.server.user}" does not exist: create it with ` +
+          `useradd --system --no-create-home --shell /usr/sbin/nologin ${config.server.user}`,
+      );
+    }
+    if (!this.#nonRoot && webAccount.uid === 0) throw new Error('server.user must not be root');
+    this.#webAccount = webAccount;
+    this.#requests = {
+      ready: {
+        once: true,
+        afterReady: false,
+        check: () => true,
+        handle: (_message, _reply, web) => {
+          web.ready = true;
+          this.#log.info('web process ready', { pid: web.child.pid });
+          notifySystemd('READY=1\nSTATUS=serving');
+        },
+      },
+      auth: {
+        once: false,
+        afterReady: true,
+        check: (m) =>
+          isRequestId(m.id) &&
+          isBoundedString(m.user, MAX_USER_BYTES) &&
+          isBoundedString(m.password, MAX_PASSWORD_BYTES) &&
+          isBoundedString(m.remote, MAX_REMOTE_CHARS),
+        handle: (m, reply) => this.#auth(m.id as number, m.user as string, m.password as string, m.remote as string, reply),
+      },
+      connect: {
+        once: false,
+        afterReady: true,
+        check: (m) => isRequestId(m.id) && isBoundedString(m.cookie, 512),
+        handle: (m, reply) => this.#connect(m.id as number, m.cookie as string, reply),
+      },
+    };
+  }
+
+  start(): void {
+    this.#prepareStateDir();
+    for (const address of this.#config.server.listen) {
+      try {
+        this.#listenFds.push(tcpListen(address.host, address.port, 511));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        const hint =
+          code === 'EADDRINUSE'
+            ? 'another process listens there; stop it or change server.listen'
+            : code === 'EACCES'
+              ? 'ports below 1024 need root'
+              : 'check server.listen';
+        throw new Error(`cannot listen on ${address.text}: ${code ?? (error as Error).message} (${hint})`);
+      }
+    }
+    this.#log.info('listening', { on: this.#config.server.listen.map((address) => address.text).join(' ') });
+    this.#startWeb();
+    process.on('SIGTERM', () => void this.stop('SIGTERM'));
+    process.on('SIGINT', () => void this.stop('SIGINT'));
+    process.on('SIGHUP', () => this.#reload());
+  }
+
+  async stop(reason: string): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#log.info('stopping', { reason });
+    notifySystemd('STOPPING=1');
+    // Stop accepting: the web process closes its listeners, we close our copies.
+    for (const fd of this.#listenFds.splice(0)) closeAll([fd]);
+    const web = this.#web;
+    if (web !== null && web.child.exitCode === null) {
+      web.child.kill('SIGTERM');
+      const exited = await waitForExit(web.child, this.#config.server.shutdownGraceMs);
+      if (!exited) {
+        this.#log.warn('web process did not finish in time; killing it');
+        web.child.kill('SIGKILL');
+        await waitForExit(web.child, 2000);
+      }
+    }
+    await Promise.all(
+      [...this.#workers.values()].map(async (worker) => {
+        worker.control.destroy();
+        worker.child.kill('SIGTERM');
+        if (!(await waitForExit(worker.child, 2000))) worker.child.kill('SIGKILL');
+      }),
+    );
+    this.#log.info('stopped');
+    process.exit(0);
+  }
+
+  // ---- the web process -------------------------------------------------------------------
+
+  #prepareStateDir(): void {
+    const dir = this.#config.server.stateDir;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (!this.#nonRoot) chownSync(dir, this.#webAccount.uid, this.#webAccount.gid);
+  }
+
+  #webInit(): WebInit {
+    const { server, auth, limits, log } = this.#config;
+    let tls: WebInit['tls'] = null;
+    if (server.tlsCert !== null && server.tlsKey !== null) {
+      // The key is read here, as root, and handed over: the web account need not be able to read the file.
+      tls = { cert: readFileSync(server.tlsCert, 'utf8'), key: readFileSync(server.tlsKey, 'utf8') };
+    }
+    return {
+      t: 'init',
+      listeners: server.listen.map((address) => address.text),
+      tls,
+      stateDir: server.stateDir,
+      realm: auth.realm,
+      limits,
+      logLevel: log.level,
+      shutdownGraceMs: server.shutdownGraceMs,
+    };
+  }
+
+  #startWeb(): void {
+    const [monitorEnd, webEnd] = socketpair();
+    // Started as root only so that it can chroot into state_dir before it drops to server.user
+    // (no groups at all); it does both before it accepts a connection (src/web.ts).
+    const child = spawn(process.execPath, [WEB_ENTRY], {
+      stdio: ['ignore', 'inherit', 'inherit', webEnd, ...this.#listenFds],
+      env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production', PRIVDAV_WEB_USER: this.#webAccount.user },
+      cwd: '/',
+    });
+    closeFd(webEnd);
+    const channel = new Channel(monitorEnd);
+    const web: WebProcess = { child, channel, ready: false, used: new Set(), startedAt: Date.now() };
+    this.#web = web;
+    channel.on('message', (payload: Buffer, fds: number[]) => this.#onWebMessage(web, payload, fds));
+    channel.on('error', (error: Error) => this.#log.debug('web channel error', { error: error.message }));
+    child.on('exit', (code, signal) => this.#onWebExit(web, code, signal));
+    channel.send(encodeMessage(this.#webInit()));
+    this.#log.info('web process started', { pid: child.pid, user: this.#webAccount.user });
+  }
+
+  #onWebExit(web: WebProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    web.channel.destroy();
+    if (this.#web === web) this.#web = null;
+    if (this.#stopping) return;
+    this.#log.error('web process exited; restarting', { code, signal, inMs: this.#restartDelay });
+    if (Date.now() - web.startedAt > STABLE_AFTER_MS) this.#restartDelay = RESTART_MIN_MS;
+    const delay = this.#restartDelay;
+    this.#restartDelay = Math.min(RESTART_MAX_MS, this.#restartDelay * 2);
+    setTimeout(() => {
+      if (!this.#stopping) this.#startWeb();
+    }, delay);
+  }
+
+  #onWebMessage(web: WebProcess, payload: Buffer, fds: number[]): void {
+    // The web process never legitimately sends us descriptors.
+    closeAll(fds);
+    const message = decodeMessage(payload);
+    const type = message?.t;
+    const spec = typeof type === 'string' && Object.hasOwn(this.#requests, type) ? this.#requests[type] : undefined;
+    const reply: Reply = (answer, replyFds = []) => {
+      try {
+        web.channel.send(encodeMessage(answer), replyFds);
+      } catch (error) {
+        closeAll(replyFds);
+        this.#log.warn('reply to the web process not sent', { error: (error as Error).message });
+      }
+    };
+    if (message === null || spec === undefined) {
+      return this.#refuse(`unknown request ${typeof type === 'string' ? JSON.stringify(type.slice(0, 32)) : ''}`);
+    }
+    if (!spec.check(message)) return this.#refuse(`malformed ${type as string} request`);
+    if (spec.afterReady && !web.ready) return this.#refuse(`${type as string} before ready`);
+    if (spec.once && web.used.has(type as string)) return this.#refuse(`${type as string} repeated`);
+    web.used.add(type as string);
+    spec.handle(message, reply, web);
+  }
+
+  #refusals = { count: 0, since: 0 };
+  /** Logs refused requests, rate-limited so a flood cannot fill the journal. */
+  #refuse(what: string): void {
+    const now = Date.now();
+    if (now - this.#refusals.since > 10_000) {
+      if (this.#refusals.count > 10) this.#log.warn('more requests refused', { count: this.#refusals.count - 10 });
+      this.#refusals = { count: 0, since: now };
+    }
+    if (++this.#refusals.count <= 10) this.#log.warn('request from the web process refused', { what });
+  }
+
+  // ---- AUTH ------------------------------------------------------------------------------
+
+  #auth(id: number, user: string, password: string, remote: string, reply: Reply): void {
+    const received = Date.now();
+    // Every failure is answered no sooner than failure_delay after receipt, whatever its cause,
+    // so the timing tells an attacker nothing about which check failed.
+    const deny = (why: string): void => {
+      this.#log.info('login refused', { user: printable(user), remote: printable(remote), why });
+      const wait = Math.max(0, received + this.#config.auth.failureDelayMs - Date.now());
+      setTimeout(() => reply({ t: 'auth', id, ok: false, reason: 'denied' }), wait);
+    };
+    if (this.#pendingAuth >= MAX_PENDING_AUTH) {
+      reply({ t: 'auth', id, ok: false, reason: 'unavailable' });
+      return;
+    }
+    const userKey = `user:${user}`;
+    const addressKey = `addr:${remote}`;
+    if (this.#throttle.waitFor(userKey) > 0 || this.#throttle.waitFor(addressKey) > 0) {
+      return deny('backing off after repeated failures');
+    }
+    const account = user === '' ? null : lookUpAccount(user);
+    const refusal = account === null ? 'no such account' : refusalReason(account, this.#policy());
+    if (refusal !== null || account === null || password === '') {
+      this.#throttle.recordFailure(userKey);
+      this.#throttle.recordFailure(addressKey);
+      return deny(refusal ?? 'empty password');
+    }
+    this.#pendingAuth++;
+    void pamAuthenticate(this.#config.auth.pamService, account.user, password, remote)
+      .then((outcome) => {
+        if (outcome === 'ok') {
+          this.#throttle.recordSuccess(userKey);
+          this.#throttle.recordSuccess(addressKey);
+          const issued = Date.now();
+          const expires = issued + this.#config.auth.credentialTtlMs;
+          const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
+            uid: account.uid,
+            gid: account.gid,
+            user: account.user,
+            issued,
+            expires,
+          });
+          this.#log.info('login', { user: account.user, remote: printable(remote) });
+          reply({ t: 'auth', id, ok: true, cookie, uid: account.uid, expires });
+          return;
+        }
+        if (outcome === 'error') this.#log.error('PAM failed', { service: this.#config.auth.pamService });
+        this.#throttle.recordFailure(userKey);
+        this.#throttle.recordFailure(addressKey);
+        deny(outcome === 'error' ? 'PAM error' : 'wrong password or account not usable');
+      })
+      .finally(() => {
+        this.#pendingAuth--;
+      });
+  }
+
+  #policy() {
+    const { minUid, allowUsers, allowGroups, denyUsers } = this.#config.auth;
+    return { minUid, allowUsers, allowGroups, denyUsers, onlyUid: this.#nonRoot ? process.getuid!() : null };
+  }
+
+  // ---- CONNECT ---------------------------------------------------------------------------
+
+  #connect(id: number, cookie: string, reply: Reply): void {
+    const claims = peekClaims(cookie);
+    const verdict =
+      claims === null
+        ? ({ ok: false, code: 'COOKIE_INVALID', reason: 'malformed' } as const)
+        : verifyCookie(deriveUserKey(this.#masterKey, claims.uid), cookie, claims.uid);
+    if (!verdict.ok) {
+      if (verdict.code === 'COOKIE_INVALID') this.#log.warn('connect with a bad cookie refused', { why: verdict.reason });
+      reply({ t: 'connect', id, ok: false, code: verdict.code });
+      return;
+    }
+    const account = lookUpAccount(verdict.claims.user);
+    if (account === null || account.uid !== verdict.claims.uid || refusalReason(account, this.#policy()) !== null) {
+      this.#log.warn('connect for an account no longer eligible refused', { user: verdict.claims.user });
+      reply({ t: 'connect', id, ok: false, code: 'COOKIE_INVALID' });
+      return;
+    }
+    let worker: Worker;
+    try {
+      worker = this.#workerFor(account);
+    } catch (error) {
+      this.#log.error('cannot start worker', { user: account.user, error: (error as Error).message });
+      reply({ t: 'connect', id, ok: false, code: 'UNAVAILABLE' });
+      return;
+    }
+    const [workerEnd, webEnd] = socketpair();
+    try {
+      worker.control.send(encodeMessage({ t: 'attach' }), [workerEnd]);
+    } catch (error) {
+      closeAll([webEnd]);
+      this.#log.error('cannot attach to worker', { user: account.user, error: (error as Error).message });
+      reply({ t: 'connect', id, ok: false, code: 'UNAVAILABLE' });
+      return;
+    }
+    reply({ t: 'connect', id, ok: true }, [webEnd]);
+  }
+
+  #workerFor(account: Account): Worker {
+    const existing = this.#workers.get(account.uid);
+    if (existing !== undefined && !existing.leaving) return existing;
+    const [monitorEnd, workerEnd] = socketpair();
+    // Spawned as root on purpose: the worker calls initgroups itself (spawn's uid/gid would
+    // drop every supplementary group), then setgid and setuid, before it reads anything.
+    const child = spawn(process.execPath, [WORKER_ENTRY], {
+      stdio: ['ignore', 'inherit', 'inherit', workerEnd],
+      env: { PATH: '/usr/bin:/bin', PRIVDAV_WORKER: JSON.stringify(workerIdentity(account)) },
+      cwd: '/',
+    });
+    closeFd(workerEnd);
+    const control = new Channel(monitorEnd);
+    const worker: Worker = { child, control, uid: account.uid, leaving: false };
+    this.#workers.set(account.uid, worker);
+    const forget = (): void => {
+      worker.leaving = true;
+      if (this.#workers.get(account.uid) === worker) this.#workers.delete(account.uid);
+    };
+    control.on('message', (payload: Buffer, fds: number[]) => {
+      closeAll(fds);
+      if (decodeMessage(payload)?.t === 'exiting') forget();
+    });
+    control.on('error', forget);
+    child.on('exit', (code, signal) => {
+      forget();
+      control.destroy();
+      const level = code === 0 ? 'info' : 'warn';
+      this.#log[level]('worker exited', { user: account.user, code, signal });
+    });
+    const settings: WorkerSettings = {
+      layout: this.#config.shares.layout,
+      subdir: this.#config.shares.subdir,
+      idleTimeoutMs: this.#config.server.workerIdleTimeoutMs,
+      durable: this.#config.storage.durable,
+      maxInfinityEntries: this.#config.limits.maxInfinityEntries,
+      minUid: this.#nonRoot ? 0 : this.#config.auth.minUid,
+    };
+    control.send(
+      encodeMessage({ t: 'init', key: deriveUserKey(this.#masterKey, account.uid).toString('base64'), settings }),
+    );
+    this.#log.info('worker started', { user: account.user, pid: child.pid });
+    return worker;
+  }
+
+  // ---- SIGHUP ----------------------------------------------------------------------------
+
+  #reload(): void {
+    const source = this.#config.source;
+    if (source === null) return;
+    try {
+      const next = loadConfig(source);
+      const restartOnly: string[] = [];
+      const { server } = this.#config;
+      if (JSON.stringify(next.server.listen) !== JSON.stringify(server.listen)) restartOnly.push('server.listen');
+      if (next.server.user !== server.user) restartOnly.push('server.user');
+      if (next.server.stateDir !== server.stateDir) restartOnly.push('server.state_dir');
+      if (next.server.tlsCert !== server.tlsCert || next.server.tlsKey !== server.tlsKey) restartOnly.push('server.tls_*');
+      if (restartOnly.length > 0) this.#log.warn('these changes need a restart', { keys: restartOnly.join(' ') });
+      this.#config = { ...next, server: { ...next.server, listen: server.listen, user: server.user, stateDir: server.stateDir, tlsCert: server.tlsCert, tlsKey: server.tlsKey } };
+      this.#log.setLevel(next.log.level);
+      if (this.#web !== null) this.#web.channel.send(encodeMessage(this.#webInit()));
+      this.#log.info('configuration reloaded', { from: source });
+    } catch (error) {
+      this.#log.error('reload failed; keeping the running configuration', { error: (error as Error).message });
+    }
+  }
+}
+
+function currentAccount(): Account | null {
+  return lookUpAccount(require('node:os').userInfo().username as string);
+}
+
+function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** For logs: control characters out, length bounded (names come from the network). */
+function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 64);
+}

@@ -1,0 +1,181 @@
+// The channel protocol: every message that crosses a privdav channel, defined once and shared by
+// the monitor, the workers and the web process. Messages are JSON objects in one SEQPACKET
+// datagram (descriptors ride along as SCM_RIGHTS). Receivers treat every message as hostile:
+// `decodeMessage` bounds and parses, and each side validates fields with the checkers below
+// before acting on anything.
+
+/** Bytes in one message; SEQPACKET keeps the boundary, the native channel refuses larger ones. */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+/** Longest user name we accept anywhere (Linux allows 32; leave room, refuse the absurd). */
+export const MAX_USER_BYTES = 64;
+/** Longest password forwarded to PAM. */
+export const MAX_PASSWORD_BYTES = 1024;
+export const MAX_REMOTE_CHARS = 64;
+/** Entries a worker packs into one `list` reply message (also bounded by bytes). */
+export const LIST_BATCH_ENTRIES = 512;
+export const LIST_BATCH_BYTES = 96 * 1024;
+
+// ---- web process → monitor ----------------------------------------------------------------
+
+export interface AuthRequest {
+  t: 'auth';
+  id: number;
+  user: string;
+  password: string;
+  remote: string;
+}
+export interface ConnectRequest {
+  t: 'connect';
+  id: number;
+  cookie: string;
+}
+export interface ReadyRequest {
+  t: 'ready';
+}
+export type MonitorRequest = AuthRequest | ConnectRequest | ReadyRequest;
+
+// ---- monitor → web process ----------------------------------------------------------------
+
+export type AuthReply =
+  | { t: 'auth'; id: number; ok: true; cookie: string; uid: number; expires: number }
+  | { t: 'auth'; id: number; ok: false; reason: 'denied' | 'unavailable' };
+/** A successful connect reply carries exactly one descriptor: the web process's end of a fresh channel to the worker. */
+export type ConnectReply =
+  | { t: 'connect'; id: number; ok: true }
+  | { t: 'connect'; id: number; ok: false; code: 'COOKIE_INVALID' | 'COOKIE_EXPIRED' | 'UNAVAILABLE' };
+export type MonitorReply = AuthReply | ConnectReply;
+
+/** Monitor → web process, at start and on every reload (no id: not a reply). */
+export interface WebInit {
+  t: 'init';
+  /** Addresses of the inherited listen descriptors, in order (fds 4, 5, ...). */
+  listeners: string[];
+  /** PEM text, read by the monitor so the web account needs no access to the key file. */
+  tls: { cert: string; key: string } | null;
+  stateDir: string;
+  realm: string;
+  limits: {
+    maxHeaderBytes: number;
+    maxXmlBytes: number;
+    maxUploadBytes: number;
+    maxInfinityEntries: number;
+    maxLockTimeoutS: number;
+    maxConnections: number;
+    requestTimeoutMs: number;
+  };
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  shutdownGraceMs: number;
+}
+
+// ---- monitor ↔ worker (control channel, fd 3 of the worker) ---------------------------------
+
+/** Who a worker is; given in its environment so it can drop before reading any message. */
+export interface WorkerIdentity {
+  user: string;
+  uid: number;
+  gid: number;
+  home: string;
+  umask: number;
+}
+
+export interface WorkerSettings {
+  layout: 'home' | 'tilde';
+  subdir: string;
+  idleTimeoutMs: number;
+  durable: boolean;
+  /** Cap on entries a tree operation may touch (Depth: infinity). */
+  maxInfinityEntries: number;
+  /** Tilde layout: accounts below this uid have no share. */
+  minUid: number;
+}
+export interface WorkerInit {
+  t: 'init';
+  /** K_u, base64: the only key this worker ever sees. */
+  key: string;
+  settings: WorkerSettings;
+}
+/** Carries one descriptor: a new channel end from a web process. */
+export interface WorkerAttach {
+  t: 'attach';
+}
+export type MonitorToWorker = WorkerInit | WorkerAttach;
+/** The worker tells the monitor it is leaving (idle), so no new channel is attached to it. */
+export interface WorkerExiting {
+  t: 'exiting';
+}
+
+// ---- web process ↔ worker (storage calls) ---------------------------------------------------
+
+export const STORAGE_OPS = [
+  'stat',
+  'realPath',
+  'list',
+  'openRead',
+  'openWrite',
+  'commitWrite',
+  'abortWrite',
+  'mkcol',
+  'remove',
+  'copy',
+  'move',
+  'getProps',
+  'patchProps',
+  'setTimes',
+  'space',
+] as const;
+export type StorageOp = (typeof STORAGE_OPS)[number];
+
+export interface StorageCall {
+  id: number;
+  op: StorageOp;
+  cookie: string;
+  args: unknown[];
+}
+
+/** Replies to a call. `list` sends several `more: true` replies before the last one. */
+export type StorageReply =
+  | { id: number; ok: true; result?: unknown; more?: boolean }
+  | { id: number; ok: false; code: string; message: string; property?: string };
+
+// ---- encoding -------------------------------------------------------------------------------
+
+export function encodeMessage(message: object): Buffer {
+  const payload = Buffer.from(JSON.stringify(message), 'utf8');
+  if (payload.length > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${payload.length} bytes is too large`);
+  return payload;
+}
+
+/** Parses one message; null when it is not a JSON object of bounded size. */
+export function decodeMessage(payload: Buffer): Record<string, unknown> | null {
+  if (payload.length === 0 || payload.length > MAX_MESSAGE_BYTES) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(payload.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  return value as Record<string, unknown>;
+}
+
+// ---- field checks (used by every receiver) ---------------------------------------------------
+
+export function isRequestId(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** A string of at most `maxBytes` UTF-8 bytes with no NUL (NUL truncates C strings: PAM, paths). */
+export function isBoundedString(value: unknown, maxBytes: number): value is string {
+  return (
+    typeof value === 'string' &&
+    value.length <= maxBytes &&
+    Buffer.byteLength(value, 'utf8') <= maxBytes &&
+    !value.includes('\0')
+  );
+}
+
+/** POSIX-ish account names as useradd accepts them by default (NAME_REGEX of adduser). */
+const USER_NAME = /^[a-z_][a-z0-9_-]*[$]?$/i;
+export function isUserName(value: unknown): value is string {
+  return isBoundedString(value, 32) && value.length > 0 && USER_NAME.test(value);
+}

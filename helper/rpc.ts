@@ -1,0 +1,195 @@
+// Request/reply over a Channel: numbered calls, replies matched by id, pipelined (many calls in
+// flight on one channel), and streamed replies for calls that answer in several messages
+// (`more: true`). Used by the web process towards the monitor and towards each worker.
+
+import { Channel } from './channel';
+import { closeFd } from '../native';
+import { decodeMessage, encodeMessage, isRequestId } from './protocol';
+
+export interface Reply {
+  message: Record<string, unknown>;
+  fds: number[];
+}
+
+export class RpcClosedError extends Error {
+  readonly code = 'UNAVAILABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RpcClosedError';
+  }
+}
+
+interface Pending {
+  /** Replies not yet taken by the caller (streams only). */
+  queue: Reply[];
+  wake: (() => void) | null;
+  resolve: ((reply: Reply) => void) | null;
+  reject: ((error: Error) => void) | null;
+  failure: Error | null;
+  done: boolean;
+  stream: boolean;
+}
+
+export class RpcClient {
+  readonly #channel: Channel;
+  readonly #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed: Error | null = null;
+  readonly #onClose: ((error: Error) => void) | null;
+  readonly #onNotice: ((message: Record<string, unknown>, fds: number[]) => void) | null;
+
+  /**
+   * `onNotice` receives messages that are not replies (no `id`); without it they are dropped.
+   * `onClose` is told once when the channel is gone, after every pending call has failed.
+   */
+  constructor(
+    channel: Channel,
+    handlers: {
+      onClose?: (error: Error) => void;
+      onNotice?: (message: Record<string, unknown>, fds: number[]) => void;
+    } = {},
+  ) {
+    this.#channel = channel;
+    this.#onClose = handlers.onClose ?? null;
+    this.#onNotice = handlers.onNotice ?? null;
+    channel.on('message', (payload: Buffer, fds: number[]) => this.#receive(payload, fds));
+    channel.on('error', (error: Error) => this.#fail(new RpcClosedError(`channel error: ${error.message}`)));
+    channel.on('close', () => this.#fail(new RpcClosedError('channel closed')));
+  }
+
+  get closed(): boolean {
+    return this.#closed !== null;
+  }
+
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** One request, one reply. */
+  call(message: Record<string, unknown>, fds: number[] = []): Promise<Reply> {
+    return new Promise<Reply>((resolve, reject) => {
+      const pending = this.#start(message, fds, false, reject);
+      if (pending === null) return;
+      pending.resolve = resolve;
+      pending.reject = reject;
+    });
+  }
+
+  /** One request, replies until one without `more: true`. Stops early if the caller breaks out. */
+  async *stream(message: Record<string, unknown>): AsyncGenerator<Reply> {
+    let failure: Error | null = null;
+    const pending = this.#start(message, [], true, (error) => {
+      failure = error;
+    });
+    if (pending === null) throw failure ?? new RpcClosedError('channel closed');
+    try {
+      for (;;) {
+        const next = pending.queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        if (pending.failure !== null) throw pending.failure;
+        if (pending.done) return;
+        await new Promise<void>((wake) => {
+          pending.wake = wake;
+        });
+      }
+    } finally {
+      // Replies of an abandoned stream still arrive; they are dropped (and their fds closed) on receipt.
+      for (const reply of pending.queue) closeAll(reply.fds);
+      pending.queue.length = 0;
+      pending.done = true;
+    }
+  }
+
+  close(): void {
+    this.#channel.destroy();
+  }
+
+  #start(
+    message: Record<string, unknown>,
+    fds: number[],
+    stream: boolean,
+    reject: (error: Error) => void,
+  ): Pending | null {
+    if (this.#closed !== null) {
+      closeAll(fds);
+      reject(this.#closed);
+      return null;
+    }
+    const id = this.#nextId++;
+    const pending: Pending = {
+      queue: [],
+      wake: null,
+      resolve: null,
+      reject: null,
+      failure: null,
+      done: false,
+      stream,
+    };
+    try {
+      this.#channel.send(encodeMessage({ ...message, id }), fds);
+    } catch (error) {
+      reject(error instanceof Error ? error : new Error(String(error)));
+      return null;
+    }
+    this.#pending.set(id, pending);
+    return pending;
+  }
+
+  #receive(payload: Buffer, fds: number[]): void {
+    const message = decodeMessage(payload);
+    const id = message?.id;
+    if (message !== null && id === undefined && this.#onNotice !== null) {
+      this.#onNotice(message, fds);
+      return;
+    }
+    const pending = isRequestId(id) ? this.#pending.get(id) : undefined;
+    if (message === null || pending === undefined || !isRequestId(id)) {
+      // A reply nobody waits for (or garbage): drop it, never leak what it carried.
+      closeAll(fds);
+      return;
+    }
+    const last = message.more !== true;
+    if (last) this.#pending.delete(id);
+    if (!pending.stream) {
+      pending.resolve?.({ message, fds });
+      return;
+    }
+    if (pending.done) {
+      closeAll(fds);
+      return;
+    }
+    pending.queue.push({ message, fds });
+    if (last) pending.done = true;
+    const wake = pending.wake;
+    pending.wake = null;
+    wake?.();
+  }
+
+  #fail(error: Error): void {
+    if (this.#closed !== null) return;
+    this.#closed = error;
+    for (const pending of this.#pending.values()) {
+      pending.failure = error;
+      pending.reject?.(error);
+      const wake = pending.wake;
+      pending.wake = null;
+      wake?.();
+    }
+    this.#pending.clear();
+    this.#channel.destroy();
+    this.#onClose?.(error);
+  }
+}
+
+export function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) {
+    try {
+      closeFd(fd);
+    } catch {
+      // Already closed: nothing to leak.
+    }
+  }
+}

@@ -1,0 +1,304 @@
+// Serves one Storage over one channel from a web process: the worker's request table. The web
+// process is not trusted here — every call is decoded with bounds, its cookie verified (tag, uid,
+// expiry) before anything else, its arguments checked against the table, and only then handed to
+// LocalStorage (which re-validates every path). A bad message gets an error reply and is logged;
+// the channel keeps serving.
+
+import { Channel } from './channel';
+import { closeAll } from './rpc';
+import { verifyCookie } from './cookie';
+import {
+  LIST_BATCH_BYTES,
+  LIST_BATCH_ENTRIES,
+  MAX_MESSAGE_BYTES,
+  STORAGE_OPS,
+  StorageOp,
+  decodeMessage,
+  encodeMessage,
+  isBoundedString,
+  isRequestId,
+} from './protocol';
+import {
+  Depth,
+  PropPatchOp,
+  PropSelection,
+  Storage,
+  StorageError,
+  Times,
+  TransferOptions,
+  Upload,
+} from '../src/storage/storage';
+
+const MAX_PATH_BYTES = 4096;
+const MAX_PROP_NAMES = 1024;
+const MAX_PATCH_OPS = 1024;
+const MAX_UPLOADS_PER_CHANNEL = 256;
+
+export interface StorageServerOptions {
+  storage: Storage;
+  userKey: Buffer;
+  uid: number;
+  maxInfinityEntries: number;
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Called on every request (idle accounting). */
+  onActivity: () => void;
+  /** Duplicates a descriptor: the channel closes what it sends, the worker keeps its own. */
+  dup: (fd: number) => number;
+}
+
+type Args = unknown[];
+interface Context {
+  uploads: Map<number, Upload>;
+}
+/** Each entry checks its arguments (returning null when they are unacceptable) and runs the call. */
+interface OpSpec {
+  check(args: Args): boolean;
+  run(storage: Storage, args: Args, context: Context): Promise<{ result?: unknown; fds?: number[] }>;
+}
+
+const isPath = (value: unknown): value is string => isBoundedString(value, MAX_PATH_BYTES);
+const isDepth = (value: unknown): value is Depth => value === 0 || value === 1 || value === 'infinity';
+const isSelection = (value: unknown): value is PropSelection =>
+  value === 'none' ||
+  value === 'names' ||
+  value === 'all' ||
+  (Array.isArray(value) && value.length <= MAX_PROP_NAMES && value.every((name) => isBoundedString(name, 1024)));
+const isTransfer = (value: unknown): value is TransferOptions => {
+  const options = value as Partial<TransferOptions> | null;
+  return (
+    typeof options === 'object' &&
+    options !== null &&
+    typeof options.overwrite === 'boolean' &&
+    (options.depth === 0 || options.depth === 'infinity')
+  );
+};
+const isPatch = (value: unknown): value is PropPatchOp[] =>
+  Array.isArray(value) &&
+  value.length <= MAX_PATCH_OPS &&
+  value.every((op: Partial<{ op: string; name: unknown; value: unknown }>) => {
+    if (typeof op !== 'object' || op === null || !isBoundedString(op.name, 1024)) return false;
+    if (op.op === 'remove') return true;
+    return op.op === 'set' && typeof op.value === 'string' && op.value.length <= MAX_MESSAGE_BYTES;
+  });
+const isTime = (value: unknown): boolean =>
+  value === undefined || (typeof value === 'number' && Number.isFinite(value) && Math.abs(value) < 1e15);
+const isTimes = (value: unknown): value is Times =>
+  typeof value === 'object' &&
+  value !== null &&
+  isTime((value as Times).atimeMs) &&
+  isTime((value as Times).mtimeMs);
+const isUploadId = (value: unknown): value is number => isRequestId(value);
+
+let nextUploadId = 1;
+
+const OPS: Record<Exclude<StorageOp, 'list'>, OpSpec> = {
+  stat: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.stat(p as string) }) },
+  realPath: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.realPath(p as string) }) },
+  openRead: {
+    check: ([p]) => isPath(p),
+    run: async (s, [p]) => {
+      const opened = await s.openRead(p as string);
+      return { result: { stat: opened.stat }, fds: [opened.fd] };
+    },
+  },
+  openWrite: {
+    check: ([p]) => isPath(p),
+    run: async (s, [p], context) => {
+      if (context.uploads.size >= MAX_UPLOADS_PER_CHANNEL) throw new StorageError('LIMIT', 'too many open uploads');
+      const upload = await s.openWrite(p as string);
+      const uploadId = nextUploadId++;
+      context.uploads.set(uploadId, upload);
+      return { result: { uploadId, existing: upload.existing }, fds: [upload.fd] };
+    },
+  },
+  commitWrite: {
+    check: ([id]) => isUploadId(id),
+    run: async (_s, [id], context) => {
+      const upload = takeUpload(context, id as number);
+      return { result: await upload.commit() };
+    },
+  },
+  abortWrite: {
+    check: ([id]) => isUploadId(id),
+    run: async (_s, [id], context) => {
+      await takeUpload(context, id as number).abort();
+      return {};
+    },
+  },
+  mkcol: { check: ([p]) => isPath(p), run: async (s, [p]) => (await s.mkcol(p as string), {}) },
+  remove: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.remove(p as string) }) },
+  copy: {
+    check: ([from, to, options]) => isPath(from) && isPath(to) && isTransfer(options),
+    run: async (s, [from, to, options]) => ({
+      result: await s.copy(from as string, to as string, options as TransferOptions),
+    }),
+  },
+  move: {
+    check: ([from, to, options]) => isPath(from) && isPath(to) && isTransfer({ depth: 'infinity', ...(options as object) }),
+    run: async (s, [from, to, options]) => ({
+      result: await s.move(from as string, to as string, { overwrite: (options as TransferOptions).overwrite }),
+    }),
+  },
+  getProps: {
+    check: ([p, selection]) => isPath(p) && isSelection(selection),
+    run: async (s, [p, selection]) => ({ result: await s.getProps(p as string, selection as PropSelection) }),
+  },
+  patchProps: {
+    check: ([p, ops]) => isPath(p) && isPatch(ops),
+    run: async (s, [p, ops]) => (await s.patchProps(p as string, ops as PropPatchOp[]), {}),
+  },
+  setTimes: {
+    check: ([p, times]) => isPath(p) && isTimes(times),
+    run: async (s, [p, times]) => (await s.setTimes(p as string, times as Times), {}),
+  },
+  space: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.space(p as string) }) },
+};
+
+function takeUpload(context: Context, id: number): Upload {
+  const upload = context.uploads.get(id);
+  if (upload === undefined) throw new StorageError('PROTOCOL', 'no such upload');
+  context.uploads.delete(id);
+  return upload;
+}
+
+export interface StorageServerState {
+  /** Requests being worked on or uploads open: the worker must not exit while busy. */
+  readonly busy: boolean;
+  readonly open: boolean;
+}
+
+export function serveStorage(channel: Channel, options: StorageServerOptions): StorageServerState {
+  const context: Context = { uploads: new Map() };
+  let inFlight = 0;
+  // Verified cookies are remembered until they expire: one HMAC per cookie, not per request.
+  const verified = new Map<string, number>();
+  let peerGone = false;
+
+  const reply = (message: object, fds: number[] = []): void => {
+    if (peerGone) {
+      closeAll(fds);
+      return;
+    }
+    try {
+      channel.send(encodeMessage(message), fds);
+    } catch (error) {
+      options.log('error', `reply not sent: ${(error as Error).message}`);
+    }
+  };
+  const fail = (id: number, error: unknown): void => {
+    const storageError = StorageError.from(error);
+    if (storageError.code === 'INTERNAL') options.log('error', `internal error: ${storageError.message}`);
+    reply({
+      id,
+      ok: false,
+      code: storageError.code,
+      message: storageError.code === 'INTERNAL' ? 'internal error' : storageError.message,
+      property: storageError.property,
+    });
+  };
+
+  const checkCookie = (cookie: unknown): StorageError | null => {
+    const now = Date.now();
+    if (typeof cookie === 'string') {
+      const expires = verified.get(cookie);
+      if (expires !== undefined && expires > now) return null;
+      verified.delete(cookie);
+    }
+    const verdict = verifyCookie(options.userKey, cookie, options.uid, now);
+    if (!verdict.ok) return new StorageError(verdict.code, `credentials refused: ${verdict.reason}`);
+    if (verified.size > 1024) verified.clear();
+    verified.set(cookie as string, verdict.claims.expires);
+    return null;
+  };
+
+  const streamList = async (id: number, args: Args): Promise<void> => {
+    const [path, depth, listOptions] = args;
+    const selection = (listOptions as { props?: unknown } | null)?.props;
+    const requested = (listOptions as { limit?: unknown } | null)?.limit;
+    if (!isPath(path) || !isDepth(depth) || !isSelection(selection) || !isRequestId(requested)) {
+      throw new StorageError('PROTOCOL', 'bad arguments for list');
+    }
+    const limit = Math.min(requested, options.maxInfinityEntries);
+    let batch: string[] = [];
+    let bytes = 0;
+    const flush = (more: boolean): void => {
+      // Entries are pre-serialised so a batch never exceeds one message.
+      const payload = `{"id":${id},"ok":true,"more":${more},"result":[${batch.join(',')}]}`;
+      if (peerGone) return;
+      channel.send(Buffer.from(payload, 'utf8'));
+      batch = [];
+      bytes = 0;
+    };
+    for await (const entry of options.storage.list(path, depth, { props: selection, limit })) {
+      const json = JSON.stringify(entry);
+      if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES - 256) throw new StorageError('E2BIG', 'entry too large');
+      if (batch.length >= LIST_BATCH_ENTRIES || bytes + json.length > LIST_BATCH_BYTES) flush(true);
+      batch.push(json);
+      bytes += json.length;
+    }
+    flush(false);
+  };
+
+  const handle = async (payload: Buffer, fds: number[]): Promise<void> => {
+    // Requests never legitimately carry descriptors.
+    closeAll(fds);
+    options.onActivity();
+    const message = decodeMessage(payload);
+    const id = message?.id;
+    if (message === null || !isRequestId(id)) {
+      options.log('warn', 'malformed message from the web process refused');
+      return;
+    }
+    const op = message.op;
+    const args = message.args;
+    if (typeof op !== 'string' || !(STORAGE_OPS as readonly string[]).includes(op) || !Array.isArray(args)) {
+      options.log('warn', `unknown storage operation refused: ${String(op).slice(0, 40)}`);
+      fail(id, new StorageError('PROTOCOL', 'unknown operation'));
+      return;
+    }
+    const cookieError = checkCookie(message.cookie);
+    if (cookieError !== null) {
+      if (cookieError.code === 'COOKIE_INVALID') options.log('warn', `${op}: ${cookieError.message}`);
+      fail(id, cookieError);
+      return;
+    }
+    try {
+      if (op === 'list') {
+        await streamList(id, args);
+        return;
+      }
+      const spec = OPS[op as Exclude<StorageOp, 'list'>];
+      if (!spec.check(args)) throw new StorageError('PROTOCOL', `bad arguments for ${op}`);
+      const outcome = await spec.run(options.storage, args, context);
+      const sent = (outcome.fds ?? []).map((fd) => (op === 'openWrite' ? options.dup(fd) : fd));
+      reply({ id, ok: true, result: outcome.result }, sent);
+    } catch (error) {
+      fail(id, error);
+    }
+  };
+
+  channel.on('message', (payload: Buffer, fds: number[]) => {
+    inFlight++;
+    void handle(payload, fds).finally(() => {
+      inFlight--;
+      options.onActivity();
+    });
+  });
+  const cleanUp = (): void => {
+    if (peerGone) return;
+    peerGone = true;
+    // A web process that went away mid-upload: the uploads are discarded, the targets untouched.
+    for (const upload of context.uploads.values()) void upload.abort().catch(() => undefined);
+    context.uploads.clear();
+  };
+  channel.on('error', cleanUp);
+  channel.on('close', cleanUp);
+  return {
+    get busy() {
+      return inFlight > 0 || context.uploads.size > 0;
+    },
+    get open() {
+      return !peerGone;
+    },
+  };
+}

@@ -1,0 +1,150 @@
+// The worker after its identity drop: takes K_u and its settings from the monitor on the control
+// channel (fd 3), serves LocalStorage on every channel the monitor attaches, and leaves when it
+// has been idle for the configured time. Everything it receives is validated.
+
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import posix from 'posix';
+import { Channel } from './channel';
+import { LocalStorage, LayoutConfig } from './local-storage';
+import { StorageServerState, serveStorage } from './storage-server';
+import { closeAll } from './rpc';
+import { dupFd, setNoNewPrivs } from '../native';
+import {
+  WorkerIdentity,
+  WorkerSettings,
+  decodeMessage,
+  encodeMessage,
+  isBoundedString,
+  isUserName,
+} from './protocol';
+
+const CONTROL_FD = 3;
+const MAX_CHANNELS = 64;
+
+function log(level: 'info' | 'warn' | 'error', message: string): void {
+  process.stderr.write(`privdav worker[${process.pid}] ${level}: ${message}\n`);
+}
+
+function checkSettings(value: unknown): WorkerSettings | null {
+  const settings = value as Partial<WorkerSettings> | null;
+  if (typeof settings !== 'object' || settings === null) return null;
+  const { layout, subdir, idleTimeoutMs, durable, maxInfinityEntries, minUid } = settings;
+  if (layout !== 'home' && layout !== 'tilde') return null;
+  if (!isBoundedString(subdir, 1024) || subdir.startsWith('/') || subdir.split('/').includes('..')) return null;
+  if (!Number.isSafeInteger(idleTimeoutMs) || (idleTimeoutMs as number) < 100) return null;
+  if (typeof durable !== 'boolean') return null;
+  if (!Number.isSafeInteger(maxInfinityEntries) || !Number.isSafeInteger(minUid)) return null;
+  return settings as WorkerSettings;
+}
+
+function makeLayout(identity: WorkerIdentity, settings: WorkerSettings): LayoutConfig {
+  if (settings.layout === 'home') {
+    const root = settings.subdir === '' ? identity.home : join(identity.home, settings.subdir);
+    // A configured subdir the user has not made yet is created for them, private by default.
+    if (settings.subdir !== '') mkdirSync(root, { recursive: true, mode: 0o700 });
+    return { kind: 'home', root };
+  }
+  const homes = new Map<string, string | null>();
+  return {
+    kind: 'tilde',
+    subdir: settings.subdir,
+    homeOf(name: string): string | null {
+      if (!isUserName(name)) return null;
+      let home = homes.get(name);
+      if (home === undefined) {
+        try {
+          const entry = posix.getpwnam(name);
+          // System accounts have no share, whatever their home is.
+          home = entry.uid >= settings.minUid && entry.dir.startsWith('/') ? entry.dir : null;
+        } catch {
+          home = null;
+        }
+        if (homes.size > 4096) homes.clear();
+        homes.set(name, home);
+      }
+      return home;
+    },
+  };
+}
+
+export function runWorker(identity: WorkerIdentity): void {
+  setNoNewPrivs();
+  const control = new Channel(CONTROL_FD);
+  const servers = new Set<StorageServerState>();
+  let storage: LocalStorage | null = null;
+  let userKey: Buffer | null = null;
+  let settings: WorkerSettings | null = null;
+  let lastActivity = Date.now();
+  let leaving = false;
+
+  const leave = (code: number, reason: string): void => {
+    if (leaving) return;
+    leaving = true;
+    log(code === 0 ? 'info' : 'error', `exiting: ${reason}`);
+    try {
+      control.send(encodeMessage({ t: 'exiting' }));
+    } catch {
+      // The monitor is gone; nothing to tell.
+    }
+    // Let the goodbye reach the monitor, then go.
+    setTimeout(() => process.exit(code), 20).unref();
+  };
+
+  const attach = (fd: number): void => {
+    if (storage === null || userKey === null || settings === null || leaving) {
+      closeAll([fd]);
+      return;
+    }
+    for (const server of servers) if (!server.open) servers.delete(server);
+    if (servers.size >= MAX_CHANNELS) {
+      log('warn', 'too many channels; refusing another');
+      closeAll([fd]);
+      return;
+    }
+    const channel = new Channel(fd);
+    servers.add(
+      serveStorage(channel, {
+        storage,
+        userKey,
+        uid: identity.uid,
+        maxInfinityEntries: settings.maxInfinityEntries,
+        log,
+        dup: dupFd,
+        onActivity: () => {
+          lastActivity = Date.now();
+        },
+      }),
+    );
+  };
+
+  control.on('message', (payload: Buffer, fds: number[]) => {
+    const message = decodeMessage(payload);
+    if (message?.t === 'init' && userKey === null && fds.length === 0) {
+      const next = checkSettings(message.settings);
+      const key = typeof message.key === 'string' ? Buffer.from(message.key, 'base64') : Buffer.alloc(0);
+      if (next === null || key.length !== 32) return leave(70, 'malformed init from the monitor');
+      userKey = key;
+      settings = next;
+      storage = new LocalStorage({ layout: makeLayout(identity, next), durable: next.durable });
+      const timer = setInterval(
+        () => {
+          const busy = [...servers].some((server) => server.busy);
+          if (!busy && Date.now() - lastActivity >= next.idleTimeoutMs) leave(0, 'idle');
+        },
+        Math.min(next.idleTimeoutMs, 5000),
+      );
+      timer.unref();
+      return;
+    }
+    if (message?.t === 'attach' && fds.length === 1) {
+      attach(fds[0]!);
+      return;
+    }
+    closeAll(fds);
+    log('warn', 'unexpected message on the control channel refused');
+  });
+  // Without its monitor a worker has no reason to live.
+  control.on('error', () => leave(0, 'monitor channel closed'));
+  control.on('close', () => leave(0, 'monitor channel closed'));
+}

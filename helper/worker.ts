@@ -1,0 +1,76 @@
+// A user worker: spawned as root by the monitor for one user, it drops to that user for good
+// before it reads a single request (DESIGN invariant 2), then serves that user's file operations
+// with LocalStorage on every channel the monitor attaches. Its only secret is K_u.
+//
+// This file loads nothing that touches the outside world until the identity is dropped and verified.
+
+import { readProcStatus } from './proc-status';
+import type { WorkerIdentity } from './protocol';
+
+function fatal(message: string): never {
+  process.stderr.write(`privdav worker: ${message}\n`);
+  process.exit(70);
+}
+
+function parseIdentity(text: string | undefined): WorkerIdentity {
+  let value: Partial<WorkerIdentity>;
+  try {
+    value = JSON.parse(text ?? '') as Partial<WorkerIdentity>;
+  } catch {
+    fatal('no identity in PRIVDAV_WORKER');
+  }
+  const { user, uid, gid, home, umask } = value;
+  if (
+    typeof user !== 'string' ||
+    !Number.isSafeInteger(uid) ||
+    !Number.isSafeInteger(gid) ||
+    typeof home !== 'string' ||
+    !home.startsWith('/') ||
+    !Number.isSafeInteger(umask)
+  ) {
+    fatal('malformed identity');
+  }
+  return { user, uid: uid as number, gid: gid as number, home, umask: umask as number };
+}
+
+function dropIdentity(identity: WorkerIdentity): void {
+  const { uid, gid, user } = identity;
+  if (uid === 0 || gid === 0) fatal('refusing to run as root');
+  if (process.getuid!() === 0) {
+    // Order matters: groups and gid while we still may, uid last (it removes the right to the others).
+    (process as NodeJS.Process & { initgroups(user: string, extraGroup: number): void }).initgroups(user, gid);
+    process.setgid!(gid);
+    process.setuid!(uid);
+  } else if (process.getuid!() !== uid) {
+    fatal(`started as uid ${process.getuid!()} to serve uid ${uid}: only root can switch users`);
+  }
+  const status = readProcStatus();
+  if (status.uids.length !== 4 || !status.uids.every((value) => value === uid)) {
+    fatal(`uid not dropped: ${status.uids.join(' ')}`);
+  }
+  if (status.gids.length !== 4 || !status.gids.every((value) => value === gid)) {
+    fatal(`gid not dropped: ${status.gids.join(' ')}`);
+  }
+  const groups = process.getgroups!().sort((a, b) => a - b);
+  const kernelGroups = status.groups.sort((a, b) => a - b);
+  if (groups.join(' ') !== kernelGroups.join(' ') || kernelGroups.includes(0)) {
+    fatal(`unexpected supplementary groups: ${kernelGroups.join(' ')}`);
+  }
+  let regained = false;
+  try {
+    process.setuid!(0);
+    regained = true;
+  } catch {
+    // Expected: EPERM. The drop is irrevocable.
+  }
+  if (regained) fatal('setuid(0) succeeded after the drop');
+}
+
+const identity = parseIdentity(process.env.PRIVDAV_WORKER);
+delete process.env.PRIVDAV_WORKER;
+dropIdentity(identity);
+process.umask(identity.umask);
+
+// Only now load the code that talks to the outside world.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+(require('./worker-main') as typeof import('./worker-main')).runWorker(identity);

@@ -1,0 +1,156 @@
+// The web process: speaks HTTP and WebDAV on the listen sockets the monitor hands it (fds 4...),
+// asks the monitor (fd 3) for logins and worker channels, and never opens a user's file itself.
+// Started as root by the monitor only so that it can lock itself in: it loads all its code,
+// chroots into state_dir (where nothing but its lock database lives), drops every group and
+// becomes server.user — all before it accepts a connection.
+
+import http from 'node:http';
+import https from 'node:https';
+import type { Server } from 'node:net';
+import { readProcStatus } from '../helper/proc-status';
+import { Logger } from '../helper/log';
+import type { WebInit } from '../helper/protocol';
+import { setNoNewPrivs } from '../native';
+import { MonitorClient } from './monitor-client';
+import { Authenticator } from './http/auth';
+import { DavHandler, createPipeline } from './http/server';
+import { WorkerChannels } from './storage/privsep-storage';
+import { createDavHandler } from './dav/handler';
+import { SqliteLockStore } from './dav/lock-store';
+import posix from 'posix';
+
+const MONITOR_FD = 3;
+const FIRST_LISTEN_FD = 4;
+
+const log = new Logger('web');
+const servers: Server[] = [];
+let dav: DavHandler | null = null;
+let lockStore: SqliteLockStore | null = null;
+let stopping = false;
+
+function fatal(message: string): never {
+  log.error(message);
+  process.exit(70);
+}
+
+/** chroot + drop, when started as root. In non-root mode there is nothing to drop. */
+function confine(stateDir: string): string {
+  const target = process.env.PRIVDAV_WEB_USER;
+  if (process.getuid!() !== 0) return stateDir;
+  if (target === undefined) fatal('started as root without PRIVDAV_WEB_USER');
+  const account = posix.getpwnam(target);
+  if (account.uid === 0) fatal('refusing to serve HTTP as root');
+  posix.chroot(stateDir);
+  process.chdir('/');
+  process.setgroups!([]);
+  process.setgid!(account.gid);
+  process.setuid!(account.uid);
+  const status = readProcStatus();
+  if (!status.uids.every((uid) => uid === account.uid) || !status.gids.every((gid) => gid === account.gid)) {
+    fatal('identity drop failed');
+  }
+  if (status.groups.length !== 0) fatal('supplementary groups remain');
+  try {
+    process.setuid!(0);
+    fatal('setuid(0) succeeded after the drop');
+  } catch {
+    // Expected: the drop is irrevocable.
+  }
+  return '/';
+}
+
+function configure(init: WebInit): void {
+  log.setLevel(init.logLevel);
+  if (lockStore === null) throw new Error('not started');
+  dav = createDavHandler({
+    lockStore,
+    maxXmlBytes: init.limits.maxXmlBytes,
+    maxInfinityEntries: init.limits.maxInfinityEntries,
+    maxLockTimeoutS: init.limits.maxLockTimeoutS,
+    maxUploadBytes: init.limits.maxUploadBytes,
+    log: (level, message, fields) => log.log(level, message, fields),
+  });
+}
+
+function start(init: WebInit, monitor: MonitorClient): void {
+  const root = confine(init.stateDir);
+  setNoNewPrivs();
+  lockStore = new SqliteLockStore(`${root.replace(/\/$/, '')}/locks.sqlite`);
+  configure(init);
+  const pipeline = createPipeline({
+    authenticator: new Authenticator(monitor),
+    channels: new WorkerChannels(monitor),
+    realm: init.realm,
+    log,
+    dav: () => dav!,
+  });
+  const options: http.ServerOptions = { maxHeaderSize: init.limits.maxHeaderBytes, requestTimeout: init.limits.requestTimeoutMs };
+  let listening = 0;
+  init.listeners.forEach((address, index) => {
+    const server: Server =
+      init.tls === null
+        ? http.createServer(options, pipeline)
+        : https.createServer({ ...options, cert: init.tls.cert, key: init.tls.key }, pipeline);
+    const httpServer = server as http.Server;
+    httpServer.on('checkContinue', pipeline);
+    httpServer.keepAliveTimeout = 30_000;
+    httpServer.headersTimeout = 60_000;
+    server.maxConnections = init.limits.maxConnections;
+    server.on('error', (error) => fatal(`cannot serve ${address}: ${error.message}`));
+    server.listen({ fd: FIRST_LISTEN_FD + index }, () => {
+      if (++listening === init.listeners.length) {
+        monitor.ready();
+        log.info('serving', { on: init.listeners.join(' '), tls: init.tls !== null });
+      }
+    });
+    servers.push(server);
+  });
+  process.on('SIGTERM', () => stop(init.shutdownGraceMs));
+  process.on('SIGINT', () => undefined);
+  process.on('SIGHUP', () => undefined);
+}
+
+/** Stop accepting, let in-flight requests finish (bounded by the grace period), leave. */
+function stop(graceMs: number): void {
+  if (stopping) return;
+  stopping = true;
+  let open = servers.length;
+  const done = (): void => {
+    if (--open <= 0) process.exit(0);
+  };
+  for (const server of servers) {
+    server.close(done);
+    (server as http.Server).closeIdleConnections();
+  }
+  setTimeout(() => {
+    for (const server of servers) (server as http.Server).closeAllConnections();
+    process.exit(0);
+  }, graceMs).unref();
+}
+
+function main(): void {
+  let started = false;
+  const monitor = new MonitorClient(
+    MONITOR_FD,
+    (init) => {
+      try {
+        if (!started) {
+          started = true;
+          start(init, monitor);
+        } else {
+          configure(init);
+          log.info('configuration reloaded');
+        }
+      } catch (error) {
+        fatal(`cannot start: ${(error as Error).message}`);
+      }
+    },
+    () => {
+      // Without the monitor there are no logins and no workers: leave, systemd restarts the unit.
+      log.error('monitor channel lost; exiting');
+      process.exit(1);
+    },
+  );
+}
+
+main();

@@ -1,0 +1,191 @@
+// Starts the real privdav daemon (monitor, web process, workers) for a test: a generated config
+// on a free loopback port, a temp state_dir, output collected for assertions, and a clean stop.
+// Also a small authenticated HTTP client for talking to it.
+
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestUser } from './users';
+
+const ROOT = join(__dirname, '..', '..', '..');
+export const MAIN = join(ROOT, 'dist', 'helper', 'main.js');
+
+export interface DaemonOptions {
+  layout?: 'home' | 'tilde';
+  subdir?: string;
+  /** Extra TOML lines appended to the named sections: { auth: ['min_uid = 1000'] }. */
+  extra?: Partial<Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'log', string[]>>;
+}
+
+export interface Daemon {
+  port: number;
+  url: string;
+  pid: number;
+  dir: string;
+  output(): string;
+  /** Pids of the monitor's children by role. */
+  processes(): { web: number[]; workers: number[] };
+  stop(): Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'privdav-test-'));
+  const port = await freePort();
+  const extra = options.extra ?? {};
+  const section = (name: keyof NonNullable<DaemonOptions['extra']>, lines: string[]): string =>
+    `[${name}]\n${[...lines, ...(extra[name] ?? [])].join('\n')}\n`;
+  const config = [
+    section('server', [
+      `listen = ["127.0.0.1:${port}"]`,
+      'user = "privdav"',
+      `state_dir = "${join(dir, 'state')}"`,
+    ]),
+    section('auth', ['pam_service = "privdav"', 'min_uid = 1000']),
+    section('shares', [`layout = "${options.layout ?? 'home'}"`, `subdir = "${options.subdir ?? ''}"`]),
+    section('limits', []),
+    section('storage', []),
+    section('log', ['level = "info"']),
+  ].join('\n');
+  const configPath = join(dir, 'privdav.toml');
+  writeFileSync(configPath, config);
+  let output = '';
+  const child: ChildProcess = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`daemon exited at start:\n${output}`);
+    if (/web process ready/.test(output) && (await answers(port))) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`daemon did not become ready:\n${output}`);
+    }
+    await sleep(50);
+  }
+  return {
+    port,
+    url,
+    pid: child.pid!,
+    dir,
+    output: () => output,
+    processes: () => childrenByRole(child.pid!),
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        const code = await exited;
+        clearTimeout(timer);
+        rmSync(dir, { recursive: true, force: true });
+        return code;
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return child.exitCode;
+    },
+  };
+}
+
+async function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ port, host: '127.0.0.1', method: 'OPTIONS', path: '/' }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+export function childrenByRole(monitorPid: number): { web: number[]; workers: number[] } {
+  const web: number[] = [];
+  const workers: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== monitorPid) continue;
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (cmdline.includes('web.js')) web.push(Number(name));
+      else if (cmdline.includes('worker.js')) workers.push(Number(name));
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return { web, workers };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export interface Response {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+}
+
+export interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string | number>;
+  body?: string | Buffer;
+  user?: TestUser | { name: string; password: string } | null;
+  agent?: http.Agent | false;
+}
+
+/** One HTTP request with Basic auth as `user`. */
+export function request(daemon: { port: number }, path: string, options: RequestOptions = {}): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { ...(options.headers ?? {}) };
+    if (options.user) {
+      headers.Authorization = `Basic ${Buffer.from(`${options.user.name}:${options.user.password}`).toString('base64')}`;
+    }
+    if (options.body !== undefined) headers['Content-Length'] = Buffer.byteLength(options.body);
+    const req = http.request(
+      { host: '127.0.0.1', port: daemon.port, path, method: options.method ?? 'GET', headers, agent: options.agent },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode!, headers: res.headers, body, text: body.toString('utf8') });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** True when a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function processOwner(pid: number): string {
+  return execFileSync('ps', ['-o', 'user=', '-p', String(pid)], { encoding: 'utf8' }).trim();
+}
