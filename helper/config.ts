@@ -1,0 +1,944 @@
+// privdav's configuration: reads the TOML file, applies defaults and validates every key, reporting
+// all problems at once with their key and line. The root monitor trusts what this returns, so it is strict.
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { parse as parseToml, TomlError, type TomlTable, type TomlValue } from 'smol-toml';
+
+export interface ListenAddress {
+  /** Numeric IPv4 or IPv6 address, IPv6 without brackets. */
+  host: string;
+  port: number;
+  /** Canonical "host:port" ("[::1]:8080" for IPv6), for logs and comparisons. */
+  text: string;
+}
+
+export interface Config {
+  server: {
+    listen: ListenAddress[];
+    tlsCert: string | null;
+    tlsKey: string | null;
+    user: string;
+    stateDir: string;
+    workerIdleTimeoutMs: number;
+    shutdownGraceMs: number;
+    webProcesses: number;
+  };
+  auth: {
+    pamService: string;
+    realm: string;
+    minUid: number;
+    allowUsers: string[];
+    allowGroups: string[];
+    denyUsers: string[];
+    credentialTtlMs: number;
+    failureDelayMs: number;
+  };
+  shares: { layout: 'home' | 'tilde'; subdir: string };
+  limits: {
+    maxHeaderBytes: number;
+    maxXmlBytes: number;
+    /** 0 = unlimited. */
+    maxUploadBytes: number;
+    maxInfinityEntries: number;
+    maxLockTimeoutS: number;
+    maxConnections: number;
+    requestTimeoutMs: number;
+  };
+  storage: { durable: boolean };
+  log: { level: 'error' | 'warn' | 'info' | 'debug' };
+  /** The file it came from; null when parsed from a string. */
+  source: string | null;
+}
+
+export interface ConfigProblem {
+  /** "section.key", e.g. "auth.min_uid"; "" for a problem with the file as a whole. */
+  key: string;
+  line: number | null;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'PRIVDAV_CONFIG';
+  readonly problems: ConfigProblem[];
+
+  constructor(source: string | null, problems: ConfigProblem[]) {
+    super(problems.map((problem) => formatProblem(source, problem)).join('\n'));
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/privdav/privdav.toml';
+
+export function defaultConfig(): Config {
+  return {
+    server: {
+      listen: [{ host: '127.0.0.1', port: 8080, text: '127.0.0.1:8080' }],
+      tlsCert: null,
+      tlsKey: null,
+      user: 'privdav',
+      stateDir: '/var/lib/privdav',
+      workerIdleTimeoutMs: 5 * MINUTE,
+      shutdownGraceMs: 10 * SECOND,
+      webProcesses: 1,
+    },
+    auth: {
+      pamService: 'privdav',
+      realm: 'privdav',
+      minUid: 1000,
+      allowUsers: [],
+      allowGroups: [],
+      denyUsers: [],
+      credentialTtlMs: 10 * MINUTE,
+      failureDelayMs: 1 * SECOND,
+    },
+    shares: { layout: 'home', subdir: '' },
+    limits: {
+      maxHeaderBytes: 16 * KIB,
+      maxXmlBytes: 1 * MIB,
+      maxUploadBytes: 0,
+      maxInfinityEntries: 10_000,
+      maxLockTimeoutS: 3600,
+      maxConnections: 1024,
+      requestTimeoutMs: 5 * MINUTE,
+    },
+    storage: { durable: true },
+    log: { level: 'info' },
+    source: null,
+  };
+}
+
+/** Parses and validates a configuration; throws ConfigError listing every problem. Touches no files. */
+export function parseConfig(text: string, source: string | null): Config {
+  return readConfig(text, source, false);
+}
+
+/** Reads the file and also checks what only the filesystem can tell (TLS files, the file's own permissions). */
+export function loadConfig(path: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [{ key: '', line: null, message: unreadableFileMessage(error) }]);
+  }
+  const ownership = configFileOwnershipProblem(path);
+  if (ownership) throw new ConfigError(path, [{ key: '', line: null, message: ownership }]);
+  return readConfig(text, path, true);
+}
+
+/**
+ * Keys whose new value differs and cannot take effect on SIGHUP (sockets, identities, processes already made).
+ * The monitor keeps the old values of these and logs the returned keys ("server.listen") as needing a restart.
+ */
+export function changesNeedingRestart(running: Config, reloaded: Config): string[] {
+  const changed: string[] = [];
+  for (const [section, fields] of schemaSections()) {
+    for (const [field, spec] of Object.entries(fields)) {
+      const before = (running[section] as Record<string, unknown>)[field];
+      const after = (reloaded[section] as Record<string, unknown>)[field];
+      if (spec.restart && JSON.stringify(before) !== JSON.stringify(after))
+        changed.push(`${section}.${spec.key}`);
+    }
+  }
+  return changed;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Units
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const GIB = 1024 * MIB;
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: SECOND, m: MINUTE, h: HOUR, d: DAY };
+const DURATION_FORM = 'a duration string like "1500ms", "10s", "5m", "2h", "1d" or "1h30m"';
+
+// Binary units are what admins usually mean; the decimal ones are accepted with their SI meaning (documented).
+const SIZE_UNITS: Record<string, number> = {
+  B: 1,
+  KiB: KIB,
+  MiB: MIB,
+  GiB: GIB,
+  TiB: 1024 * GIB,
+  kB: 1e3,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+};
+const SIZE_FORM = 'a size: an integer number of bytes or a string like "512KiB", "1MiB" or "2GB"';
+
+// ---------------------------------------------------------------------------------------------------------
+// Readers: turn one TOML value into a typed value, or report why not (undefined = reported).
+
+/** Reports a problem with the value being read; `index` names an array element, for its line. */
+type Report = (message: string, index?: number) => void;
+type Reader<T> = (value: TomlValue, report: Report) => T | undefined;
+
+function describe(value: TomlValue): string {
+  if (typeof value === 'string') return `a string (${JSON.stringify(value)})`;
+  if (typeof value === 'bigint') return `an integer (${value})`;
+  if (typeof value === 'number') return `a float (${value})`;
+  if (typeof value === 'boolean') return `a boolean (${value})`;
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a date';
+  return 'a table';
+}
+
+function integer(min: number, max: number): Reader<number> {
+  return (value, report) => {
+    if (typeof value !== 'bigint') return void report(`expected an integer, got ${describe(value)}`);
+    return inRange(Number(value), value, min, max, String, report);
+  };
+}
+
+function inRange(
+  result: number,
+  written: TomlValue,
+  min: number,
+  max: number,
+  show: (n: number) => string,
+  report: Report,
+): number | undefined {
+  const shown = typeof written === 'string' ? JSON.stringify(written) : String(written);
+  if (result < min || (typeof written === 'bigint' && written < BigInt(min))) {
+    return void report(`${shown} is too small: the minimum is ${show(min)}`);
+  }
+  if (result > max || (typeof written === 'bigint' && written > BigInt(max))) {
+    return void report(`${shown} is too large: the maximum is ${show(max)}`);
+  }
+  return result;
+}
+
+function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', DAY],
+    ['h', HOUR],
+    ['m', MINUTE],
+    ['s', SECOND],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `"${ms / size}${unit}"`;
+  }
+  return `"${ms}ms"`;
+}
+
+function formatSize(bytes: number): string {
+  for (const [unit, size] of [
+    ['GiB', GIB],
+    ['MiB', MIB],
+    ['KiB', KIB],
+  ] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit} (${bytes})`;
+  }
+  return `${bytes} bytes`;
+}
+
+/** Milliseconds from "1h30m"-style strings. A bare number is refused: its unit would be a guess. */
+export function parseDuration(text: string): number | null {
+  const match = /^(?:\d+(?:ms|s|m|h|d))+$/.test(text);
+  if (!match) return null;
+  let total = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) {
+    total += Number(amount) * DURATION_UNITS[unit];
+  }
+  return total; // beyond any maximum when huge: the range check reports it
+}
+
+function duration(min: number, max: number): Reader<number> {
+  return (value, report) => {
+    if (typeof value !== 'string') return void report(`expected ${DURATION_FORM}, got ${describe(value)}`);
+    const ms = parseDuration(value);
+    if (ms === null) return void report(`${JSON.stringify(value)} is not ${DURATION_FORM}`);
+    return inRange(ms, value, min, max, formatDuration, report);
+  };
+}
+
+function durationSeconds(min: number, max: number): Reader<number> {
+  const read = duration(min * SECOND, max * SECOND);
+  return (value, report) => {
+    const ms = read(value, report);
+    if (ms === undefined) return undefined;
+    if (ms % SECOND !== 0) return void report(`${JSON.stringify(value)} is not a whole number of seconds`);
+    return ms / SECOND;
+  };
+}
+
+/** Bytes from an integer or "512KiB"-style string. */
+export function parseSize(text: string): number | null {
+  const match = /^(\d+) ?([A-Za-z]+)$/.exec(text);
+  if (!match || !(match[2] in SIZE_UNITS)) return null;
+  return Number(match[1]) * SIZE_UNITS[match[2]]; // beyond any maximum when huge: the range check reports it
+}
+
+function size(min: number, max: number): Reader<number> {
+  return (value, report) => {
+    if (typeof value === 'bigint') return inRange(Number(value), value, min, max, formatSize, report);
+    if (typeof value !== 'string') return void report(`expected ${SIZE_FORM}, got ${describe(value)}`);
+    const bytes = parseSize(value);
+    if (bytes === null) {
+      const units = Object.keys(SIZE_UNITS).join(', ');
+      return void report(`${JSON.stringify(value)} is not ${SIZE_FORM} (units: ${units})`);
+    }
+    return inRange(bytes, value, min, max, formatSize, report);
+  };
+}
+
+function boolean(): Reader<boolean> {
+  return (value, report) =>
+    typeof value === 'boolean' ? value : void report(`expected true or false, got ${describe(value)}`);
+}
+
+function oneOf<T extends string>(...choices: T[]): Reader<T> {
+  const expected = choices.map((choice) => JSON.stringify(choice)).join(' or ');
+  return (value, report) => {
+    if (typeof value === 'string' && (choices as string[]).includes(value)) return value as T;
+    report(`expected ${expected}, got ${describe(value)}`);
+    return undefined;
+  };
+}
+
+/** A string checked by `problemWith`, which returns why it is wrong or null. */
+function text(problemWith: (value: string) => string | null): Reader<string> {
+  return (value, report) => {
+    if (typeof value !== 'string') return void report(`expected a string, got ${describe(value)}`);
+    const problem = problemWith(value);
+    return problem === null ? value : void report(problem);
+  };
+}
+
+function arrayOf<T>(element: Reader<T>): Reader<T[]> {
+  return (value, report) => {
+    if (!Array.isArray(value)) return void report(`expected an array, got ${describe(value)}`);
+    const results: T[] = [];
+    let failed = false;
+    value.forEach((item, index) => {
+      const result = element(item, (message) => report(`entry ${index + 1}: ${message}`, index));
+      if (result === undefined) failed = true;
+      else results.push(result);
+    });
+    return failed ? undefined : results;
+  };
+}
+
+// Conventional account names, plus "@" for directory users (sssd's "name@domain"). The leading letter keeps
+// a name from being read as a uid or an option; the length matches what a cookie can carry.
+const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$/;
+
+function accountNameProblem(name: string): string | null {
+  return ACCOUNT_NAME.test(name)
+    ? null
+    : `${JSON.stringify(name)} is not a valid user or group name (letters, digits, "_", ".", "-", "@"; starting with a letter or "_"; at most 64 characters)`;
+}
+
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+function absolutePathProblem(value: string): string | null {
+  if (value.includes('\0') || CONTROL_CHARACTERS.test(value)) return 'contains a control character';
+  if (!value.startsWith('/')) return `${JSON.stringify(value)} is not an absolute path`;
+  if (value.split('/').some((segment) => segment === '..' || segment === '.')) {
+    return `${JSON.stringify(value)} contains "." or ".." segments; write the plain path`;
+  }
+  return null;
+}
+
+/** "" means "not set"; anything else must be an absolute path. */
+function optionalAbsolutePath(): Reader<string | null> {
+  const read = text(absolutePathProblem);
+  return (value, report) => (value === '' ? null : read(value, report));
+}
+
+function stateDirectory(): Reader<string> {
+  return text((value) => {
+    const problem = absolutePathProblem(value);
+    if (problem) return problem;
+    // The monitor creates and chowns state_dir to the web process's account: "/" would hand it the system.
+    if (value.replace(/\/+$/, '') === '')
+      return 'must not be "/" (the monitor gives this directory to server.user)';
+    return null;
+  });
+}
+
+function webProcessUser(): Reader<string> {
+  return text((value) => {
+    const problem = accountNameProblem(value);
+    if (problem) return problem;
+    // The web process parses HTTP from the network: it must never hold root's privileges.
+    if (value === 'root')
+      return '"root" is refused: the web process parses untrusted input; use an unprivileged account';
+    return null;
+  });
+}
+
+function allowedUsers(): Reader<string[]> {
+  return arrayOf(
+    text((value) =>
+      value === 'root' ? 'root can never log in; remove "root" from the list' : accountNameProblem(value),
+    ),
+  );
+}
+
+// The service name becomes a file name under /etc/pam.d.
+function pamServiceProblem(value: string): string | null {
+  if (!/^[A-Za-z0-9._-]+$/.test(value) || value === '.' || value === '..') {
+    return `${JSON.stringify(value)} is not a PAM service name (letters, digits, ".", "_", "-")`;
+  }
+  return null;
+}
+
+// The realm is sent inside a quoted-string of WWW-Authenticate: keep it to printable ASCII without quote/escape.
+function realmProblem(value: string): string | null {
+  if (value === '') return 'must not be empty';
+  if (value.length > 200) return 'is longer than 200 characters';
+  if (!/^[\x20-\x7e]*$/.test(value) || /["\\]/.test(value)) {
+    return 'may contain only printable ASCII characters, without \'"\' or "\\"';
+  }
+  return null;
+}
+
+// subdir is joined to every home directory: it must stay inside it.
+function subdirectory(): Reader<string> {
+  return (value, report) => {
+    if (typeof value !== 'string') return void report(`expected a string, got ${describe(value)}`);
+    if (CONTROL_CHARACTERS.test(value)) return void report('contains a control character');
+    if (value.startsWith('/'))
+      return void report(`${JSON.stringify(value)} must be relative to the home directory (no leading "/")`);
+    const segments = value.split('/').filter((segment) => segment !== '');
+    if (segments.some((segment) => segment === '..' || segment === '.')) {
+      return void report(
+        `${JSON.stringify(value)} must not contain "." or ".." segments: it must stay inside the home directory`,
+      );
+    }
+    return segments.join('/');
+  };
+}
+
+/** Parses "127.0.0.1:8080" or "[::1]:8080"; returns the address or why it is wrong. */
+export function parseListenAddress(value: string): ListenAddress | string {
+  const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(value);
+  const plain = /^([^:[\]]*):([^:]*)$/.exec(value);
+  if (!bracketed && !plain) {
+    if (net.isIPv6(value) || net.isIPv6(value.replace(/:\d+$/, ''))) {
+      return `${JSON.stringify(value)}: write IPv6 addresses in brackets, e.g. "[::1]:8080"`;
+    }
+    return `${JSON.stringify(value)} is not "host:port" (e.g. "127.0.0.1:8080" or "[::1]:8080")`;
+  }
+  const [, host, portText] = (bracketed ?? plain) as RegExpExecArray;
+  if (bracketed ? !net.isIPv6(host) : !net.isIPv4(host)) {
+    const expected = bracketed
+      ? 'a numeric IPv6 address'
+      : 'a numeric IPv4 address (or an IPv6 one in brackets)';
+    return `${JSON.stringify(host)} is not ${expected}; host names are not accepted (use e.g. "127.0.0.1" or "[::1]")`;
+  }
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    return `port ${JSON.stringify(portText)} is not a number from 1 to 65535`;
+  }
+  const port = Number(portText);
+  const canonicalHost = bracketed ? canonicalIPv6(host) : host;
+  return { host: canonicalHost, port, text: bracketed ? `[${canonicalHost}]:${port}` : `${host}:${port}` };
+}
+
+/** "0:0::1" and "::1" are one address; URL gives the compressed form (not for zone ids, kept as written). */
+function canonicalIPv6(host: string): string {
+  if (host.includes('%')) return host;
+  try {
+    return new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  } catch {
+    return host;
+  }
+}
+
+function listenAddresses(): Reader<ListenAddress[]> {
+  return (value, report) => {
+    if (!Array.isArray(value))
+      return void report(`expected an array of "host:port" strings, got ${describe(value)}`);
+    if (value.length === 0) return void report('must list at least one address, e.g. ["127.0.0.1:8080"]');
+    const addresses: ListenAddress[] = [];
+    let failed = false;
+    value.forEach((item, index) => {
+      const fail = (message: string): void => {
+        failed = true;
+        report(`entry ${index + 1}: ${message}`, index);
+      };
+      if (typeof item !== 'string') return fail(`expected a "host:port" string, got ${describe(item)}`);
+      const address = parseListenAddress(item);
+      if (typeof address === 'string') return fail(address);
+      const clash = addresses.find((other) => listenConflict(other, address));
+      if (clash) {
+        return fail(
+          clash.text === address.text
+            ? `${address.text} is listed twice`
+            : `${address.text} overlaps ${clash.text}: a wildcard address already takes that port on every address`,
+        );
+      }
+      addresses.push(address);
+    });
+    return failed ? undefined : addresses;
+  };
+}
+
+/** Linux refuses to bind a port twice in one family, including a wildcard plus a specific address. */
+function listenConflict(a: ListenAddress, b: ListenAddress): boolean {
+  if (a.port !== b.port || net.isIPv6(a.host) !== net.isIPv6(b.host)) return false;
+  const wildcard = (address: ListenAddress): boolean => address.host === '0.0.0.0' || address.host === '::';
+  return a.host === b.host || wildcard(a) || wildcard(b);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Schema: every key, its TOML name, how it is read, and whether SIGHUP can apply a change.
+
+interface Field<T> {
+  /** The TOML name, snake_case. */
+  key: string;
+  read: Reader<T>;
+  /** True when a change only takes effect after a restart (sockets, identities, processes already made). */
+  restart: boolean;
+}
+
+type Sections = Omit<Config, 'source'>;
+type Schema = { [S in keyof Sections]: { [F in keyof Sections[S]]: Field<Sections[S][F]> } };
+
+const SCHEMA: Schema = {
+  server: {
+    listen: { key: 'listen', read: listenAddresses(), restart: true },
+    tlsCert: { key: 'tls_cert', read: optionalAbsolutePath(), restart: true },
+    tlsKey: { key: 'tls_key', read: optionalAbsolutePath(), restart: true },
+    user: { key: 'user', read: webProcessUser(), restart: true },
+    stateDir: { key: 'state_dir', read: stateDirectory(), restart: true },
+    workerIdleTimeoutMs: { key: 'worker_idle_timeout', read: duration(1 * SECOND, 7 * DAY), restart: false },
+    shutdownGraceMs: { key: 'shutdown_grace', read: duration(0, 10 * MINUTE), restart: false },
+    webProcesses: { key: 'web_processes', read: integer(1, 16), restart: true },
+  },
+  auth: {
+    pamService: { key: 'pam_service', read: text(pamServiceProblem), restart: false },
+    realm: { key: 'realm', read: text(realmProblem), restart: false },
+    // 0 would make root's uid eligible; the monitor refuses root regardless, this keeps the config honest.
+    minUid: { key: 'min_uid', read: integer(1, 4294967294), restart: false },
+    allowUsers: { key: 'allow_users', read: allowedUsers(), restart: false },
+    allowGroups: { key: 'allow_groups', read: arrayOf(text(accountNameProblem)), restart: false },
+    denyUsers: { key: 'deny_users', read: arrayOf(text(accountNameProblem)), restart: false },
+    credentialTtlMs: { key: 'credential_ttl', read: duration(10 * SECOND, 1 * DAY), restart: false },
+    failureDelayMs: { key: 'failure_delay', read: duration(1 * SECOND, 10 * SECOND), restart: false },
+  },
+  shares: {
+    layout: { key: 'layout', read: oneOf('home', 'tilde'), restart: false },
+    subdir: { key: 'subdir', read: subdirectory(), restart: false },
+  },
+  limits: {
+    maxHeaderBytes: { key: 'max_header_bytes', read: size(1 * KIB, 1 * MIB), restart: false },
+    maxXmlBytes: { key: 'max_xml_bytes', read: size(1 * KIB, 64 * MIB), restart: false },
+    maxUploadBytes: { key: 'max_upload_bytes', read: size(0, Number.MAX_SAFE_INTEGER), restart: false },
+    maxInfinityEntries: { key: 'max_infinity_entries', read: integer(1, 10_000_000), restart: false },
+    maxLockTimeoutS: { key: 'max_lock_timeout', read: durationSeconds(1, 7 * 24 * 3600), restart: false },
+    maxConnections: { key: 'max_connections', read: integer(1, 1_000_000), restart: false },
+    requestTimeoutMs: { key: 'request_timeout', read: duration(1 * SECOND, 1 * DAY), restart: false },
+  },
+  storage: {
+    durable: { key: 'durable', read: boolean(), restart: false },
+  },
+  log: {
+    level: { key: 'level', read: oneOf('error', 'warn', 'info', 'debug'), restart: false },
+  },
+};
+
+/** The schema seen untyped, for the loops that walk it; the typed SCHEMA above is what keeps it in step. */
+function schemaSections(): [keyof Sections, Record<string, Field<unknown>>][] {
+  return Object.entries(SCHEMA) as [keyof Sections, Record<string, Field<unknown>>][];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Reading a document
+
+function readConfig(text: string, source: string | null, checkFiles: boolean): Config {
+  if (text.startsWith('\uFEFF')) text = text.slice(1);
+  let document: TomlTable;
+  try {
+    // Integers as bigint keep "5" and "5.0" apart, so a float where an integer belongs is reported.
+    document = parseToml(text, { integersAsBigInt: true });
+  } catch (error) {
+    if (!(error instanceof TomlError)) throw error;
+    const message = error.message.split('\n')[0].replace(/^Invalid TOML document: /, '');
+    throw new ConfigError(source, [{ key: '', line: error.line, message: `TOML syntax error: ${message}` }]);
+  }
+
+  const lines = keyLines(text);
+  const problems: ConfigProblem[] = [];
+  const problem = (keyPath: string, message: string, index?: number): void => {
+    const line =
+      (index === undefined ? undefined : lines.get(`${keyPath}[${index}]`)) ?? lineOf(lines, keyPath);
+    problems.push({ key: keyPath, line, message });
+  };
+
+  const config = defaultConfig();
+  config.source = source;
+  const known = new Map(schemaSections());
+  for (const [sectionName, table] of Object.entries(document)) {
+    const fields = known.get(sectionName as keyof Sections);
+    if (!fields) {
+      problem(sectionName, unknownSectionMessage(sectionName, table));
+      continue;
+    }
+    if (!isTable(table)) {
+      problem(sectionName, `expected a table [${sectionName}], got ${describe(table)}`);
+      continue;
+    }
+    const target = config[sectionName as keyof Sections] as Record<string, unknown>;
+    for (const [key, value] of Object.entries(table)) {
+      const keyPath = `${sectionName}.${key}`;
+      const entry = Object.entries(fields).find(([, field]) => field.key === key);
+      if (!entry) {
+        problem(keyPath, unknownKeyMessage(sectionName, key));
+        continue;
+      }
+      const result = entry[1].read(value, (message, index) => problem(keyPath, message, index));
+      if (result !== undefined) target[entry[0]] = result;
+    }
+  }
+
+  checkTlsPair(config, document, problem);
+  if (checkFiles && problems.length === 0) checkTlsFiles(config, problem);
+  if (problems.length > 0) throw new ConfigError(source, problems.sort(byLine));
+  return config;
+}
+
+/** Stable: problems on one line keep their order; problems without a line go last. */
+function byLine(a: ConfigProblem, b: ConfigProblem): number {
+  if (a.line === b.line) return 0;
+  if (a.line === null) return 1;
+  if (b.line === null) return -1;
+  return a.line - b.line;
+}
+
+function isTable(value: TomlValue): value is TomlTable {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+type ProblemSink = (keyPath: string, message: string) => void;
+
+function checkTlsPair(config: Config, document: TomlTable, problem: ProblemSink): void {
+  const { tlsCert, tlsKey } = config.server;
+  if ((tlsCert === null) === (tlsKey === null)) return;
+  const server = document.server;
+  // Only report when both keys were read cleanly: a bad path is already reported on its own.
+  const written = (key: string): boolean =>
+    isTable(server) && typeof server[key] === 'string' && server[key] !== '';
+  if (tlsCert !== null && !written('tls_key')) {
+    problem('server.tls_cert', 'is set but server.tls_key is not: set both (HTTPS) or neither (plain HTTP)');
+  }
+  if (tlsKey !== null && !written('tls_cert')) {
+    problem('server.tls_key', 'is set but server.tls_cert is not: set both (HTTPS) or neither (plain HTTP)');
+  }
+}
+
+/** At load time: the TLS files exist, are readable, hold a certificate and a key, and the two belong together. */
+function checkTlsFiles(config: Config, problem: ProblemSink): void {
+  const { tlsCert, tlsKey } = config.server;
+  if (tlsCert === null || tlsKey === null) return;
+  let certificate: crypto.X509Certificate | null = null;
+  let key: crypto.KeyObject | null = null;
+  try {
+    certificate = new crypto.X509Certificate(fs.readFileSync(tlsCert));
+  } catch (error) {
+    problem('server.tls_cert', tlsFileMessage(tlsCert, 'a PEM certificate', error));
+  }
+  try {
+    key = crypto.createPrivateKey(fs.readFileSync(tlsKey));
+  } catch (error) {
+    problem('server.tls_key', tlsFileMessage(tlsKey, 'a PEM private key', error));
+  }
+  if (certificate && key && !certificate.checkPrivateKey(key)) {
+    problem('server.tls_key', `${tlsKey} is not the private key of the certificate in ${tlsCert}`);
+  }
+}
+
+function tlsFileMessage(path: string, expected: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return `${path} does not exist`;
+  if (code === 'EACCES') return `${path} is not readable by the monitor`;
+  if (code === 'EISDIR') return `${path} is a directory`;
+  return `${path} does not contain ${expected} (${(error as Error).message})`;
+}
+
+function unreadableFileMessage(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const reason = code === 'ENOENT' ? 'does not exist' : `cannot be read (${(error as Error).message})`;
+  return (
+    `the configuration file ${reason}; create it from the commented example config/privdav.toml ` +
+    `in the privdav source tree, or pass --config FILE`
+  );
+}
+
+/**
+ * The monitor runs as root and trusts this file, so only root (or the account running privdav) may be able
+ * to change it — like sshd's StrictModes.
+ */
+function configFileOwnershipProblem(path: string): string | null {
+  const stat = fs.statSync(path);
+  const self = process.getuid?.() ?? 0;
+  if (stat.uid !== 0 && stat.uid !== self) {
+    return `the configuration file is owned by uid ${stat.uid}; it must be owned by root, who runs privdav`;
+  }
+  if (stat.mode & 0o002 || (stat.mode & 0o020 && stat.gid !== 0)) {
+    return `the configuration file is writable by other accounts (mode ${(stat.mode & 0o777).toString(8)}); run chmod go-w on it`;
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Messages for unknown names, with "did you mean" suggestions
+
+function unknownSectionMessage(name: string, value: TomlValue): string {
+  const sections = schemaSections();
+  if (!isTable(value)) {
+    // A key written above the first [section] header lands at the top level.
+    const owner = sections.find(([, fields]) => Object.values(fields).some((field) => field.key === name));
+    if (owner)
+      return `unknown top-level key; did you mean ${owner[0]}.${name}? (write it under [${owner[0]}])`;
+  }
+  const guess = closest(
+    name,
+    sections.map(([section]) => section),
+  );
+  const known = sections.map(([section]) => `[${section}]`).join(', ');
+  return guess ? `unknown section; did you mean [${guess}]?` : `unknown section; known sections are ${known}`;
+}
+
+function unknownKeyMessage(section: string, key: string): string {
+  const sections = schemaSections();
+  const own = sections.find(([name]) => name === section)?.[1] ?? {};
+  const guess = closest(
+    key,
+    Object.values(own).map((field) => field.key),
+  );
+  if (guess) return `unknown key; did you mean ${section}.${guess}?`;
+  const elsewhere = sections.find(([, fields]) => Object.values(fields).some((field) => field.key === key));
+  if (elsewhere)
+    return `unknown key in [${section}]; did you mean ${elsewhere[0]}.${key}? (it belongs in [${elsewhere[0]}])`;
+  const known = Object.values(own)
+    .map((field) => field.key)
+    .join(', ');
+  return `unknown key; [${section}] has ${known}`;
+}
+
+/** The known name nearest to `name` by edit distance, when near enough to be a typo (or a spelt-out name). */
+function closest(name: string, candidates: string[]): string | null {
+  const lower = name.toLowerCase().replace(/-/g, '_');
+  // "state_directory" for "state_dir", "max_xml" for "max_xml_bytes": one is the start of the other.
+  const prefixed = candidates.find(
+    (candidate) =>
+      Math.min(candidate.length, lower.length) >= 4 &&
+      (lower.startsWith(candidate) || candidate.startsWith(lower)),
+  );
+  if (prefixed) return prefixed;
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(lower, candidate);
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
+  }
+  return best !== null && bestDistance <= Math.max(1, Math.floor(best.length / 3)) ? best : null;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j] + 1, current[j - 1] + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length];
+}
+
+function formatProblem(source: string | null, { key, line, message }: ConfigProblem): string {
+  const where = `${source ?? '<config>'}${line === null ? '' : `:${line}`}`;
+  return key === '' ? `${where}: ${message}` : `${where}: ${key}: ${message}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Finding the line of each key. smol-toml gives values but not positions, so this small scanner walks the
+// (already validated) document and records where each key path is written: "server.listen" for a key,
+// "server.listen[1]" for an array element, "server" for a [server] header. Handles dotted and quoted keys,
+// inline tables, multi-line arrays and strings.
+
+function lineOf(lines: Map<string, number>, keyPath: string): number | null {
+  for (
+    let path = keyPath;
+    path !== '';
+    path = path.includes('.') ? path.slice(0, path.lastIndexOf('.')) : ''
+  ) {
+    const line = lines.get(path);
+    if (line !== undefined) return line;
+  }
+  return null;
+}
+
+function keyLines(text: string): Map<string, number> {
+  return new KeyLineScanner(text).scan();
+}
+
+class KeyLineScanner {
+  private position = 0;
+  private line = 1;
+  private readonly lines = new Map<string, number>();
+
+  constructor(private readonly text: string) {}
+
+  scan(): Map<string, number> {
+    let table = '';
+    const arrayTableCounts = new Map<string, number>();
+    while (this.skipBlank(true)) {
+      const line = this.line;
+      if (this.at('[')) {
+        const isArrayTable = this.at('[[');
+        this.advance(isArrayTable ? 2 : 1);
+        const name = this.readKey();
+        this.advance(isArrayTable ? 2 : 1);
+        this.note(name, line);
+        if (isArrayTable) {
+          const count = arrayTableCounts.get(name.join('.')) ?? 0;
+          arrayTableCounts.set(name.join('.'), count + 1);
+          table = `${name.join('.')}[${count}]`;
+        } else {
+          table = name.join('.');
+        }
+      } else {
+        this.readKeyValue(table, line);
+      }
+    }
+    return this.lines;
+  }
+
+  private readKeyValue(prefix: string, line: number): void {
+    const key = this.readKey();
+    const path = prefix === '' ? key : [prefix, ...key];
+    this.note(path, line);
+    this.skipBlank(false);
+    if (this.at('=')) this.advance(1);
+    this.skipBlank(false);
+    this.readValue(path.join('.'));
+  }
+
+  private readValue(path: string): void {
+    if (this.at('"""') || this.at("'''")) return this.skipMultilineString(this.text[this.position]);
+    if (this.at('"') || this.at("'")) return void this.readQuoted();
+    if (this.at('[')) return this.readArray(path);
+    if (this.at('{')) return this.readInlineTable(path);
+    const start = this.position;
+    while (this.position < this.text.length && !',]}\n\r#'.includes(this.text[this.position]))
+      this.advance(1);
+    if (this.position === start) this.advance(1);
+  }
+
+  private readArray(path: string): void {
+    this.advance(1);
+    for (let index = 0; this.skipBlank(true) && !this.at(']'); index++) {
+      this.lines.set(`${path}[${index}]`, this.line);
+      this.readValue(`${path}[${index}]`);
+      this.skipBlank(true);
+      if (this.at(',')) this.advance(1);
+    }
+    this.advance(1);
+  }
+
+  private readInlineTable(path: string): void {
+    this.advance(1);
+    while (this.skipBlank(true) && !this.at('}')) {
+      this.readKeyValue(path, this.line);
+      this.skipBlank(true);
+      if (this.at(',')) this.advance(1);
+    }
+    this.advance(1);
+  }
+
+  /** Dotted key: bare or quoted parts separated by "." (with optional blanks around the dots). */
+  private readKey(): string[] {
+    const parts: string[] = [];
+    do {
+      this.skipBlank(false);
+      if (this.at('"') || this.at("'")) {
+        parts.push(this.readQuoted());
+      } else {
+        const start = this.position;
+        while (this.position < this.text.length && /[A-Za-z0-9_-]/.test(this.text[this.position]))
+          this.advance(1);
+        parts.push(this.text.slice(start, this.position));
+      }
+      this.skipBlank(false);
+    } while (this.at('.') && this.advance(1));
+    return parts;
+  }
+
+  private readQuoted(): string {
+    const quote = this.text[this.position];
+    this.advance(1);
+    const start = this.position;
+    while (this.position < this.text.length && !this.at(quote) && !this.at('\n')) {
+      this.advance(quote === '"' && this.at('\\') ? 2 : 1);
+    }
+    const raw = this.text.slice(start, this.position);
+    this.advance(1);
+    if (quote === "'") return raw;
+    try {
+      return JSON.parse(`"${raw}"`) as string;
+    } catch {
+      return raw;
+    }
+  }
+
+  private skipMultilineString(quote: string): void {
+    const delimiter = quote.repeat(3);
+    this.advance(3);
+    while (this.position < this.text.length && !this.at(delimiter)) {
+      this.advance(quote === '"' && this.at('\\') ? 2 : 1);
+    }
+    this.advance(3);
+    // Up to two quotes may end the content right before the delimiter ("""a""""" is 'a""').
+    for (let extra = 0; extra < 2 && this.at(quote); extra++) this.advance(1);
+  }
+
+  /** Skips spaces, tabs and comments (and newlines when `newlines`); false at the end of the text. */
+  private skipBlank(newlines: boolean): boolean {
+    while (this.position < this.text.length) {
+      const character = this.text[this.position];
+      if (
+        character === ' ' ||
+        character === '\t' ||
+        (newlines && (character === '\n' || character === '\r'))
+      ) {
+        this.advance(1);
+      } else if (character === '#') {
+        while (this.position < this.text.length && !this.at('\n')) this.advance(1);
+      } else {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private note(path: string[], line: number): void {
+    for (let length = 1; length <= path.length; length++) {
+      const key = path.slice(0, length).join('.');
+      if (!this.lines.has(key)) this.lines.set(key, line);
+    }
+  }
+
+  private at(literal: string): boolean {
+    return this.text.startsWith(literal, this.position);
+  }
+
+  private advance(count: number): true {
+    for (let moved = 0; moved < count && this.position < this.text.length; moved++) {
+      if (this.text[this.position] === '\n') this.line++;
+      this.position++;
+    }
+    return true;
+  }
+}
