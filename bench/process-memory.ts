@@ -1,0 +1,101 @@
+// Samples the resident memory (VmRSS) of a server's process tree every 100 ms during a workload and
+// keeps each process's peak, labelled with its role (privdav: monitor / web / worker).
+import * as fs from 'node:fs';
+import { descendantPids } from './bench-server';
+
+export interface ProcessPeak {
+  pid: number;
+  role: string;
+  uid: number;
+  command: string;
+  peakRssBytes: number;
+}
+
+/** Decides a process's role from what /proc says about it. */
+export type RoleOfProcess = (facts: { isRoot: boolean; uid: number; command: string }) => string;
+
+const sampleIntervalMs = 100;
+// Walking all of /proc costs a few ms; the tree changes rarely (a worker spawning), so it is
+// re-walked less often than RSS is read.
+const treeRefreshMs = 500;
+
+export class ProcessMemorySampler {
+  private readonly peaks = new Map<number, ProcessPeak>();
+  private timer: NodeJS.Timeout | null = null;
+  private tree: number[] = [];
+  private treeRoot: number | null = null;
+  private treeReadAt = 0;
+
+  /** `rootPid` is asked on every sample because a cold-start turn restarts the server under us. */
+  constructor(
+    private readonly rootPid: () => number | null,
+    private readonly roleOf: RoleOfProcess,
+  ) {}
+
+  start(): void {
+    this.sample();
+    this.timer = setInterval(() => this.sample(), sampleIntervalMs);
+  }
+
+  stop(): ProcessPeak[] {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.sample();
+    return [...this.peaks.values()].sort((a, b) => a.pid - b.pid);
+  }
+
+  private sample(): void {
+    const root = this.rootPid();
+    if (root === null) return;
+    const now = Date.now();
+    if (root !== this.treeRoot || now - this.treeReadAt >= treeRefreshMs) {
+      this.tree = [root, ...descendantPids(root)];
+      this.treeRoot = root;
+      this.treeReadAt = now;
+    }
+    for (const pid of this.tree) {
+      const facts = readStatus(pid);
+      if (facts === null) continue;
+      const known = this.peaks.get(pid);
+      if (known !== undefined) {
+        known.peakRssBytes = Math.max(known.peakRssBytes, facts.rssBytes);
+        continue;
+      }
+      const command = readCommand(pid);
+      this.peaks.set(pid, {
+        pid,
+        uid: facts.uid,
+        command,
+        role: this.roleOf({ isRoot: pid === root, uid: facts.uid, command }),
+        peakRssBytes: facts.rssBytes,
+      });
+    }
+  }
+}
+
+function readStatus(pid: number): { rssBytes: number; uid: number } | null {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
+    const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(status);
+    if (rss === null || uid === null) return null; // a zombie has no VmRSS
+    return { rssBytes: Number(rss[1]) * 1024, uid: Number(uid[1]) };
+  } catch {
+    return null;
+  }
+}
+
+function readCommand(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/** The largest peak per role, e.g. { monitor: ..., web: ..., worker: ... }. */
+export function peakByRole(peaks: ProcessPeak[]): Record<string, number> {
+  const result: Record<string, number> = {};
+  for (const peak of peaks) result[peak.role] = Math.max(result[peak.role] ?? 0, peak.peakRssBytes);
+  return result;
+}

@@ -1,0 +1,388 @@
+// `npm run bench`: privdav beside Apache mod_dav_fs over the same data in one run, turns alternating
+// within each round. Writes bench/results/<timestamp>.{json,md,svg}; see bench/README.md.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ApacheServer } from './apache-server';
+import { BenchServer, ServerName, freeLoopbackPort } from './bench-server';
+import { BenchUser, DataSizes, createBenchUser, createDataSet, removeBenchUser } from './bench-user';
+import { renderChart } from './chart-svg';
+import { ProcessMemorySampler } from './process-memory';
+import { PrivdavServer } from './privdav-server';
+import {
+  BenchReport,
+  RecordedTurn,
+  formatNumber,
+  memoryVerdict,
+  renderMarkdown,
+  summarizeWorkload,
+} from './report';
+import { BenchContext, buildWorkloads, Workload } from './workloads';
+
+const usage = `Usage: npm run bench -- [options]
+  --rounds N          rounds (default 5); each round runs every workload on both servers
+  --quick             2 rounds, 2 s wrk turns: a development run
+  --smoke             1 round, small data, 1 s turns: proves the harness works (CI); exit 1 on a wrong answer
+  --only NAME         run one server only: apache or privdav
+  --seconds S         wrk run length per turn (default 5)
+  --workloads IDS     comma-separated workload ids to run (default all)
+  --privdav-standin   use a second Apache with Basic auth in place of privdav (while the daemon is unfinished)
+  --no-durable        privdav with storage.durable = false (no fsync per upload, like Apache)
+  --output DIR        where results go (default bench/results)
+`;
+
+interface Options {
+  mode: 'full' | 'quick' | 'smoke';
+  rounds: number;
+  seconds: number;
+  streamTransfers: number;
+  only: ServerName | null;
+  workloadIds: string[] | null;
+  standin: boolean;
+  durable: boolean;
+  output: string;
+}
+
+function parseOptions(argv: string[]): Options {
+  const options: Options = {
+    mode: 'full',
+    rounds: 5,
+    seconds: 5,
+    streamTransfers: 5,
+    only: null,
+    workloadIds: null,
+    standin: false,
+    durable: true,
+    output: path.resolve(__dirname, '..', '..', 'bench', 'results'),
+  };
+  let rounds: number | null = null;
+  let seconds: number | null = null;
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index];
+    const value = (): string => {
+      const next = argv[++index];
+      if (next === undefined) fail(`${argument} needs a value`);
+      return next;
+    };
+    switch (argument) {
+      case '--rounds':
+        rounds = positiveInteger(argument, value());
+        break;
+      case '--seconds':
+        seconds = positiveInteger(argument, value());
+        break;
+      case '--quick':
+        options.mode = 'quick';
+        break;
+      case '--smoke':
+        options.mode = 'smoke';
+        break;
+      case '--only': {
+        const only = value();
+        if (only !== 'apache' && only !== 'privdav') fail('--only takes apache or privdav');
+        options.only = only;
+        break;
+      }
+      case '--workloads':
+        options.workloadIds = value().split(',').filter(Boolean);
+        break;
+      case '--privdav-standin':
+        options.standin = true;
+        break;
+      case '--no-durable':
+        options.durable = false;
+        break;
+      case '--output':
+        options.output = path.resolve(value());
+        break;
+      case '--help':
+        process.stdout.write(usage);
+        process.exit(0);
+      default:
+        fail(`unknown argument ${argument}`);
+    }
+  }
+  if (options.mode === 'quick') Object.assign(options, { rounds: 2, seconds: 2, streamTransfers: 3 });
+  if (options.mode === 'smoke') Object.assign(options, { rounds: 1, seconds: 1, streamTransfers: 2 });
+  if (rounds !== null) options.rounds = rounds;
+  if (seconds !== null) options.seconds = seconds;
+  return options;
+}
+
+function positiveInteger(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) fail(`${name} takes a positive integer`);
+  return value;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+function dataSizes(mode: Options['mode']): DataSizes {
+  if (mode === 'smoke') {
+    return {
+      bigFileBytes: 16 << 20,
+      smallFileBytes: 4096,
+      propfindCollections: [10, 100, 1000],
+      putTargets: 16,
+    };
+  }
+  return {
+    bigFileBytes: 256 << 20,
+    smallFileBytes: 4096,
+    propfindCollections: [10, 100, 1000, 10000],
+    putTargets: 64,
+  };
+}
+
+/** Undo steps run in reverse order on success, error, SIGINT and SIGTERM alike. */
+class Cleanup {
+  private readonly steps: Array<{ what: string; run: () => void | Promise<void> }> = [];
+  private running: Promise<void> | null = null;
+
+  add(what: string, run: () => void | Promise<void>): void {
+    this.steps.push({ what, run });
+  }
+
+  runAll(): Promise<void> {
+    this.running ??= (async () => {
+      while (this.steps.length > 0) {
+        const step = this.steps.pop() as { what: string; run: () => void | Promise<void> };
+        try {
+          await step.run();
+        } catch (error) {
+          process.stderr.write(`bench: cleanup (${step.what}) failed: ${(error as Error).message}\n`);
+        }
+      }
+    })();
+    return this.running;
+  }
+}
+
+function commandOutput(command: string, args: string[]): string {
+  try {
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (error) {
+    const output = (error as { stdout?: string; stderr?: string }).stdout ?? '';
+    return output.trim() || 'unknown';
+  }
+}
+
+function loadAverage(): string {
+  return os
+    .loadavg()
+    .map((value) => value.toFixed(2))
+    .join(' ');
+}
+
+function timestamp(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/\.\d+Z$/, 'Z')
+    .replace(/:/g, '-');
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (process.getuid?.() !== 0) fail('must run as root: it creates a user and starts privdav as root');
+  for (const tool of ['wrk', 'curl']) {
+    if (commandOutput('sh', ['-c', `command -v ${tool}`]) === 'unknown')
+      fail(`${tool} is missing: apt-get install -y ${tool}`);
+  }
+  ApacheServer.assertInstalled();
+  const wantPrivdav = options.only !== 'apache';
+  if (wantPrivdav && !options.standin && !PrivdavServer.isBuilt()) {
+    fail('privdav is not built (dist/helper/main.js): run npm run build, or use --privdav-standin');
+  }
+
+  const cleanup = new Cleanup();
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    process.stderr.write(`\nbench: ${signal}, cleaning up\n`);
+    void cleanup.runAll().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const report = await runBench(options, cleanup);
+    const failed = report.failures.length > 0;
+    process.exitCode = failed ? 1 : 0;
+  } finally {
+    await cleanup.runAll();
+  }
+}
+
+async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport> {
+  const startedAt = new Date();
+  const loadAverageBefore = loadAverage();
+  // Root-only scratch space; the Apache directories inside are handed to the bench user.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'privdav-bench-'));
+  fs.chmodSync(scratch, 0o711);
+  cleanup.add('remove scratch directory', () => fs.rmSync(scratch, { recursive: true, force: true }));
+
+  const sizes = dataSizes(options.mode);
+  const user: BenchUser = createBenchUser();
+  cleanup.add(`remove user ${user.name}`, () => removeBenchUser(user));
+  log(`user ${user.name} (uid ${user.uid}); writing the data set into ${user.home}`);
+  createDataSet(user, sizes);
+
+  const servers: BenchServer[] = [];
+  if (options.only !== 'apache') {
+    const port = await freeLoopbackPort();
+    if (options.standin) {
+      servers.push(
+        new ApacheServer({
+          name: 'privdav',
+          port,
+          user,
+          directory: path.join(scratch, 'standin'),
+          requireAuth: true,
+        }),
+      );
+    } else {
+      const undoSystem = PrivdavServer.prepareSystem();
+      cleanup.add('remove the PAM file the bench installed', undoSystem);
+      servers.push(
+        new PrivdavServer({ port, user, directory: path.join(scratch, 'privdav'), durable: options.durable }),
+      );
+    }
+  }
+  if (options.only !== 'privdav') {
+    const port = await freeLoopbackPort();
+    servers.push(
+      new ApacheServer({
+        name: 'apache',
+        port,
+        user,
+        directory: path.join(scratch, 'apache'),
+        requireAuth: false,
+      }),
+    );
+  }
+  for (const server of servers) {
+    cleanup.add(`stop ${server.name}`, () => server.stop());
+    await server.start();
+    log(`${server.name}: ${server.label} on 127.0.0.1:${server.port}`);
+  }
+
+  const context: BenchContext = {
+    user,
+    sizes,
+    durationSeconds: options.seconds,
+    streamTransfers: options.streamTransfers,
+    scratchDirectory: scratch,
+  };
+  const workloads = buildWorkloads(sizes).filter(
+    (workload) => options.workloadIds === null || options.workloadIds.includes(workload.id),
+  );
+  const turns = new Map<string, Partial<Record<ServerName, RecordedTurn[]>>>();
+  for (let round = 1; round <= options.rounds; round++) {
+    // Who goes first alternates by round, so neither server always runs right after the other's writes.
+    const order = round % 2 === 1 ? servers : [...servers].reverse();
+    for (const workload of workloads) {
+      for (const server of order) {
+        const turn = await runTurn(workload, server, context, round);
+        const byServer = turns.get(workload.id) ?? {};
+        (byServer[server.name] ??= []).push(turn);
+        turns.set(workload.id, byServer);
+      }
+    }
+  }
+
+  const workloadReports = workloads.map((workload) =>
+    summarizeWorkload(workload, turns.get(workload.id) ?? {}),
+  );
+  const report: BenchReport = {
+    metadata: {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      mode: options.mode,
+      rounds: options.rounds,
+      wrkSeconds: options.seconds,
+      streamTransfers: options.streamTransfers,
+      host: os.hostname(),
+      cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}`,
+      kernel: `Linux ${os.release()}`,
+      node: `Node ${process.version}`,
+      apache: commandOutput('/usr/sbin/apache2', ['-v']).split('\n')[0].replace('Server version: ', ''),
+      wrk: commandOutput('wrk', ['-v']).split('\n')[0].split(' Copyright')[0],
+      curl: commandOutput('curl', ['--version']).split('\n')[0],
+      servers: Object.fromEntries(servers.map((server) => [server.name, server.label])),
+      loadAverageBefore,
+      loadAverageAfter: loadAverage(),
+    },
+    workloads: workloadReports,
+    memory: memoryVerdict(workloadReports),
+    failures: workloadReports.flatMap((workload) => workload.failures),
+  };
+  writeResults(options.output, startedAt, report);
+  return report;
+}
+
+async function runTurn(
+  workload: Workload,
+  server: BenchServer,
+  context: BenchContext,
+  round: number,
+): Promise<RecordedTurn> {
+  const sampler = new ProcessMemorySampler(
+    () => server.rootPid(),
+    (facts) => server.roleOf(facts),
+  );
+  sampler.start();
+  let recorded: RecordedTurn;
+  try {
+    const result = await workload.run(server, context);
+    recorded = { ...result, round, processes: sampler.stop() };
+  } catch (error) {
+    const message = (error as Error).message;
+    recorded = {
+      value: 0,
+      p50Ms: null,
+      p99Ms: null,
+      failures: [message],
+      notes: [],
+      round,
+      processes: sampler.stop(),
+    };
+    // A server that died (or failed to restart after a cold-start turn) gets one more chance, so one
+    // crash shows as a failure of its workload rather than of every workload after it.
+    if (server.rootPid() === null) {
+      await server
+        .start()
+        .catch((restartError: Error) => recorded.failures.push(`restart failed: ${restartError.message}`));
+    }
+  }
+  // Dirty pages from a PUT are written back now, not during the next turn.
+  execFileSync('sync');
+  const failed = recorded.failures.length > 0 ? `  FAILED: ${recorded.failures.join('; ')}` : '';
+  log(
+    `round ${round} ${workload.title} ${server.name}: ${formatNumber(recorded.value)} ${workload.unit}${failed}`,
+  );
+  return recorded;
+}
+
+function writeResults(directory: string, startedAt: Date, report: BenchReport): void {
+  fs.mkdirSync(directory, { recursive: true });
+  const base = path.join(directory, timestamp(startedAt));
+  const markdown = renderMarkdown(report);
+  fs.writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  fs.writeFileSync(`${base}.md`, markdown);
+  fs.writeFileSync(`${base}.svg`, renderChart(report));
+  process.stdout.write(`\n${markdown}\nWritten: ${base}.json, ${base}.md, ${base}.svg\n`);
+}
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+  process.exitCode = 1;
+});

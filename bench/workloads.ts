@@ -1,0 +1,365 @@
+// The workloads of issue 4. Each turn first checks that the server answers correctly (status, body,
+// number of multistatus responses), then measures; a wrong answer is a failure of the run, not a slow figure.
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BenchServer } from './bench-server';
+import { BenchUser, DataSizes, dataPaths } from './bench-user';
+import { downloadToNull, StreamResult, uploadFile } from './curl-stream';
+import { sendRequest } from './http-transfer';
+import { luaString, runWrk, WrkResult } from './wrk-load';
+
+export interface BenchContext {
+  user: BenchUser;
+  sizes: DataSizes;
+  /** wrk run length per turn. */
+  durationSeconds: number;
+  /** Transfers per turn of the big-stream workloads (one 256 MiB transfer lasts ~0.1 s: too short alone). */
+  streamTransfers: number;
+  /** Private directory (root only) for generated scripts and curl configs. */
+  scratchDirectory: string;
+}
+
+export interface TurnResult {
+  /** The figure in the workload's unit. */
+  value: number;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Wrong answers. Any failure makes the run exit non-zero. */
+  failures: string[];
+  /** Things worth knowing that are not wrong answers (socket errors, timeouts). */
+  notes: string[];
+}
+
+export interface Workload {
+  id: string;
+  title: string;
+  unit: string;
+  /** "higher": a throughput; "lower": a time, whose ratio is inverted so that > 1 still means privdav ahead. */
+  better: 'higher' | 'lower';
+  /** privdav/Apache ratio to reach, if the issue sets one. */
+  ratioTarget: number | null;
+  /** Largest acceptable privdav value in the workload's unit (cold start in ms). */
+  maximumTarget: number | null;
+  run(server: BenchServer, context: BenchContext): Promise<TurnResult>;
+}
+
+const propfindAllprop =
+  '<?xml version="1.0" encoding="utf-8"?>\n<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>\n';
+
+function mebibytes(bytes: number): string {
+  return `${Math.round(bytes / (1 << 20))} MiB`;
+}
+
+function kibibytes(bytes: number): string {
+  return `${Math.round(bytes / 1024)} KiB`;
+}
+
+export function buildWorkloads(sizes: DataSizes): Workload[] {
+  const largest = Math.max(...sizes.propfindCollections.filter((entries) => entries <= 1000));
+  return [
+    {
+      id: 'get-big',
+      title: `GET ${mebibytes(sizes.bigFileBytes)}, 1 stream`,
+      unit: 'MiB/s',
+      better: 'higher',
+      ratioTarget: 1.0,
+      maximumTarget: null,
+      run: (server, context) =>
+        streamTurn(
+          context,
+          (directory) => downloadToNull(server, dataPaths.bigFile, directory),
+          200,
+          sizes.bigFileBytes,
+        ),
+    },
+    {
+      id: 'put-big',
+      title: `PUT ${mebibytes(sizes.bigFileBytes)}, 1 stream`,
+      unit: 'MiB/s',
+      better: 'higher',
+      ratioTarget: 1.0,
+      maximumTarget: null,
+      run: (server, context) => putBigTurn(server, context),
+    },
+    {
+      id: 'get-small',
+      title: `GET ${kibibytes(sizes.smallFileBytes)}, 16 connections`,
+      unit: 'req/s',
+      better: 'higher',
+      ratioTarget: 1.0,
+      maximumTarget: null,
+      run: (server, context) => getSmallTurn(server, context),
+    },
+    {
+      id: 'put-small',
+      title: `PUT ${kibibytes(sizes.smallFileBytes)} overwrite, 8 connections`,
+      unit: 'req/s',
+      better: 'higher',
+      ratioTarget: 1.0,
+      maximumTarget: null,
+      run: (server, context) => putSmallTurn(server, context),
+    },
+    {
+      id: `propfind-${largest}`,
+      title: `PROPFIND Depth 1 allprop, ${largest.toLocaleString('en')} entries, 4 connections`,
+      unit: 'req/s',
+      better: 'higher',
+      ratioTarget: largest === 1000 ? 3.0 : null,
+      maximumTarget: null,
+      run: (server, context) => propfindTurn(server, context, largest, 4),
+    },
+    {
+      id: 'mkcol-delete',
+      title: 'MKCOL + DELETE churn, 2 connections',
+      unit: 'req/s',
+      better: 'higher',
+      ratioTarget: null,
+      maximumTarget: null,
+      run: (server, context) => churnTurn(server, context, 2),
+    },
+    ...sizes.propfindCollections.map((entries): Workload => ({
+      id: `propfind-per-entry-${entries}`,
+      title: `PROPFIND Depth 1 allprop, ${entries.toLocaleString('en')} entries, 1 connection`,
+      unit: 'µs/entry',
+      better: 'lower',
+      ratioTarget: null,
+      maximumTarget: null,
+      run: (server, context) => propfindTurn(server, context, entries, 1),
+    })),
+    {
+      id: 'cold-start',
+      title: 'Cold start: first request after start',
+      unit: 'ms',
+      better: 'lower',
+      ratioTarget: null,
+      maximumTarget: 150,
+      run: (server) => coldStartTurn(server),
+    },
+  ];
+}
+
+async function streamTurn(
+  context: BenchContext,
+  transfer: (directory: string) => Promise<StreamResult>,
+  expectedStatus: number | number[],
+  expectedBytes: number,
+): Promise<TurnResult> {
+  const accepted = Array.isArray(expectedStatus) ? expectedStatus : [expectedStatus];
+  const failures: string[] = [];
+  const milliseconds: number[] = [];
+  let bytes = 0;
+  let seconds = 0;
+  for (let index = 0; index < context.streamTransfers; index++) {
+    const result = await transfer(context.scratchDirectory);
+    if (!accepted.includes(result.status))
+      failures.push(`status ${result.status}, expected ${accepted.join(' or ')}`);
+    if (result.bytes !== expectedBytes)
+      failures.push(`${result.bytes} bytes transferred, expected ${expectedBytes}`);
+    bytes += result.bytes;
+    seconds += result.seconds;
+    milliseconds.push(result.seconds * 1000);
+  }
+  return {
+    value: bytes / (1 << 20) / seconds,
+    p50Ms: percentile(milliseconds, 50),
+    p99Ms: percentile(milliseconds, 99),
+    failures,
+    notes: [],
+  };
+}
+
+async function putBigTurn(server: BenchServer, context: BenchContext): Promise<TurnResult> {
+  const source = path.join(context.user.home, dataPaths.bigFile);
+  const turn = await streamTurn(
+    context,
+    (directory) => uploadFile(server, dataPaths.bigUpload, source, directory),
+    [200, 201, 204],
+    context.sizes.bigFileBytes,
+  );
+  const stored = fs.statSync(path.join(context.user.home, dataPaths.bigUpload));
+  if (stored.size !== context.sizes.bigFileBytes) turn.failures.push(`stored file has ${stored.size} bytes`);
+  if (stored.uid !== context.user.uid) turn.failures.push(`stored file is owned by uid ${stored.uid}`);
+  return turn;
+}
+
+async function getSmallTurn(server: BenchServer, context: BenchContext): Promise<TurnResult> {
+  const expected = fs.readFileSync(path.join(context.user.home, dataPaths.smallFile));
+  const check = await sendRequest(server, 'GET', dataPaths.smallFile);
+  const failures: string[] = [];
+  if (check.status !== 200) failures.push(`GET ${dataPaths.smallFile}: status ${check.status}`);
+  else if (!check.body.equals(expected))
+    failures.push(`GET ${dataPaths.smallFile}: body differs from the file`);
+  const result = await runWrk({
+    server,
+    urlPath: dataPaths.smallFile,
+    connections: 16,
+    threads: 2,
+    durationSeconds: context.durationSeconds,
+    luaRequest: 'wrk.method = "GET"',
+    scriptDirectory: context.scratchDirectory,
+  });
+  return fromWrk(result, result.requestsPerSecond, failures);
+}
+
+async function putSmallTurn(server: BenchServer, context: BenchContext): Promise<TurnResult> {
+  const body = crypto.randomBytes(context.sizes.smallFileBytes);
+  const target = dataPaths.putTarget(0);
+  const failures: string[] = [];
+  const put = await sendRequest(server, 'PUT', target, {
+    body,
+    headers: { 'Content-Type': 'application/octet-stream' },
+  });
+  if (put.status !== 204 && put.status !== 201 && put.status !== 200) {
+    failures.push(`PUT ${target} (overwrite): status ${put.status}`);
+  } else {
+    const back = await sendRequest(server, 'GET', target);
+    if (back.status !== 200 || !back.body.equals(body))
+      failures.push(`GET after PUT ${target}: content differs`);
+  }
+  // Each wrk thread cycles over the pre-created targets from its own start, so every PUT overwrites
+  // an existing file and the threads rarely hit the same one.
+  const lua = `
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/octet-stream"
+wrk.body = string.rep("p", ${context.sizes.smallFileBytes})
+local targets = ${context.sizes.putTargets}
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("threadNumber", threads)
+end
+local next = nil
+request = function()
+  if next == nil then next = (threadNumber * 17) % targets end
+  next = (next + 1) % targets
+  return wrk.format(nil, ${luaString(dataPaths.putDirectory)} .. "/f-" .. next .. ".bin")
+end`;
+  const result = await runWrk({
+    server,
+    urlPath: '/',
+    connections: 8,
+    threads: 2,
+    durationSeconds: context.durationSeconds,
+    luaRequest: lua,
+    scriptDirectory: context.scratchDirectory,
+  });
+  return fromWrk(result, result.requestsPerSecond, failures);
+}
+
+/** Counts the <D:response> elements of a multistatus, whatever prefix the server chose. */
+function countResponses(xml: string): number {
+  return (xml.match(/<([A-Za-z][\w.-]*:)?response[\s>]/g) ?? []).length;
+}
+
+async function propfindTurn(
+  server: BenchServer,
+  context: BenchContext,
+  entries: number,
+  connections: number,
+): Promise<TurnResult> {
+  const collection = `${dataPaths.propfindCollection(entries)}/`;
+  const headers = { Depth: '1', 'Content-Type': 'application/xml; charset=utf-8' };
+  const failures: string[] = [];
+  const check = await sendRequest(server, 'PROPFIND', collection, { headers, body: propfindAllprop });
+  const responses = countResponses(check.body.toString('utf8'));
+  if (check.status !== 207) failures.push(`PROPFIND ${collection}: status ${check.status}`);
+  else if (responses !== entries + 1) {
+    failures.push(`PROPFIND ${collection}: ${responses} responses, expected ${entries + 1}`);
+  }
+  const lua = `
+wrk.method = "PROPFIND"
+wrk.headers["Depth"] = "1"
+wrk.headers["Content-Type"] = "application/xml; charset=utf-8"
+wrk.body = ${luaString(propfindAllprop)}`;
+  const result = await runWrk({
+    server,
+    urlPath: collection,
+    connections,
+    threads: Math.min(connections, 2),
+    durationSeconds: context.durationSeconds,
+    luaRequest: lua,
+    scriptDirectory: context.scratchDirectory,
+  });
+  // One connection: the figure is the time per entry; several: requests per second.
+  const value = connections === 1 ? (result.meanMs * 1000) / entries : result.requestsPerSecond;
+  return fromWrk(result, value, failures);
+}
+
+async function churnTurn(
+  server: BenchServer,
+  context: BenchContext,
+  connections: number,
+): Promise<TurnResult> {
+  const failures: string[] = [];
+  // A fresh prefix per turn: wrk stops mid-pair, and a leftover collection must not turn the next
+  // turn's first MKCOL into a 405.
+  const prefix = `${dataPaths.churnDirectory}/${server.name}-${crypto.randomBytes(4).toString('hex')}`;
+  const mkcol = await sendRequest(server, 'MKCOL', `${prefix}-check/`);
+  if (mkcol.status !== 201) failures.push(`MKCOL ${prefix}-check/: status ${mkcol.status}`);
+  const remove = await sendRequest(server, 'DELETE', `${prefix}-check/`);
+  if (remove.status !== 204 && remove.status !== 200)
+    failures.push(`DELETE ${prefix}-check/: status ${remove.status}`);
+  // One connection per wrk thread, so each thread's MKCOL/DELETE pairs stay strictly in order. The
+  // step advances on the response, not in request(): wrk calls request() once more than it sends, to
+  // check the script, which would otherwise skip the first MKCOL and make the first DELETE a 404.
+  const lua = `
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("threadNumber", threads)
+end
+local step = 1
+request = function()
+  local collection = ${luaString(prefix)} .. "-" .. threadNumber .. "-" .. math.floor((step + 1) / 2) .. "/"
+  if step % 2 == 1 then
+    return wrk.format("MKCOL", collection)
+  end
+  return wrk.format("DELETE", collection)
+end
+response = function()
+  step = step + 1
+end`;
+  const result = await runWrk({
+    server,
+    urlPath: '/',
+    connections,
+    threads: connections,
+    durationSeconds: context.durationSeconds,
+    luaRequest: lua,
+    scriptDirectory: context.scratchDirectory,
+  });
+  return fromWrk(result, result.requestsPerSecond, failures);
+}
+
+/**
+ * The server is restarted and answers (for privdav: the web process answers a request without
+ * credentials), then one authenticated GET is timed: login, the user's worker starting, the file
+ * opened and sent.
+ */
+async function coldStartTurn(server: BenchServer): Promise<TurnResult> {
+  await server.restartCold();
+  const answer = await sendRequest(server, 'GET', dataPaths.smallFile);
+  const failures = answer.status === 200 ? [] : [`first GET ${dataPaths.smallFile}: status ${answer.status}`];
+  return { value: answer.milliseconds, p50Ms: null, p99Ms: null, failures, notes: [] };
+}
+
+function fromWrk(result: WrkResult, value: number, failures: string[]): TurnResult {
+  const notes: string[] = [];
+  if (result.requests === 0) failures.push('wrk completed no request');
+  if (result.statusErrors > 0)
+    failures.push(`${result.statusErrors} of ${result.requests} responses had status >= 400`);
+  const { connect, read, write, timeout } = result.socketErrors;
+  if (connect + read + write + timeout > 0) {
+    notes.push(`socket errors: connect ${connect}, read ${read}, write ${write}, timeout ${timeout}`);
+  }
+  return { value, p50Ms: result.p50Ms, p99Ms: result.p99Ms, failures, notes };
+}
+
+/** Nearest-rank percentile; null for no samples. */
+export function percentile(samples: number[], rank: number): number | null {
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((rank / 100) * sorted.length) - 1));
+  return sorted[index];
+}
