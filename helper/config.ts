@@ -191,10 +191,12 @@ function describe(value: TomlValue): string {
   return 'a table';
 }
 
-function integer(min: number, max: number): Reader<number> {
+/** `belowMinimum` says why the minimum exists, for the message. */
+function integer(min: number, max: number, belowMinimum = ''): Reader<number> {
   return (value, report) => {
     if (typeof value !== 'bigint') return void report(`expected an integer, got ${describe(value)}`);
-    return inRange(Number(value), value, min, max, String, report);
+    const reason = belowMinimum && value < BigInt(min) ? ` (${belowMinimum})` : '';
+    return inRange(Number(value), value, min, max, String, (message) => report(message + reason));
   };
 }
 
@@ -517,8 +519,12 @@ const SCHEMA: Schema = {
   auth: {
     pamService: { key: 'pam_service', read: text(pamServiceProblem), restart: false },
     realm: { key: 'realm', read: text(realmProblem), restart: false },
-    // 0 would make root's uid eligible; the monitor refuses root regardless, this keeps the config honest.
-    minUid: { key: 'min_uid', read: integer(1, 4294967294), restart: false },
+    // The monitor refuses root regardless; refusing 0 here keeps the file from saying otherwise.
+    minUid: {
+      key: 'min_uid',
+      read: integer(1, 4294967294, 'uid 0 is root, who can never log in'),
+      restart: false,
+    },
     allowUsers: { key: 'allow_users', read: allowedUsers(), restart: false },
     allowGroups: { key: 'allow_groups', read: arrayOf(text(accountNameProblem)), restart: false },
     denyUsers: { key: 'deny_users', read: arrayOf(text(accountNameProblem)), restart: false },

@@ -135,7 +135,7 @@ describe('problems name their key and line', () => {
         assert.equal(error.code, 'PRIVDAV_CONFIG');
         assert.equal(
           error.message,
-          '/etc/privdav/privdav.toml:2: auth.min_uid: 0 is too small: the minimum is 1\n' +
+          '/etc/privdav/privdav.toml:2: auth.min_uid: 0 is too small: the minimum is 1 (uid 0 is root, who can never log in)\n' +
             '/etc/privdav/privdav.toml:3: auth.realm: must not be empty',
         );
         return true;
@@ -407,6 +407,7 @@ describe('security-relevant refusals', () => {
   test('min_uid = 0 is refused: it would make root eligible', () => {
     const problem = problemOf('[auth]\nmin_uid = 0\n');
     assert.deepEqual([problem.key, problem.line], ['auth.min_uid', 2]);
+    assert.match(problem.message, /uid 0 is root/);
   });
 
   test('user = "root" is refused for the web process', () => {
