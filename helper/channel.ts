@@ -251,7 +251,8 @@ export class Channel extends EventEmitter {
     let valid = true;
     for (const fd of fds) {
       // Never close our own socket or a number twice: that number may already be someone else's.
-      if (!Number.isInteger(fd) || fd < 0 || fd === this.#fd || owned.includes(fd)) valid = false;
+      const ownSocket = fd === this.#fd && !this.#destroyed; // after destroy the number may be reused
+      if (!Number.isInteger(fd) || fd < 0 || ownSocket || owned.includes(fd)) valid = false;
       else owned.push(fd);
     }
     if (!valid) this.#refuse(owned, new ChannelError('INVALID_FDS'));
@@ -275,11 +276,22 @@ export class Channel extends EventEmitter {
   #onPoll(status: number, events: number): void {
     if (this.#destroyed) return;
     if (status < 0) {
-      this.#fail(systemError(status, 'poll'));
+      this.#onPollError(status);
       return;
     }
-    if (events & UV_WRITABLE && this.queuedMessages > 0) this.#flush();
+    // Read first: what the peer sent before it died is delivered before its death is reported.
     if (events & UV_READABLE) this.#readMessages();
+    if (events & UV_WRITABLE && this.queuedMessages > 0 && !this.#destroyed) this.#flush();
+  }
+
+  // libuv stops the poll on POLLERR. A peer that died with our messages unread leaves ECONNRESET
+  // pending: clear it and poll again, so its last messages are read and then EOF or EPIPE ends
+  // the channel as PEER_CLOSED like any other death.
+  #onPollError(status: number): void {
+    this.#polledEvents = 0;
+    const pending = channelBinding.socketError(this.#fd);
+    if (pending === -ECONNRESET || pending === -EPIPE) this.#updatePolling(false);
+    else this.#fail(systemError(pending < 0 ? pending : status, 'poll'));
   }
 
   #flush(): void {

@@ -15,7 +15,10 @@ export interface ChannelBinding {
   sendmsg(fd: number, payload: Buffer, fds: readonly number[] | null): number;
   /** Bytes received, or -errno. out[0] = msg_flags, out[1] = fd count, out[2...] = fds (CLOEXEC). */
   recvmsg(fd: number, buffer: Buffer, out: Int32Array): number;
+  /** The socket's pending error as -errno, clearing it; 0 if none. */
+  socketError(fd: number): number;
   /** Starts watching `fd` (sets O_NONBLOCK); refuses anything but a SEQPACKET socket. */
+  /** `callback(status, events)`: status < 0 (libuv's UV_EBADF for POLLERR) means polling stopped. */
   pollOpen(fd: number, callback: (status: number, events: number) => void): PollHandle;
   /** Polls for constants.UV_READABLE | UV_WRITABLE, or stops with 0. */
   pollSet(handle: PollHandle, events: number): void;

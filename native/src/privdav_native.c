@@ -351,6 +351,18 @@ static napi_value native_recvmsg(napi_env env, napi_callback_info info) {
   return int_value(env, (int)received);
 }
 
+// socketError(fd) → the pending socket error as -errno (and clears it), or 0. POLLERR on a
+// SEQPACKET socket means the peer went away with data unread (ECONNRESET).
+static napi_value native_socket_error(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd, error = 0;
+  socklen_t length = sizeof error;
+  if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd))
+    return throw_type_error(env, "fd must be a non-negative integer");
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+  return int_value(env, -error);
+}
+
 // ---- the poll handle ---------------------------------------------------------------------
 //
 // Lifetime: the struct is freed only when both the libuv handle has finished closing and the JS
@@ -408,6 +420,12 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   if (poll->callback == NULL || napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value callback = NULL;
   napi_get_reference_value(env, poll->callback, &callback);
+  if (status < 0 && poll->events != 0) {
+    // libuv reports POLLERR as UV_EBADF and has already stopped the handle: mirror that, so
+    // the JS side sees a stopped poll it can restart. `callback` is held by the scope meanwhile.
+    poll->events = 0;
+    napi_reference_unref(env, poll->callback, NULL);
+  }
   if (callback != NULL) {
     napi_value receiver, argv[2], result;
     napi_get_global(env, &receiver);  // make_callback needs an object receiver
@@ -558,6 +576,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"closeFd", NULL, native_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendmsg", NULL, native_sendmsg, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvmsg", NULL, native_recvmsg, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"socketError", NULL, native_socket_error, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollOpen", NULL, native_poll_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollSet", NULL, native_poll_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollRef", NULL, native_poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
