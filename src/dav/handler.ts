@@ -1,0 +1,159 @@
+// The WebDAV protocol core's entry point: decodes the request target, parses If:, dispatches to
+// one method handler, and turns anything thrown into one complete error response. Never throws.
+import type * as http from 'node:http';
+import type { Storage } from '../storage/storage';
+import { DavError, isServerFault, toDavError } from './errors';
+import { parseIfHeader, type IfHeader } from './if-header';
+import type { LockStore } from './lock-store';
+import { handleCopy } from './methods/copy';
+import { handleDelete } from './methods/delete';
+import { handleGet } from './methods/get';
+import { handleLock } from './methods/lock';
+import { handleMkcol } from './methods/mkcol';
+import { handleMove } from './methods/move';
+import { handleOptions } from './methods/options';
+import { handlePropfind } from './methods/propfind';
+import { handleProppatch } from './methods/proppatch';
+import { handlePut } from './methods/put';
+import { handleUnlock } from './methods/unlock';
+import { parseRequestPath, type RequestTarget } from './paths';
+import {
+  headerValue,
+  sendText,
+  sendXml,
+  type DavLimits,
+  type DavRequest,
+  type LogFunction,
+  type MethodHandler,
+} from './request';
+import { escapeXml } from './xml';
+
+export interface DavRequestContext {
+  /** Bound to the authenticated user (their namespace of DavPaths). */
+  storage: Storage;
+  /** The authenticated user name: lock tokens are usable only by the principal who created them. */
+  principal: string;
+}
+
+export interface DavOptions {
+  lockStore: LockStore;
+  /** Bound for XML request bodies (413 past it). */
+  maxXmlBytes: number;
+  /** Bound for Depth: infinity (PROPFIND over it: 403 with DAV:propfind-finite-depth). */
+  maxInfinityEntries: number;
+  maxLockTimeoutS: number;
+  /** 0 = unlimited (413 past it). */
+  maxUploadBytes: number;
+  log?: LogFunction;
+}
+
+export type DavHandler = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  context: DavRequestContext,
+) => Promise<void>;
+
+const METHODS: Record<string, MethodHandler> = {
+  OPTIONS: handleOptions,
+  GET: handleGet,
+  HEAD: handleGet,
+  PUT: handlePut,
+  DELETE: handleDelete,
+  MKCOL: handleMkcol,
+  COPY: handleCopy,
+  MOVE: handleMove,
+  PROPFIND: handlePropfind,
+  PROPPATCH: handleProppatch,
+  LOCK: handleLock,
+  UNLOCK: handleUnlock,
+};
+
+const ALLOWED_METHODS = Object.keys(METHODS).join(', ');
+
+export function createDavHandler(options: DavOptions): DavHandler {
+  const limits: DavLimits = {
+    maxXmlBytes: options.maxXmlBytes,
+    maxInfinityEntries: options.maxInfinityEntries,
+    maxLockTimeoutS: options.maxLockTimeoutS,
+    maxUploadBytes: options.maxUploadBytes,
+  };
+  const lockStore = options.lockStore;
+  const log: LogFunction = options.log ?? ignoreLog;
+
+  return async function handleDavRequest(req, res, context): Promise<void> {
+    try {
+      const method = METHODS[req.method ?? ''];
+      if (method === undefined) throw new DavError(405, 'method not supported');
+      const request: DavRequest = {
+        req,
+        res,
+        storage: context.storage,
+        principal: context.principal,
+        lockStore,
+        limits,
+        target: requestTarget(req),
+        ifHeader: ifHeaderOf(req),
+        nowMs: Date.now(),
+        realPaths: new Map(),
+        stats: new Map(),
+      };
+      await method(request);
+    } catch (error) {
+      sendError(req, res, error, log);
+    }
+  };
+}
+
+function ignoreLog(): void {}
+
+function ifHeaderOf(req: http.IncomingMessage): IfHeader | null {
+  const value = headerValue(req, 'if');
+  return value === undefined ? null : parseIfHeader(value);
+}
+
+function requestTarget(req: http.IncomingMessage): RequestTarget {
+  const url = req.url ?? '/';
+  // "OPTIONS *" asks about the server as a whole.
+  if (url === '*' && req.method === 'OPTIONS') return { path: '/', trailingSlash: false };
+  return parseRequestPath(url);
+}
+
+function sendError(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  thrown: unknown,
+  log: LogFunction,
+): void {
+  const error = toDavError(thrown);
+  const fields = { method: req.method, url: req.url, status: error.status };
+  if (isServerFault(thrown)) {
+    log('error', `request failed: ${thrown instanceof Error ? thrown.message : String(thrown)}`, fields);
+  } else {
+    log('debug', `request refused: ${error.message}`, fields);
+  }
+  if (res.headersSent) {
+    // Part of a response is out (a streamed multistatus or body): cutting the connection is the
+    // only honest signal left.
+    res.destroy();
+    return;
+  }
+  try {
+    // An unread body (possibly enormous) must not be drained to keep the connection alive.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    if (error.status === 405) res.setHeader('Allow', ALLOWED_METHODS);
+    if (error.retryAfterS !== undefined) res.setHeader('Retry-After', String(error.retryAfterS));
+    if (error.condition !== undefined) {
+      const hrefs = (error.conditionHrefs ?? [])
+        .map((href) => `<D:href>${escapeXml(href)}</D:href>`)
+        .join('');
+      const condition =
+        hrefs === '' ? `<D:${error.condition}/>` : `<D:${error.condition}>${hrefs}</D:${error.condition}>`;
+      sendXml(res, error.status, `<D:error xmlns:D="DAV:">${condition}</D:error>`);
+    } else {
+      sendText(res, error.status, error.message);
+    }
+  } catch (secondary) {
+    log('error', `could not send the error response: ${String(secondary)}`, fields);
+    res.destroy();
+  }
+}

@@ -1,0 +1,184 @@
+// GET and HEAD: file bodies streamed from the descriptor storage opened (single ranges with
+// positional reads), validators and conditional requests, and an HTML listing for collections.
+import * as fs from 'node:fs';
+import { pipeline } from 'node:stream';
+import type { OpenedFile, Stat } from '../../storage/storage';
+import { StorageError } from '../../storage/storage';
+import { checkPreconditions, ifRangeHolds, NotModified, parseRange } from '../conditional';
+import { checkIfHeader } from '../locks';
+import { baseName, encodeHref, parentPath } from '../paths';
+import { contentTypeFor, httpDate } from '../props';
+import { sendEmpty, type DavRequest } from '../request';
+import { escapeXml } from '../xml';
+
+/** Bodies up to this size are read in one positional read and sent with one write. */
+const SMALL_BODY = 64 * 1024;
+const STREAM_CHUNK = 256 * 1024;
+
+function closeQuietly(fd: number): void {
+  fs.close(fd, ignoreError);
+}
+
+function ignoreError(): void {}
+
+export async function handleGet(request: DavRequest): Promise<void> {
+  await checkIfHeader(request);
+  let opened: OpenedFile;
+  try {
+    opened = await request.storage.openRead(request.target.path);
+  } catch (error) {
+    if (error instanceof StorageError && error.code === 'EISDIR') {
+      const stat = await request.storage.stat(request.target.path);
+      if (stat !== null) return sendCollection(request, stat);
+    }
+    throw error;
+  }
+  if (opened.stat.kind === 'directory') {
+    closeQuietly(opened.fd);
+    return sendCollection(request, opened.stat);
+  }
+  try {
+    await sendFile(request, opened);
+  } catch (error) {
+    closeQuietly(opened.fd);
+    throw error;
+  }
+}
+
+function validatorHeaders(stat: Stat): Record<string, string> {
+  return { ETag: stat.etag, 'Last-Modified': httpDate(stat.mtimeMs) };
+}
+
+async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> {
+  const { req, res } = request;
+  const { fd, stat } = opened;
+  const isHead = req.method === 'HEAD';
+  try {
+    checkPreconditions(req, stat, true);
+  } catch (error) {
+    if (!(error instanceof NotModified)) throw error;
+    closeQuietly(fd);
+    res.writeHead(304, validatorHeaders(stat));
+    res.end();
+    return;
+  }
+
+  const size = stat.size;
+  let start = 0;
+  let end = size - 1;
+  let status = 200;
+  const headers: Record<string, string | number> = {
+    ...validatorHeaders(stat),
+    'Content-Type': contentTypeFor(request.target.path),
+    'Accept-Ranges': 'bytes',
+  };
+  if (req.headers.range !== undefined && ifRangeHolds(req, stat)) {
+    const range = parseRange(req.headers.range, size);
+    if (range === 'unsatisfiable') {
+      closeQuietly(fd);
+      sendEmpty(res, 416, { 'Content-Range': `bytes */${size}`, ETag: stat.etag });
+      return;
+    }
+    if (range !== null) {
+      start = range.start;
+      end = range.end;
+      status = 206;
+      headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
+    }
+  }
+  const length = end - start + 1;
+  headers['Content-Length'] = length;
+
+  if (isHead || length === 0) {
+    closeQuietly(fd);
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
+  if (length <= SMALL_BODY) {
+    const body = await readExactly(fd, start, length);
+    closeQuietly(fd);
+    res.writeHead(status, headers);
+    res.end(body);
+    return;
+  }
+  res.writeHead(status, headers);
+  const stream = fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK, autoClose: true });
+  // pipeline destroys the read stream (closing the fd) when the client goes away mid-body.
+  await new Promise<void>((resolve) => {
+    pipeline(stream, res, (error) => {
+      if (error && !res.destroyed) res.destroy();
+      resolve();
+    });
+  });
+}
+
+function readExactly(fd: number, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(length);
+  return new Promise<Buffer>((resolve, reject) => {
+    let filled = 0;
+    const step = (error: NodeJS.ErrnoException | null, bytesRead: number): void => {
+      if (error) return reject(StorageError.from(error));
+      filled += bytesRead;
+      // The file shrank under us: send what is there rather than stale bytes.
+      if (bytesRead === 0 || filled === length)
+        return resolve(filled === length ? buffer : buffer.subarray(0, filled));
+      fs.read(fd, buffer, filled, length - filled, position + filled, step);
+    };
+    fs.read(fd, buffer, 0, length, position, step);
+  });
+}
+
+async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
+  const { req, res } = request;
+  try {
+    checkPreconditions(req, stat, true);
+  } catch (error) {
+    if (!(error instanceof NotModified)) throw error;
+    res.writeHead(304, validatorHeaders(stat));
+    res.end();
+    return;
+  }
+  const path = request.target.path;
+  const title = escapeXml(path === '/' ? '/' : path + '/');
+  let rows = '';
+  if (path !== '/')
+    rows += `<tr><td><a href="${escapeXml(encodeHref(parentPath(path), true))}">../</a></td><td></td><td></td></tr>\n`;
+  const members: { name: string; href: string; stat: Stat }[] = [];
+  for await (const entry of request.storage.list(path, 1, {
+    props: 'none',
+    limit: Number.MAX_SAFE_INTEGER,
+  })) {
+    if (entry.path === path) continue;
+    const isCollection = entry.stat.kind === 'directory';
+    members.push({
+      name: baseName(entry.path) + (isCollection ? '/' : ''),
+      href: encodeHref(entry.path, isCollection),
+      stat: entry.stat,
+    });
+  }
+  members.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const member of members) {
+    const size = member.stat.kind === 'directory' ? '' : String(member.stat.size);
+    rows +=
+      `<tr><td><a href="${escapeXml(member.href)}">${escapeXml(member.name)}</a></td>` +
+      `<td>${size}</td><td>${httpDate(member.stat.mtimeMs)}</td></tr>\n`;
+  }
+  const html =
+    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Index of ' +
+    title +
+    '</title></head>\n<body><h1>Index of ' +
+    title +
+    '</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>\n' +
+    rows +
+    '</table></body></html>\n';
+  const body = Buffer.from(html, 'utf8');
+  res.writeHead(200, {
+    ...validatorHeaders(stat),
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': body.length,
+    // The listing is ours, not user content: keep it from running anything it links to.
+    'Content-Security-Policy': "default-src 'none'",
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

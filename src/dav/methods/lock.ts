@@ -1,0 +1,145 @@
+// LOCK: new exclusive or shared write locks (Depth 0 or infinity; an unmapped URL gets an empty
+// file, 201), and refreshes of existing ones named in the If: header.
+import { randomUUID } from 'node:crypto';
+import { StorageError } from '../../storage/storage';
+import { DavError } from '../errors';
+import { submittedTokens } from '../if-header';
+import type { LockRecord, LockScope } from '../lock-store';
+import { activeLockXml, authorizeWrite, checkIfHeader, grantedTimeoutS } from '../locks';
+import { encodeHref } from '../paths';
+import { headerValue, forgetPath, realPathOf, sendXml, statOf, type DavRequest } from '../request';
+import {
+  childElements,
+  isDavElement,
+  parseXml,
+  readBoundedBody,
+  serializeElement,
+  type XmlElement,
+} from '../xml';
+
+interface LockInfo {
+  scope: LockScope;
+  ownerXml: string;
+}
+
+export async function handleLock(request: DavRequest): Promise<void> {
+  const { req, target } = request;
+  const body = await readBoundedBody(req, request.limits.maxXmlBytes);
+  const timeoutS = grantedTimeoutS(headerValue(req, 'timeout'), request.limits.maxLockTimeoutS);
+  if (body.length === 0) return refreshLocks(request, timeoutS);
+  const info = parseLockInfo(parseXml(body));
+  const depth = parseLockDepth(headerValue(req, 'depth'));
+
+  const path = target.path;
+  const stat = await statOf(request, path);
+  if (stat === null) {
+    // Creating the empty resource adds a member to the parent: its locks apply.
+    await authorizeWrite(request, [{ path, membership: true, tree: false }]);
+  } else {
+    // Other locks are not "tokens to submit" here but conflicts, which acquire() judges.
+    await checkIfHeader(request);
+  }
+
+  const lock: LockRecord = {
+    token: `opaquelocktoken:${randomUUID()}`,
+    root: await realPathOf(request, path),
+    rootPath: path,
+    principal: request.principal,
+    scope: info.scope,
+    depth,
+    ownerXml: info.ownerXml,
+    timeoutS,
+    expiresMs: request.nowMs + timeoutS * 1000,
+  };
+  const conflicts = await request.lockStore.acquire(lock, request.nowMs);
+  if (conflicts.length > 0) {
+    const hrefs = [...new Set(conflicts.map((other) => encodeHref(other.rootPath, false)))];
+    throw new DavError(423, 'a conflicting lock exists', 'no-conflicting-lock', hrefs);
+  }
+  if (stat === null) {
+    try {
+      await createEmptyResource(request, path);
+    } catch (error) {
+      await request.lockStore.remove(lock.token);
+      throw error;
+    }
+  }
+  sendXml(
+    request.res,
+    stat === null ? 201 : 200,
+    `<D:prop xmlns:D="DAV:"><D:lockdiscovery>${activeLockXml(lock, request.nowMs)}</D:lockdiscovery></D:prop>`,
+    { 'Lock-Token': `<${lock.token}>` },
+  );
+}
+
+/** RFC 4918 §7.3: a LOCK on an unmapped URL creates an empty, locked resource. */
+async function createEmptyResource(request: DavRequest, path: string): Promise<void> {
+  let upload;
+  try {
+    upload = await request.storage.openWrite(path);
+  } catch (error) {
+    if (error instanceof StorageError && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) {
+      throw new DavError(409, 'the parent collection does not exist');
+    }
+    throw error;
+  }
+  try {
+    await upload.commit();
+  } catch (error) {
+    await upload.abort().catch(() => undefined);
+    throw error;
+  }
+  forgetPath(request, path);
+}
+
+async function refreshLocks(request: DavRequest, timeoutS: number): Promise<void> {
+  const header = request.ifHeader;
+  if (header === null)
+    throw new DavError(400, 'a LOCK without a body refreshes locks and needs an If header');
+  const tokens = submittedTokens(header);
+  const real = await realPathOf(request, request.target.path);
+  const covering = await request.lockStore.covering(real, request.nowMs);
+  const mine = covering.filter((lock) => tokens.includes(lock.token) && lock.principal === request.principal);
+  if (mine.length === 0) throw new DavError(412, 'no submitted lock token applies to this resource');
+  await checkIfHeader(request);
+  let discovery = '';
+  for (const lock of mine) {
+    const refreshed = await request.lockStore.refresh(lock.token, timeoutS, request.nowMs);
+    if (refreshed !== null) discovery += activeLockXml(refreshed, request.nowMs);
+  }
+  sendXml(
+    request.res,
+    200,
+    `<D:prop xmlns:D="DAV:"><D:lockdiscovery>${discovery}</D:lockdiscovery></D:prop>`,
+  );
+}
+
+function parseLockInfo(root: XmlElement): LockInfo {
+  if (!isDavElement(root, 'lockinfo')) throw new DavError(400, 'expected a DAV:lockinfo body');
+  let scope: LockScope | null = null;
+  let isWrite = false;
+  let ownerXml = '';
+  for (const child of childElements(root)) {
+    if (isDavElement(child, 'lockscope')) {
+      for (const value of childElements(child)) {
+        if (isDavElement(value, 'exclusive')) scope = 'exclusive';
+        else if (isDavElement(value, 'shared')) scope = 'shared';
+      }
+    } else if (isDavElement(child, 'locktype')) {
+      isWrite = childElements(child).some((value) => isDavElement(value, 'write'));
+    } else if (isDavElement(child, 'owner')) {
+      ownerXml = serializeElement(child);
+    }
+  }
+  if (scope === null) throw new DavError(400, 'lockinfo needs DAV:exclusive or DAV:shared');
+  if (!isWrite) throw new DavError(400, 'only DAV:write locks exist');
+  return { scope, ownerXml };
+}
+
+function parseLockDepth(header: string | undefined): 0 | 'infinity' {
+  if (header === undefined) return 'infinity';
+  const value = header.trim().toLowerCase();
+  if (value === '0') return 0;
+  if (value === 'infinity') return 'infinity';
+  throw new DavError(400, 'LOCK takes Depth 0 or infinity');
+}

@@ -1,0 +1,133 @@
+// PROPFIND: allprop (with include), propname and prop at Depth 0, 1 or a bounded infinity. The
+// listing comes from storage in batches and the multistatus goes out as entries arrive.
+import type { Depth, Entry, PropSelection, Space } from '../../storage/storage';
+import { DavError, statusLine } from '../errors';
+import { checkIfHeader, lockIndexFor } from '../locks';
+import { MultistatusWriter } from '../multistatus';
+import { encodeHref } from '../paths';
+import {
+  ALLPROP_LIVE,
+  isLiveProperty,
+  livePropertyXml,
+  QUOTA_AVAILABLE,
+  QUOTA_USED,
+  type LivePropertySources,
+} from '../props';
+import { headerValue, type DavRequest } from '../request';
+import {
+  childElements,
+  clarkName,
+  emptyPropertyElement,
+  escapeXml,
+  isDavElement,
+  parseXml,
+  readBoundedBody,
+} from '../xml';
+
+type PropfindQuery =
+  { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
+
+const LOCKDISCOVERY_NAME = '{DAV:}lockdiscovery';
+const OK_LINE = `<D:status>${statusLine(200)}</D:status>`;
+const NOT_FOUND_LINE = `<D:status>${statusLine(404)}</D:status>`;
+
+export async function handlePropfind(request: DavRequest): Promise<void> {
+  const { req, res, storage, target } = request;
+  const depth = parsePropfindDepth(headerValue(req, 'depth'));
+  const body = await readBoundedBody(req, request.limits.maxXmlBytes);
+  const query: PropfindQuery = body.length === 0 ? { kind: 'allprop', include: [] } : parsePropfind(body);
+  await checkIfHeader(request);
+
+  const wanted = query.kind === 'prop' ? query.names : query.kind === 'allprop' ? query.include : [];
+  let space: Space | null = null;
+  if (wanted.includes(QUOTA_AVAILABLE) || wanted.includes(QUOTA_USED)) {
+    // One statfs/quota call for the whole listing: members share the storage of the collection.
+    space = await storage.space(target.path).catch(() => null);
+  }
+  const needsLocks = query.kind === 'allprop' || wanted.includes(LOCKDISCOVERY_NAME);
+  const lockIndex = needsLocks ? await lockIndexFor(request, target.path, depth) : null;
+  const sources: LivePropertySources = {
+    nowMs: request.nowMs,
+    locksFor: lockIndex === null ? noLocks : (entry) => lockIndex(entry.path),
+    space,
+  };
+
+  const limit = depth === 'infinity' ? request.limits.maxInfinityEntries : Number.MAX_SAFE_INTEGER;
+  const listing = storage.list(target.path, depth, { props: deadSelection(query), limit });
+  const multistatus = new MultistatusWriter(res);
+  if (depth === 'infinity') {
+    // The bound may trip late in the walk: collect first so that it is still a clean 403.
+    const entries: Entry[] = [];
+    for await (const entry of listing) entries.push(entry);
+    for (const entry of entries) await multistatus.add(renderResponse(entry, query, sources));
+  } else {
+    for await (const entry of listing) await multistatus.add(renderResponse(entry, query, sources));
+  }
+  await multistatus.end();
+}
+
+function noLocks(): [] {
+  return [];
+}
+
+function parsePropfindDepth(header: string | undefined): Depth {
+  if (header === undefined) return 'infinity';
+  const value = header.trim().toLowerCase();
+  if (value === '0') return 0;
+  if (value === '1') return 1;
+  if (value === 'infinity') return 'infinity';
+  throw new DavError(400, 'Depth must be 0, 1 or infinity');
+}
+
+function parsePropfind(body: Buffer): PropfindQuery {
+  const root = parseXml(body);
+  if (!isDavElement(root, 'propfind')) throw new DavError(400, 'expected a DAV:propfind body');
+  let query: PropfindQuery | null = null;
+  const include: string[] = [];
+  for (const child of childElements(root)) {
+    if (isDavElement(child, 'allprop')) query = { kind: 'allprop', include };
+    else if (isDavElement(child, 'propname')) query = { kind: 'propname' };
+    else if (isDavElement(child, 'prop'))
+      query = { kind: 'prop', names: childElements(child).map(clarkName) };
+    else if (isDavElement(child, 'include')) include.push(...childElements(child).map(clarkName));
+  }
+  return query ?? { kind: 'allprop', include };
+}
+
+function deadSelection(query: PropfindQuery): PropSelection {
+  if (query.kind === 'allprop') return 'all';
+  if (query.kind === 'propname') return 'names';
+  const dead = query.names.filter((name) => !isLiveProperty(name));
+  return dead.length === 0 ? 'none' : dead;
+}
+
+function renderResponse(entry: Entry, query: PropfindQuery, sources: LivePropertySources): string {
+  const isCollection = entry.stat.kind === 'directory';
+  let found = '';
+  let missing = '';
+  if (query.kind === 'propname') {
+    for (const name of ALLPROP_LIVE) {
+      if (livePropertyXml(name, entry, sources) !== null) found += emptyPropertyElement(name);
+    }
+    for (const name in entry.props) found += emptyPropertyElement(name);
+  } else if (query.kind === 'allprop') {
+    for (const name of ALLPROP_LIVE) found += livePropertyXml(name, entry, sources) ?? '';
+    for (const name in entry.props) found += (entry.props as Record<string, string>)[name];
+    for (const name of query.include) {
+      if (ALLPROP_LIVE.includes(name) || (entry.props !== undefined && name in entry.props)) continue;
+      const xml = isLiveProperty(name) ? livePropertyXml(name, entry, sources) : null;
+      if (xml === null) missing += emptyPropertyElement(name);
+      else found += xml;
+    }
+  } else {
+    for (const name of query.names) {
+      const xml = isLiveProperty(name) ? livePropertyXml(name, entry, sources) : entry.props?.[name];
+      if (xml === null || xml === undefined) missing += emptyPropertyElement(name);
+      else found += xml;
+    }
+  }
+  let xml = `<D:response><D:href>${escapeXml(encodeHref(entry.path, isCollection))}</D:href>`;
+  if (found !== '' || missing === '') xml += `<D:propstat><D:prop>${found}</D:prop>${OK_LINE}</D:propstat>`;
+  if (missing !== '') xml += `<D:propstat><D:prop>${missing}</D:prop>${NOT_FOUND_LINE}</D:propstat>`;
+  return xml + '</D:response>';
+}

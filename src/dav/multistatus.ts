@@ -1,0 +1,72 @@
+// A 207 Multi-Status body written as responses arrive: the status line goes out with the first
+// response, text is batched into large writes, and a slow client applies backpressure.
+import type * as http from 'node:http';
+import { statusLine } from './errors';
+import { escapeXml, XML_DECLARATION } from './xml';
+
+const FLUSH_AT = 64 * 1024;
+
+export class MultistatusWriter {
+  private readonly res: http.ServerResponse;
+  private pending = '';
+  private started = false;
+
+  constructor(res: http.ServerResponse) {
+    this.res = res;
+  }
+
+  /** True once the 207 status has gone out; errors after that can only abort the response. */
+  get isStarted(): boolean {
+    return this.started;
+  }
+
+  /** Adds one complete <D:response> element. */
+  async add(responseXml: string): Promise<void> {
+    if (!this.started) this.start();
+    this.pending += responseXml;
+    if (this.pending.length >= FLUSH_AT) await this.flush();
+  }
+
+  /** A response that carries only a status for an href (e.g. a member that could not be deleted). */
+  async addStatus(href: string, status: number, condition?: string): Promise<void> {
+    const error = condition === undefined ? '' : `<D:error><D:${condition}/></D:error>`;
+    await this.add(
+      `<D:response><D:href>${escapeXml(href)}</D:href><D:status>${statusLine(status)}</D:status>${error}</D:response>`,
+    );
+  }
+
+  async end(): Promise<void> {
+    if (!this.started) this.start();
+    this.res.end(this.pending + '</D:multistatus>');
+    this.pending = '';
+  }
+
+  private start(): void {
+    this.started = true;
+    this.res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8' });
+    this.pending = XML_DECLARATION + '<D:multistatus xmlns:D="DAV:">';
+  }
+
+  private async flush(): Promise<void> {
+    const chunk = this.pending;
+    this.pending = '';
+    if (this.res.destroyed) throw new Error('client went away');
+    if (!this.res.write(chunk)) await waitForDrain(this.res);
+  }
+}
+
+/** Resolves when the response can take more data, or rejects when the client is gone. */
+export function waitForDrain(res: http.ServerResponse): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = (): void => {
+      res.off('close', onClose);
+      resolve();
+    };
+    const onClose = (): void => {
+      res.off('drain', onDrain);
+      reject(new Error('client went away'));
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}

@@ -1,0 +1,152 @@
+// Live properties (RFC 4918 §15, RFC 4331 quota): which exist, which are protected, and their XML
+// for one resource. Dead properties come from storage as ready-made XML and are not handled here.
+import type { Entry, Space, Stat } from '../storage/storage';
+import type { LockRecord } from './lock-store';
+import { activeLockXml, SUPPORTED_LOCK_XML } from './locks';
+import { baseName } from './paths';
+import { DAV_NS, escapeXml } from './xml';
+
+const D = `{${DAV_NS}}`;
+
+export const CREATIONDATE = D + 'creationdate';
+export const DISPLAYNAME = D + 'displayname';
+export const GETCONTENTLENGTH = D + 'getcontentlength';
+export const GETCONTENTTYPE = D + 'getcontenttype';
+export const GETETAG = D + 'getetag';
+export const GETLASTMODIFIED = D + 'getlastmodified';
+export const RESOURCETYPE = D + 'resourcetype';
+export const LOCKDISCOVERY = D + 'lockdiscovery';
+export const SUPPORTEDLOCK = D + 'supportedlock';
+export const QUOTA_AVAILABLE = D + 'quota-available-bytes';
+export const QUOTA_USED = D + 'quota-used-bytes';
+
+/** Live properties allprop returns. RFC 4331 §3: the quota properties are left out of allprop. */
+export const ALLPROP_LIVE: readonly string[] = [
+  CREATIONDATE,
+  DISPLAYNAME,
+  GETCONTENTLENGTH,
+  GETCONTENTTYPE,
+  GETETAG,
+  GETLASTMODIFIED,
+  RESOURCETYPE,
+  LOCKDISCOVERY,
+  SUPPORTEDLOCK,
+];
+
+const LIVE = new Set<string>([...ALLPROP_LIVE, QUOTA_AVAILABLE, QUOTA_USED]);
+
+export function isLiveProperty(name: string): boolean {
+  return LIVE.has(name);
+}
+
+/** Every DAV: property is computed by the server; clients may not set or remove them. */
+export function isProtectedProperty(name: string): boolean {
+  return name.startsWith(D);
+}
+
+/** What rendering live properties needs beyond the entry itself. */
+export interface LivePropertySources {
+  nowMs: number;
+  /** Locks covering the entry (only consulted for lockdiscovery). */
+  locksFor: (entry: Entry) => LockRecord[];
+  /** Quota of the listing's storage, fetched once per request; null when not requested. */
+  space: Space | null;
+}
+
+/** The property element with its value, or null when the resource does not have it (404). */
+export function livePropertyXml(name: string, entry: Entry, sources: LivePropertySources): string | null {
+  const stat = entry.stat;
+  const isCollection = stat.kind === 'directory';
+  switch (name) {
+    case CREATIONDATE:
+      return `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
+    case DISPLAYNAME:
+      return `<D:displayname>${escapeXml(baseName(entry.path))}</D:displayname>`;
+    case GETCONTENTLENGTH:
+      return isCollection ? null : `<D:getcontentlength>${stat.size}</D:getcontentlength>`;
+    case GETCONTENTTYPE:
+      return isCollection ? null : `<D:getcontenttype>${contentTypeFor(entry.path)}</D:getcontenttype>`;
+    case GETETAG:
+      return `<D:getetag>${escapeXml(stat.etag)}</D:getetag>`;
+    case GETLASTMODIFIED:
+      return `<D:getlastmodified>${httpDate(stat.mtimeMs)}</D:getlastmodified>`;
+    case RESOURCETYPE:
+      return isCollection ? '<D:resourcetype><D:collection/></D:resourcetype>' : '<D:resourcetype/>';
+    case LOCKDISCOVERY: {
+      let xml = '<D:lockdiscovery>';
+      for (const lock of sources.locksFor(entry)) xml += activeLockXml(lock, sources.nowMs);
+      return xml + '</D:lockdiscovery>';
+    }
+    case SUPPORTEDLOCK:
+      return `<D:supportedlock>${SUPPORTED_LOCK_XML}</D:supportedlock>`;
+    case QUOTA_AVAILABLE:
+      return sources.space === null
+        ? null
+        : `<D:quota-available-bytes>${Math.max(0, Math.floor(sources.space.availableBytes))}</D:quota-available-bytes>`;
+    case QUOTA_USED:
+      return sources.space === null
+        ? null
+        : `<D:quota-used-bytes>${Math.max(0, Math.floor(sources.space.usedBytes))}</D:quota-used-bytes>`;
+    default:
+      return null;
+  }
+}
+
+/** RFC 3339 without fractional seconds, as DAV:creationdate wants. */
+export function isoDate(ms: number): string {
+  const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString();
+  return iso.slice(0, 19) + 'Z';
+}
+
+/** IMF-fixdate (RFC 9110 §5.6.7), for Last-Modified and DAV:getlastmodified. */
+export function httpDate(ms: number): string {
+  return new Date(ms).toUTCString();
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  txt: 'text/plain; charset=utf-8',
+  html: 'text/html; charset=utf-8',
+  htm: 'text/html; charset=utf-8',
+  css: 'text/css; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+  md: 'text/markdown; charset=utf-8',
+  xml: 'application/xml',
+  js: 'text/javascript; charset=utf-8',
+  mjs: 'text/javascript; charset=utf-8',
+  json: 'application/json',
+  pdf: 'application/pdf',
+  zip: 'application/zip',
+  gz: 'application/gzip',
+  tar: 'application/x-tar',
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  svg: 'image/svg+xml',
+  ico: 'image/vnd.microsoft.icon',
+  mp3: 'audio/mpeg',
+  ogg: 'audio/ogg',
+  wav: 'audio/wav',
+  mp4: 'video/mp4',
+  webm: 'video/webm',
+  doc: 'application/msword',
+  docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  xls: 'application/vnd.ms-excel',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  ppt: 'application/vnd.ms-powerpoint',
+  pptx: 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  odt: 'application/vnd.oasis.opendocument.text',
+  ods: 'application/vnd.oasis.opendocument.spreadsheet',
+};
+
+export function contentTypeFor(path: string): string {
+  const dot = path.lastIndexOf('.');
+  if (dot === -1 || dot < path.lastIndexOf('/')) return 'application/octet-stream';
+  return CONTENT_TYPES[path.slice(dot + 1).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/** Weak validator for Last-Modified comparisons: mtime truncated to whole seconds. */
+export function lastModifiedSeconds(stat: Stat): number {
+  return Math.floor(stat.mtimeMs / 1000);
+}
