@@ -53,7 +53,7 @@ const O_TMPFILE = 0o20200000;
 const LIST_CONCURRENCY = 32;
 /** Members removed or copied at once inside one collection. */
 const TREE_CONCURRENCY = 16;
-/** Errors that mean a listed member went away (or never was reachable) between readdir and stat. */
+/** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export class LocalStorage implements Storage {
@@ -162,12 +162,12 @@ export class LocalStorage implements Storage {
     const source = this.#resolve(from);
     const destination = this.#resolve(to);
     if (options?.depth !== 0 && options?.depth !== 'infinity') throw protocolError('bad copy depth');
-    const stats = await statOrThrow(source);
-    await this.#refuseIntoItself(from, to, source, stats);
-    const created = await this.#clearDestination(to, destination, options.overwrite);
-    if (created !== true) return created;
+    const stats = await statOrThrow(source); // a symlink copies what it points to
+    await this.#refuseOverlap(from, to, stats, await guard(fsp.realpath(source)));
+    const cleared = await this.#clearDestination(to, destination, options.overwrite);
+    if (cleared.errors.length > 0) return { created: false, errors: cleared.errors };
     const errors = await copyResource(source, stats, destination, to, options.depth);
-    return { created: true, errors };
+    return { created: cleared.created, errors };
   }
 
   async move(from: DavPath, to: DavPath, options: Omit<TransferOptions, 'depth'>): Promise<TransferResult> {
@@ -177,7 +177,7 @@ export class LocalStorage implements Storage {
       throw new StorageError('EPERM', 'a share root cannot be moved or replaced');
     }
     const stats = await guard(fsp.lstat(source, { bigint: true })); // a symlink moves as itself
-    await this.#refuseIntoItself(from, to, source, stats);
+    await this.#refuseOverlap(from, to, stats, await this.#entryLocation(from));
     const destinationStats = await lstatOrNull(destination);
     if (destinationStats !== null && options?.overwrite !== true) throw new StorageError('EEXIST');
     // rename(2) replaces a file atomically; a collection on either side must be removed first.
@@ -188,6 +188,10 @@ export class LocalStorage implements Storage {
     const created = destinationStats === null;
     try {
       await fsp.rename(source, destination);
+      // rename(2) between two hard links of one file does nothing: finish the move by hand.
+      if (destinationStats !== null && identityOf(destinationStats) === identityOf(stats)) {
+        await guard(fsp.unlink(source));
+      }
       return { created, errors: [] };
     } catch (error) {
       if (errnoOf(error) === 'EINVAL')
@@ -244,33 +248,47 @@ export class LocalStorage implements Storage {
     return shareRootOf(this.#layout, path) === path;
   }
 
-  /** COPY or MOVE of a collection below itself would never end (RFC 4918 §9.8.5: 403). */
-  async #refuseIntoItself(from: DavPath, to: DavPath, source: string, stats: fs.BigIntStats): Promise<void> {
-    if (from === to) throw new StorageError('BAD_PATH', 'source and destination are the same');
-    if (!stats.isDirectory()) return;
-    if (isSameOrInside(from, to)) throw new StorageError('BAD_PATH', 'cannot copy a collection into itself');
-    // The same through symlinks: compare where things really are.
-    const realSource = await guard(fsp.realpath(source));
-    const realDestination = await this.realPath(to);
-    if (realDestination === realSource || realDestination.startsWith(realSource + '/')) {
-      throw new StorageError('BAD_PATH', 'cannot copy a collection into itself');
+  /**
+   * Refuses a COPY or MOVE whose source and destination overlap (RFC 4918 §9.8.5, §9.9.4: 403):
+   * a collection into itself would never end, and replacing a collection that contains the
+   * source would destroy the source first. Checked on DavPaths, then where things really are
+   * (`sourceLocation` is what is copied or renamed), so symlinks cannot hide an overlap.
+   */
+  async #refuseOverlap(
+    from: DavPath,
+    to: DavPath,
+    stats: fs.BigIntStats,
+    sourceLocation: string,
+  ): Promise<void> {
+    const intoItself = stats.isDirectory();
+    if (from === to || isSameOrInside(to, from) || (intoItself && isSameOrInside(from, to))) {
+      throw new StorageError('BAD_PATH', 'source and destination overlap');
+    }
+    const destinationLocation = await this.#entryLocation(to);
+    if (
+      isSameOrBelow(destinationLocation, sourceLocation) ||
+      (intoItself && isSameOrBelow(sourceLocation, destinationLocation))
+    ) {
+      throw new StorageError('BAD_PATH', 'source and destination overlap');
     }
   }
 
+  /** Where the directory entry `path` really is: its parent resolved, its own name kept (not followed). */
+  async #entryLocation(path: DavPath): Promise<string> {
+    if (this.#isShareRoot(path)) return guard(fsp.realpath(this.#resolve(path)));
+    const parent = await this.realPath(parentDavPath(path));
+    return (parent === '/' ? '' : parent) + '/' + basename(this.#resolve(path));
+  }
+
   /**
-   * Makes way for a COPY: true when the destination did not exist, a result to return when
-   * removing the existing one failed in part; throws EEXIST when it exists and may not be replaced.
+   * Makes way for a COPY: removes an existing destination when `overwrite` allows it (RFC 4918
+   * §9.8.4), throws EEXIST when it does not. `created` says whether there was none.
    */
-  async #clearDestination(
-    to: DavPath,
-    destination: string,
-    overwrite: unknown,
-  ): Promise<true | TransferResult> {
-    if ((await lstatOrNull(destination)) === null) return true;
+  async #clearDestination(to: DavPath, destination: string, overwrite: unknown): Promise<TransferResult> {
+    if ((await lstatOrNull(destination)) === null) return { created: true, errors: [] };
     if (overwrite !== true) throw new StorageError('EEXIST');
     if (this.#isShareRoot(to)) throw new StorageError('EPERM', 'a share root cannot be replaced');
-    const errors = await this.remove(to);
-    return { created: false, errors };
+    return { created: false, errors: await this.remove(to) };
   }
 }
 
@@ -657,6 +675,11 @@ function toStat(stats: fs.BigIntStats): Stat {
 /** Milliseconds with microsecond precision: a double cannot carry nanoseconds since 1970. */
 function nsToMs(ns: bigint): number {
   return Number(ns / 1000n) / 1000;
+}
+
+/** True when filesystem path `inner` is `outer` or lies below it (both absolute and resolved). */
+function isSameOrBelow(outer: string, inner: string): boolean {
+  return inner === outer || inner.startsWith(outer === '/' ? '/' : outer + '/');
 }
 
 function identityOf(stats: fs.BigIntStats): string {
