@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -179,18 +180,22 @@ static napi_value native_tcp_listen(napi_env env, napi_callback_info info) {
   // Accept "[::1]" as well as "::1": the configuration spells IPv6 listen addresses in brackets.
   char *bare = host;
   size_t length = strlen(host);
-  if (length >= 2 && host[0] == '[' && host[length - 1] == ']') {
+  bool bracketed = length >= 2 && host[0] == '[' && host[length - 1] == ']';
+  if (bracketed) {
     host[length - 1] = '\0';
     bare = host + 1;
   }
   char service[8];
   snprintf(service, sizeof service, "%d", port);
+  // IPv4 strictly as a dotted quad (getaddrinfo would also take "127.1" or "0x7f.1"); IPv6
+  // through getaddrinfo, which understands scope ids ("fe80::1%eth0").
+  struct in_addr ipv4;
   struct addrinfo hints = {0};
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
-  hints.ai_family = AF_UNSPEC;
+  hints.ai_family = inet_pton(AF_INET, bare, &ipv4) == 1 ? AF_INET : AF_INET6;
   hints.ai_socktype = SOCK_STREAM;
   struct addrinfo *address = NULL;
-  if (getaddrinfo(bare, service, &hints, &address) != 0 || address == NULL) {
+  if (bare[0] == '\0' || (bracketed && hints.ai_family == AF_INET) || getaddrinfo(bare, service, &hints, &address) != 0 || address == NULL) {
     napi_value result = throw_errno(env, EINVAL, "getaddrinfo (numeric host required)", bare);
     free(host);
     return result;

@@ -125,8 +125,9 @@ test('tcpListen on :: is IPv6-only, so 0.0.0.0 can listen on the same port', asy
   }
 });
 
-test('tcpListen refuses a host name with EINVAL and a port already listened on with EADDRINUSE', async () => {
-  assert.throws(() => tcpListen('localhost', 0, 16), { code: 'EINVAL' });
+test('tcpListen refuses anything but a numeric address with EINVAL and a port already listened on with EADDRINUSE', async () => {
+  for (const host of ['localhost', '', '127.1', '[127.0.0.1]'])
+    assert.throws(() => tcpListen(host, 0, 16), { code: 'EINVAL' }, host);
   assert.throws(() => tcpListen('127.0.0.1', 70000, 16), TypeError);
   const server = await adoptListeningFd(tcpListen('127.0.0.1', 0, 16));
   try {
