@@ -385,6 +385,7 @@ typedef struct {
   bool closing;    // uv_close called, fd closed
   bool closed;     // uv close callback has run
   bool finalized;  // JS wrapper is gone
+  bool in_callback;  // the JS callback is running (it may close us)
 } channel_poll;
 
 static const napi_type_tag channel_poll_tag = {0x7072697664617670ULL, 0x6f6c6c68616e646cULL};
@@ -395,6 +396,15 @@ static void on_poll_closed(uv_handle_t *handle) {
   if (poll->finalized) free(poll);
 }
 
+// The Node-API half of a release. Never while napi_make_callback runs on this async context:
+// destroying the context under it would free what the call is still using.
+static void channel_poll_release_references(napi_env env, channel_poll *poll) {
+  if (poll->callback != NULL) napi_delete_reference(env, poll->callback);
+  poll->callback = NULL;
+  if (poll->async_context != NULL) napi_async_destroy(env, poll->async_context);
+  poll->async_context = NULL;
+}
+
 // Order matters: uv_close stops the poll and removes the fd from epoll synchronously, and only
 // then is the fd closed, so the number can never be reused while libuv still watches it.
 static void channel_poll_release(napi_env env, channel_poll *poll) {
@@ -402,10 +412,7 @@ static void channel_poll_release(napi_env env, channel_poll *poll) {
   uv_close((uv_handle_t *)&poll->poll, on_poll_closed);
   close(poll->fd);
   poll->fd = -1;
-  napi_delete_reference(env, poll->callback);
-  poll->callback = NULL;
-  napi_async_destroy(env, poll->async_context);
-  poll->async_context = NULL;
+  if (!poll->in_callback) channel_poll_release_references(env, poll);
 }
 
 static void channel_poll_finalize(napi_env env, void *data, void *hint) {
@@ -438,14 +445,18 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     argv[1] = int_value(env, events);
     // make_callback (not call_function): runs process.nextTick/microtasks afterwards and keeps
     // async_hooks context, exactly like a core socket's callback.
-    if (napi_make_callback(env, poll->async_context, receiver, callback, 2, argv, &result) ==
-        napi_pending_exception) {
+    poll->in_callback = true;
+    napi_status call_status = napi_make_callback(env, poll->async_context, receiver, callback, 2, argv, &result);
+    poll->in_callback = false;
+    // The callback may have closed the handle: the struct stays valid until on_poll_closed runs
+    // (a later loop phase), and the references it could not drop are dropped now.
+    if (poll->closing) channel_poll_release_references(env, poll);
+    if (call_status == napi_pending_exception) {
       napi_value exception;
       napi_get_and_clear_last_exception(env, &exception);
       napi_fatal_exception(env, exception);
     }
   }
-  // The JS callback may have closed the handle; the struct stays valid until on_poll_closed.
   napi_close_handle_scope(env, scope);
 }
 
