@@ -109,7 +109,9 @@ export class ServerProcess {
     readonly logPath: string,
   ) {
     const log = fs.openSync(logPath, 'a');
-    this.child = spawn(command, args, { stdio: ['ignore', log, log] });
+    // Its own process group: a Ctrl-C at the terminal reaches the bench, which then stops the
+    // servers in order, instead of reaching the servers directly in the middle of a turn.
+    this.child = spawn(command, args, { stdio: ['ignore', log, log], detached: true });
     fs.closeSync(log);
     this.exitPromise = new Promise((resolve) => {
       this.child.once('exit', () => {
@@ -136,10 +138,13 @@ export class ServerProcess {
     if (this.exited || this.child.pid === undefined) return;
     const descendants = descendantPids(this.child.pid);
     this.child.kill('SIGTERM');
+    let graceTimer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.exitPromise.then(() => false),
-      delay(graceMs).then(() => true),
+      new Promise<boolean>((resolve) => (graceTimer = setTimeout(() => resolve(true), graceMs))),
     ]);
+    // A pending grace timer would keep the bench alive for the whole grace period after the end.
+    clearTimeout(graceTimer);
     if (timedOut) this.child.kill('SIGKILL');
     await this.exitPromise;
     // Children that outlived their parent (a worker the monitor did not reap, say) would keep the

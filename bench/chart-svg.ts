@@ -1,10 +1,11 @@
 // Draws the report as an SVG bar chart, by hand: one horizontal bar per workload for the
 // privdav/Apache ratio, the parity line at 1.0 and each workload's target as a tick.
-import { BenchReport } from './report';
+import { BenchReport, formatNumber } from './report';
 
-const width = 900;
-const labelWidth = 360;
-const rightMargin = 70;
+const plotWidth = 520;
+const rightMargin = 150;
+// Wide enough for the longest label at 13 px (about 7.3 px per character in DejaVu Sans).
+const characterWidth = 7.3;
 const rowHeight = 30;
 const top = 70;
 const bottomSpace = 60;
@@ -18,7 +19,9 @@ export function renderChart(report: BenchReport): string {
   const largest = Math.max(1.5, ...rows.map((row) => Math.max(row.ratio ?? 0, row.ratioTarget ?? 0)));
   // Cap the axis so one runaway ratio does not flatten the rest; longer bars are marked with "▸".
   const axisMax = Math.min(6, Math.ceil(largest * 1.1 * 2) / 2);
-  const plotWidth = width - labelWidth - rightMargin;
+  const labels = rows.map((row) => `${row.title}${row.noisy ? ' (noisy)' : ''}`);
+  const labelWidth = Math.ceil(Math.max(200, ...labels.map((label) => label.length * characterWidth)) + 30);
+  const width = labelWidth + plotWidth + rightMargin;
   const x = (ratio: number): number => labelWidth + (Math.min(ratio, axisMax) / axisMax) * plotWidth;
   const height = top + rows.length * rowHeight + bottomSpace;
   const parts: string[] = [
@@ -44,12 +47,17 @@ export function renderChart(report: BenchReport): string {
     const ratio = row.ratio as number;
     const y = top + index * rowHeight;
     const colour = row.met === null ? '#8a9bb0' : row.met ? '#3a9a5b' : '#c8483c';
-    const label = `${row.title}${row.noisy ? ' (noisy)' : ''}`;
+    const label = labels[index];
+    // A workload with an absolute target (cold start) shows privdav's figure beside the ratio.
+    const absolute =
+      row.maximumTarget !== null && row.privdav !== null
+        ? ` · ${formatNumber(row.privdav.median)} ${row.unit} (≤ ${row.maximumTarget})`
+        : '';
     parts.push(
       `<text x="${labelWidth - 10}" y="${y + 19}" text-anchor="end">${escapeXml(label)}</text>`,
       `<rect x="${labelWidth}" y="${y + 6}" width="${Math.max(1, x(ratio) - labelWidth)}" height="${rowHeight - 12}" ` +
         `fill="${colour}"${row.noisy ? ' fill-opacity="0.6"' : ''}/>`,
-      `<text x="${x(ratio) + 6}" y="${y + 19}">${ratio.toFixed(2)}${ratio > axisMax ? ' ▸' : ''}</text>`,
+      `<text x="${x(ratio) + 6}" y="${y + 19}" paint-order="stroke" stroke="#fff" stroke-width="3">${ratio.toFixed(2)}${ratio > axisMax ? ' ▸' : ''}${escapeXml(absolute)}</text>`,
     );
     if (row.ratioTarget !== null) {
       const targetX = x(row.ratioTarget);

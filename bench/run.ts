@@ -199,12 +199,16 @@ async function main(): Promise<void> {
   }
 
   const cleanup = new Cleanup();
-  let interrupted = false;
+  // The first signal lets the current turn finish (so no server is being restarted while it is
+  // torn down), the second cleans up at once.
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (interrupted) return;
-    interrupted = true;
-    process.stderr.write(`\nbench: ${signal}, cleaning up\n`);
-    void cleanup.runAll().then(() => process.exit(130));
+    if (interruption.requested) {
+      process.stderr.write(`\nbench: ${signal} again, cleaning up now\n`);
+      void cleanup.runAll().then(() => process.exit(130));
+      return;
+    }
+    interruption.requested = true;
+    process.stderr.write(`\nbench: ${signal}: stopping after the current turn (again to stop at once)\n`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -213,8 +217,19 @@ async function main(): Promise<void> {
     const report = await runBench(options, cleanup);
     const failed = report.failures.length > 0;
     process.exitCode = failed ? 1 : 0;
+  } catch (error) {
+    if (!(error instanceof Interrupted)) throw error;
+    process.exitCode = 130;
   } finally {
     await cleanup.runAll();
+  }
+}
+
+const interruption = { requested: false };
+
+class Interrupted extends Error {
+  constructor() {
+    super('interrupted');
   }
 }
 
@@ -287,6 +302,7 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
     const order = round % 2 === 1 ? servers : [...servers].reverse();
     for (const workload of workloads) {
       for (const server of order) {
+        if (interruption.requested) throw new Interrupted();
         const turn = await runTurn(workload, server, context, round);
         const byServer = turns.get(workload.id) ?? {};
         (byServer[server.name] ??= []).push(turn);
@@ -353,7 +369,7 @@ async function runTurn(
     };
     // A server that died (or failed to restart after a cold-start turn) gets one more chance, so one
     // crash shows as a failure of its workload rather than of every workload after it.
-    if (server.rootPid() === null) {
+    if (server.rootPid() === null && !interruption.requested) {
       await server
         .start()
         .catch((restartError: Error) => recorded.failures.push(`restart failed: ${restartError.message}`));
