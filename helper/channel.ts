@@ -12,6 +12,10 @@ import { channelBinding, closeFd, type PollHandle } from '../native';
 const { UV_READABLE, UV_WRITABLE, MSG_TRUNC, MSG_CTRUNC, SCM_MAX_FD } = channelBinding.constants;
 const { EAGAIN, ECONNRESET, EPIPE } = os.constants.errno;
 
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
 /** Messages read per readable event before yielding to other I/O; the poll is level-triggered. */
 const READ_BATCH = 1024;
 
@@ -107,7 +111,7 @@ export interface Channel {
  * empties. Messages are read only while a 'message' listener exists and the channel is not paused,
  * so a slow reader pushes back on the peer through the kernel instead of piling up in memory.
  * A peer's death is seen when reading (EOF) or sending (EPIPE); an idle channel with no listener
- * notices it on the next send.
+ * notices it on the next send. A listener that throws is an uncaught exception, as on any socket.
  */
 export class Channel extends EventEmitter {
   readonly #fd: number;
@@ -131,24 +135,9 @@ export class Channel extends EventEmitter {
   constructor(fd: number, options: ChannelOptions = {}) {
     super();
     try {
-      this.#maxMessageBytes = positiveInteger(
-        'maxMessageBytes',
-        options.maxMessageBytes,
-        128 * 1024,
-        2 ** 30,
-      );
-      this.#maxQueuedMessages = positiveInteger(
-        'maxQueuedMessages',
-        options.maxQueuedMessages,
-        4096,
-        2 ** 30,
-      );
-      this.#maxQueuedBytes = positiveInteger(
-        'maxQueuedBytes',
-        options.maxQueuedBytes,
-        16 * 1024 * 1024,
-        2 ** 40,
-      );
+      this.#maxMessageBytes = positiveInteger('maxMessageBytes', options.maxMessageBytes, 128 * KiB, GiB);
+      this.#maxQueuedMessages = positiveInteger('maxQueuedMessages', options.maxQueuedMessages, 4096, GiB);
+      this.#maxQueuedBytes = positiveInteger('maxQueuedBytes', options.maxQueuedBytes, 16 * MiB, 1024 * GiB);
       this.#maxFdsPerMessage = positiveInteger('maxFdsPerMessage', options.maxFdsPerMessage, 16, SCM_MAX_FD);
       this.#handle = channelBinding.pollOpen(fd, this.#pollCallback);
     } catch (error) {
