@@ -1,5 +1,6 @@
 // A real node:http server running the WebDAV handler over LocalStorage on a temporary directory,
 // with a fresh SqliteLockStore: what the protocol core's unit tests and litmus talk to.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -130,4 +131,49 @@ export async function takeLock(
     throw new Error(`LOCK ${rawPath} gave ${res.status}: ${res.body}`);
   }
   return token[1];
+}
+
+export const LITMUS = '/usr/bin/litmus';
+
+export interface LitmusSummary {
+  run: number;
+  passed: number;
+  failed: number;
+  warnings: number;
+  /** The `<- summary for …` lines, for reports. */
+  lines: string[];
+}
+
+/** Reads litmus's per-suite summary lines and its warning counts. */
+export function parseLitmusOutput(output: string): LitmusSummary {
+  const summary: LitmusSummary = { run: 0, passed: 0, failed: 0, warnings: 0, lines: [] };
+  const suites = /<- summary for `[^']+': of (\d+) tests run: (\d+) passed, (\d+) failed\.[^\n]*/g;
+  for (const match of output.matchAll(suites)) {
+    summary.lines.push(match[0]);
+    summary.run += Number(match[1]);
+    summary.passed += Number(match[2]);
+    summary.failed += Number(match[3]);
+  }
+  for (const match of output.matchAll(/-> (\d+) warnings? (?:was|were) issued/g))
+    summary.warnings += Number(match[1]);
+  return summary;
+}
+
+/** Runs litmus against a collection URL (it creates litmus/ below it), in a scratch directory. */
+export async function runLitmus(
+  url: string,
+  extraArgs: string[] = [],
+): Promise<{ output: string; summary: LitmusSummary }> {
+  // litmus writes debug.log and child.log into its working directory.
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'privdav-litmus-'));
+  try {
+    const output = await new Promise<string>((resolve) => {
+      execFile(LITMUS, [...extraArgs, url], { cwd: workDir, timeout: 180_000 }, (_error, stdout, stderr) =>
+        resolve(stdout + stderr),
+      );
+    });
+    return { output, summary: parseLitmusOutput(output) };
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
 }

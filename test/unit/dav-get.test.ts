@@ -1,0 +1,138 @@
+// GET and HEAD: bodies, ranges, validators, RFC 9110 conditional requests, collection listings.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { davRequest, startDavTestServer, type DavTestServer } from '../support/dav-test-server';
+
+let server: DavTestServer;
+const small = 'hello, world\n';
+const big = Buffer.alloc(300 * 1024, 'abcdefghij');
+
+before(async () => {
+  server = await startDavTestServer();
+  fs.writeFileSync(path.join(server.root, 'small.txt'), small);
+  fs.writeFileSync(path.join(server.root, 'big.bin'), big);
+  fs.writeFileSync(path.join(server.root, 'empty'), '');
+  fs.mkdirSync(path.join(server.root, 'dir <&>'));
+  fs.writeFileSync(path.join(server.root, 'dir <&>', '<script>.html'), 'x');
+});
+after(() => server.close());
+
+test('GET returns the body with ETag, Last-Modified, Content-Type and Accept-Ranges', async () => {
+  const res = await davRequest(server, 'GET', '/small.txt');
+  assert.equal(res.status, 200);
+  assert.equal(res.body, small);
+  assert.match(String(res.headers.etag), /^"[^"]+"$/);
+  assert.equal(
+    res.headers['last-modified'],
+    fs.statSync(path.join(server.root, 'small.txt')).mtime.toUTCString(),
+  );
+  assert.equal(res.headers['content-type'], 'text/plain; charset=utf-8');
+  assert.equal(res.headers['accept-ranges'], 'bytes');
+  assert.equal(res.headers['content-length'], String(small.length));
+});
+
+test('GET of a large file streams all of it; HEAD sends headers only', async () => {
+  const res = await davRequest(server, 'GET', '/big.bin');
+  assert.equal(res.status, 200);
+  assert.equal(res.body, big.toString('utf8'));
+  const head = await davRequest(server, 'HEAD', '/big.bin');
+  assert.equal(head.status, 200);
+  assert.equal(head.headers['content-length'], String(big.length));
+  assert.equal(head.body, '');
+});
+
+test('GET of an empty file and of a missing file', async () => {
+  assert.equal((await davRequest(server, 'GET', '/empty')).status, 200);
+  assert.equal((await davRequest(server, 'GET', '/nope')).status, 404);
+});
+
+test('a single Range gives 206 with Content-Range, from anywhere in the file', async () => {
+  const middle = await davRequest(server, 'GET', '/big.bin', { headers: { Range: 'bytes=100000-100009' } });
+  assert.equal(middle.status, 206);
+  assert.equal(middle.headers['content-range'], `bytes 100000-100009/${big.length}`);
+  assert.equal(middle.body, big.subarray(100000, 100010).toString());
+  const suffix = await davRequest(server, 'GET', '/small.txt', { headers: { Range: 'bytes=-6' } });
+  assert.equal(suffix.body, small.slice(-6));
+  const open = await davRequest(server, 'GET', '/big.bin', { headers: { Range: 'bytes=307000-' } });
+  assert.equal(open.status, 206);
+  assert.equal(open.body.length, big.length - 307000);
+});
+
+test('an unsatisfiable Range gives 416 with bytes */size; several ranges give the full body', async () => {
+  const res = await davRequest(server, 'GET', '/small.txt', { headers: { Range: 'bytes=1000-' } });
+  assert.equal(res.status, 416);
+  assert.equal(res.headers['content-range'], `bytes */${small.length}`);
+  const multi = await davRequest(server, 'GET', '/small.txt', { headers: { Range: 'bytes=0-1,3-4' } });
+  assert.equal(multi.status, 200);
+  assert.equal(multi.body, small);
+});
+
+test('If-None-Match and If-Modified-Since give 304; If-Match and If-Unmodified-Since 412', async () => {
+  const first = await davRequest(server, 'GET', '/small.txt');
+  const etag = String(first.headers.etag);
+  const lastModified = String(first.headers['last-modified']);
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-None-Match': etag } })).status,
+    304,
+  );
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-None-Match': '*' } })).status,
+    304,
+  );
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-None-Match': '"other"' } })).status,
+    200,
+  );
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-Modified-Since': lastModified } }))
+      .status,
+    304,
+  );
+  const old = 'Mon, 01 Jan 2001 00:00:00 GMT';
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-Modified-Since': old } })).status,
+    200,
+  );
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-Match': '"other"' } })).status,
+    412,
+  );
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-Match': etag } })).status,
+    200,
+  );
+  assert.equal(
+    (await davRequest(server, 'GET', '/small.txt', { headers: { 'If-Unmodified-Since': old } })).status,
+    412,
+  );
+  // If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2)
+  const both = { 'If-None-Match': '"other"', 'If-Modified-Since': lastModified };
+  assert.equal((await davRequest(server, 'GET', '/small.txt', { headers: both })).status, 200);
+});
+
+test('If-Range with the current ETag honours the Range, a stale one sends everything', async () => {
+  const etag = String((await davRequest(server, 'HEAD', '/small.txt')).headers.etag);
+  const current = await davRequest(server, 'GET', '/small.txt', {
+    headers: { Range: 'bytes=0-4', 'If-Range': etag },
+  });
+  assert.equal(current.status, 206);
+  const stale = await davRequest(server, 'GET', '/small.txt', {
+    headers: { Range: 'bytes=0-4', 'If-Range': '"stale"' },
+  });
+  assert.equal(stale.status, 200);
+  assert.equal(stale.body, small);
+});
+
+test('GET of a collection is an HTML listing with escaped names and encoded links', async () => {
+  const res = await davRequest(server, 'GET', '/dir%20%3C%26%3E/');
+  assert.equal(res.status, 200);
+  assert.match(String(res.headers['content-type']), /^text\/html/);
+  assert.ok(res.body.includes('href="/dir%20%3C%26%3E/%3Cscript%3E.html"'), res.body);
+  assert.ok(res.body.includes('&lt;script&gt;.html'));
+  assert.ok(!res.body.includes('<script>'));
+  const root = await davRequest(server, 'GET', '/');
+  assert.ok(root.body.includes('small.txt'));
+  assert.ok(root.body.includes('href="/dir%20%3C%26%3E/"'));
+});

@@ -1,0 +1,129 @@
+// PROPFIND: allprop/propname/prop, Depth 0/1/infinity and its bound, live and quota properties,
+// well-formed streamed multistatus.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseXml } from '../../src/dav/xml';
+import { davRequest, startDavTestServer, type DavTestServer } from '../support/dav-test-server';
+
+let server: DavTestServer;
+let bounded: DavTestServer;
+before(async () => {
+  server = await startDavTestServer();
+  bounded = await startDavTestServer({ maxInfinityEntries: 5 });
+  fs.mkdirSync(path.join(server.root, 'dir', 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(server.root, 'dir', 'a.txt'), 'hello');
+  fs.writeFileSync(path.join(server.root, 'dir', 'sub', 'b & <c>.pdf'), 'x');
+  for (let i = 0; i < 10; i++) fs.writeFileSync(path.join(bounded.root, `f${i}`), '');
+  for (let i = 0; i < 1000; i++) fs.writeFileSync(path.join(server.root, 'dir', 'sub', `m${i}`), '');
+});
+after(async () => {
+  await server.close();
+  await bounded.close();
+});
+
+function propfind(target: string, depth: string, body?: string): ReturnType<typeof davRequest> {
+  return davRequest(server, 'PROPFIND', target, { headers: { Depth: depth }, body });
+}
+
+function hrefs(body: string): string[] {
+  return [...body.matchAll(/<D:href>([^<]*)<\/D:href>/g)].map((match) => match[1]);
+}
+
+test('an empty body is allprop: live properties, no quota (RFC 4331), well-formed XML', async () => {
+  const res = await propfind('/dir/a.txt', '0');
+  assert.equal(res.status, 207);
+  assert.match(String(res.headers['content-type']), /application\/xml/);
+  parseXml(Buffer.from(res.body));
+  for (const name of [
+    'creationdate',
+    'getcontentlength>5<',
+    'getetag',
+    'getlastmodified',
+    'resourcetype/',
+    'supportedlock',
+    'lockdiscovery',
+    'displayname>a.txt<',
+    'getcontenttype>text/plain',
+  ]) {
+    assert.ok(res.body.includes(name), name);
+  }
+  assert.ok(!res.body.includes('quota'));
+});
+
+test('Depth 1 lists the collection and its members, collections with a trailing slash', async () => {
+  const res = await propfind('/dir', '1');
+  assert.deepEqual(hrefs(res.body).sort(), ['/dir/', '/dir/a.txt', '/dir/sub/']);
+  assert.ok(res.body.includes('<D:resourcetype><D:collection/></D:resourcetype>'));
+});
+
+test('Depth infinity walks the tree and percent-encodes hrefs', async () => {
+  const res = await propfind(
+    '/dir/',
+    'infinity',
+    '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>',
+  );
+  const listed = hrefs(res.body);
+  assert.equal(listed.length, 1004);
+  assert.ok(listed.includes('/dir/sub/b%20%26%20%3Cc%3E.pdf'), listed.slice(0, 5).join());
+});
+
+test('Depth infinity past the bound gives 403 propfind-finite-depth', async () => {
+  const res = await davRequest(bounded, 'PROPFIND', '/', { headers: { Depth: 'infinity' } });
+  assert.equal(res.status, 403);
+  assert.match(res.body, /<D:propfind-finite-depth\/>/);
+  assert.equal((await davRequest(bounded, 'PROPFIND', '/', { headers: { Depth: '1' } })).status, 207);
+});
+
+test('prop asks for named properties: found ones in 200, unknown ones in 404', async () => {
+  const res = await propfind(
+    '/dir/a.txt',
+    '0',
+    '<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><D:getcontentlength/><Z:nothing/><nons xmlns=""/></D:prop></D:propfind>',
+  );
+  assert.match(
+    res.body,
+    /<D:propstat><D:prop><D:getcontentlength>5<\/D:getcontentlength><\/D:prop><D:status>HTTP\/1.1 200 OK/,
+  );
+  assert.match(
+    res.body,
+    /<D:propstat><D:prop><X:nothing xmlns:X="urn:z"\/><nons\/><\/D:prop><D:status>HTTP\/1.1 404 Not Found/,
+  );
+  parseXml(Buffer.from(res.body));
+});
+
+test('quota properties come from the storage when asked for by name', async () => {
+  const res = await propfind(
+    '/dir/',
+    '0',
+    '<D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>',
+  );
+  assert.match(res.body, /<D:quota-available-bytes>\d+<\/D:quota-available-bytes>/);
+  assert.match(res.body, /<D:quota-used-bytes>\d+<\/D:quota-used-bytes>/);
+});
+
+test('propname lists names without values; allprop with include adds quota', async () => {
+  const names = await propfind('/dir/a.txt', '0', '<propfind xmlns="DAV:"><propname/></propfind>');
+  assert.ok(names.body.includes('<D:getetag/>'));
+  assert.ok(!names.body.includes('<D:getetag>'), 'names only, no values');
+  const include = await propfind(
+    '/dir/',
+    '0',
+    '<D:propfind xmlns:D="DAV:"><D:allprop/><D:include><D:quota-used-bytes/></D:include></D:propfind>',
+  );
+  assert.match(include.body, /quota-used-bytes>\d+/);
+});
+
+test('Depth 1 over 1,000 members is one well-formed multistatus', async () => {
+  const res = await propfind('/dir/sub/', '1');
+  assert.equal(hrefs(res.body).length, 1002);
+  parseXml(Buffer.from(res.body));
+});
+
+test('PROPFIND of a missing resource gives 404; bad bodies and depths 400', async () => {
+  assert.equal((await propfind('/missing', '0')).status, 404);
+  assert.equal((await propfind('/dir/', '0', '<D:propfind xmlns:D="DAV:"><D:prop>')).status, 400);
+  assert.equal((await propfind('/dir/', '0', '<D:other xmlns:D="DAV:"/>')).status, 400);
+  assert.equal((await propfind('/dir/', '2')).status, 400);
+});
