@@ -1,6 +1,6 @@
 // Enforcement of locks and of the If: header for every method that changes state, and the XML of
 // active locks.
-import type { DavPath } from '../storage/storage';
+import { StorageError, type DavPath } from '../storage/storage';
 import { DavError } from './errors';
 import { evaluateIfHeader, submittedTokens, type IfList, type IfResourceState } from './if-header';
 import { ancestorsOf, type LockRecord } from './lock-store';
@@ -43,7 +43,9 @@ export async function authorizeWrite(request: DavRequest, intents: WriteIntent[]
 /** The locks a write to `intent.path` must hold the tokens of. */
 export async function locksAffecting(request: DavRequest, intent: WriteIntent): Promise<LockRecord[]> {
   const store = request.lockStore;
-  const real = await realPathOf(request, intent.path);
+  const real = await realPathIfParentExists(request, intent.path);
+  // Without a parent there is nothing to lock, and the method itself answers 409.
+  if (real === null) return [];
   const locks = await store.covering(real, request.nowMs);
   if (intent.membership && intent.path !== '/') {
     // A lock on the parent collection (even depth 0) protects its list of members.
@@ -98,10 +100,14 @@ async function resourceStateFor(request: DavRequest, list: IfList): Promise<IfRe
   return { etag, lockTokens };
 }
 
-/** The locks to report in DAV:lockdiscovery of a resource. */
-export async function locksOn(request: DavRequest, path: DavPath): Promise<LockRecord[]> {
-  if (!(await request.lockStore.hasLocks(request.nowMs))) return [];
-  return request.lockStore.covering(await realPathOf(request, path), request.nowMs);
+/** Storage.realPath, or null when the resource's parent does not exist. */
+export async function realPathIfParentExists(request: DavRequest, path: DavPath): Promise<string | null> {
+  try {
+    return await realPathOf(request, path);
+  } catch (error) {
+    if (error instanceof StorageError && (error.code === 'ENOENT' || error.code === 'ENOTDIR')) return null;
+    throw error;
+  }
 }
 
 /**

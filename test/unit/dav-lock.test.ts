@@ -201,3 +201,15 @@ test('locks survive a restart of the server (same lock database)', async () => {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('with locks present, requests under a missing parent still get 409', async () => {
+  write('present.txt');
+  const token = await takeLock(server, '/present.txt');
+  assert.equal((await davRequest(server, 'MKCOL', '/no/such/parent/')).status, 409);
+  assert.equal((await davRequest(server, 'PUT', '/no/such/file', { body: 'x' })).status, 409);
+  assert.equal((await davRequest(server, 'LOCK', '/no/such/file', { body: lockBody('shared') })).status, 409);
+  const unlock = await davRequest(server, 'UNLOCK', '/no/such/file', {
+    headers: { 'Lock-Token': `<${token}>` },
+  });
+  assert.equal(unlock.status, 409);
+});

@@ -5,7 +5,13 @@ import { StorageError } from '../../storage/storage';
 import { DavError } from '../errors';
 import { submittedTokens } from '../if-header';
 import type { LockRecord, LockScope } from '../lock-store';
-import { activeLockXml, authorizeWrite, checkIfHeader, grantedTimeoutS } from '../locks';
+import {
+  activeLockXml,
+  authorizeWrite,
+  checkIfHeader,
+  grantedTimeoutS,
+  realPathIfParentExists,
+} from '../locks';
 import { encodeHref } from '../paths';
 import { headerValue, forgetPath, realPathOf, sendXml, statOf, type DavRequest } from '../request';
 import {
@@ -40,9 +46,11 @@ export async function handleLock(request: DavRequest): Promise<void> {
     await checkIfHeader(request);
   }
 
+  const root = await realPathIfParentExists(request, path);
+  if (root === null) throw new DavError(409, 'the parent collection does not exist');
   const lock: LockRecord = {
     token: `opaquelocktoken:${randomUUID()}`,
-    root: await realPathOf(request, path),
+    root,
     rootPath: path,
     principal: request.principal,
     scope: info.scope,

@@ -2,8 +2,8 @@
 // lock-token-matches-request-uri) and belongs to the requesting principal (else 403).
 import { DavError } from '../errors';
 import { ancestorsOf } from '../lock-store';
-import { checkIfHeader } from '../locks';
-import { headerValue, realPathOf, sendEmpty, type DavRequest } from '../request';
+import { checkIfHeader, realPathIfParentExists } from '../locks';
+import { headerValue, sendEmpty, type DavRequest } from '../request';
 
 export async function handleUnlock(request: DavRequest): Promise<void> {
   const header = headerValue(request.req, 'lock-token');
@@ -11,9 +11,10 @@ export async function handleUnlock(request: DavRequest): Promise<void> {
   if (match === null) throw new DavError(400, 'UNLOCK needs a Lock-Token header: <token>');
   const token = match[1];
   const lock = await request.lockStore.get(token, request.nowMs);
-  const real = await realPathOf(request, request.target.path);
+  const real = await realPathIfParentExists(request, request.target.path);
   const covers =
     lock !== null &&
+    real !== null &&
     (lock.root === real || (lock.depth === 'infinity' && ancestorsOf(real).includes(lock.root)));
   if (lock === null || !covers) {
     throw new DavError(
