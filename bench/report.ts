@@ -17,8 +17,8 @@ export interface ServerSummary {
   median: number;
   min: number;
   max: number;
-  /** (max - min) / median over the rounds. */
-  spread: number;
+  /** (max - min) / median over the rounds; null with a single round. */
+  spread: number | null;
   p50Ms: number | null;
   p99Ms: number | null;
   peakRssBytesByRole: Record<string, number>;
@@ -96,7 +96,7 @@ function summarize(turns: RecordedTurn[] | undefined): ServerSummary | null {
     median: middle,
     min,
     max,
-    spread: middle === 0 ? 0 : (max - min) / middle,
+    spread: turns.length < 2 || middle === 0 ? null : (max - min) / middle,
     p50Ms: p50.length > 0 ? median(p50) : null,
     p99Ms: p99.length > 0 ? median(p99) : null,
     peakRssBytesByRole: peakByRole(turns.flatMap((turn) => turn.processes)),
@@ -204,9 +204,11 @@ export function renderMarkdown(report: BenchReport): string {
       rss === undefined
         ? '–'
         : `${mebibytes(rss.monitor)} / ${mebibytes(rss.web)} / ${mebibytes(rss.worker)}`;
-    const spread = `${privdav === null ? '–' : `${Math.round(privdav.spread * 100)}%`} / ${
-      apache === null ? '–' : `${Math.round(apache.spread * 100)}%`
-    }${workload.noisy ? ' noisy' : ''}`;
+    const spreadText = (summary: ServerSummary | null): string =>
+      summary?.spread === null || summary?.spread === undefined
+        ? '–'
+        : `${Math.round(summary.spread * 100)}%`;
+    const spread = `${spreadText(privdav)} / ${spreadText(apache)}${workload.noisy ? ' noisy' : ''}`;
     lines.push(
       `| ${workload.title} | ${workload.unit} | ${privdav === null ? '–' : formatNumber(privdav.median)} | ` +
         `${apache === null ? '–' : formatNumber(apache.median)} | ${workload.ratio === null ? '–' : workload.ratio.toFixed(2)} | ` +
