@@ -98,11 +98,12 @@ export class LocalStorage implements Storage {
 
     // Breadth-first. Symlinked directories are listed but not entered, and a directory reached
     // twice (bind mounts) is entered once, so the walk always ends.
+    // A collection below the first that cannot be read is listed without its members.
     const visited = new Set<string>([identityOf(root)]);
     const pending: Array<{ path: DavPath; fsPath: string }> = [{ path, fsPath }];
-    while (pending.length > 0) {
-      const dir = pending.shift()!;
-      for await (const member of listMembers(dir.path, dir.fsPath, props)) {
+    for (let next = 0; next < pending.length; next++) {
+      const dir = pending[next]!;
+      for await (const member of listMembers(dir.path, dir.fsPath, props, next > 0)) {
         yield counted(member.entry);
         if (depth !== 'infinity' || member.isSymlink || !member.stats.isDirectory()) continue;
         const identity = identityOf(member.stats);
@@ -117,8 +118,8 @@ export class LocalStorage implements Storage {
     const fsPath = this.#resolve(path);
     // Checked before opening so a FIFO or device is never opened (opening a FIFO blocks a thread).
     refuseNonFile(await statOrThrow(fsPath));
-    const fd = await call<number>((done) =>
-      fs.open(fsPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, done),
+    const fd = await guard(
+      call<number>((done) => fs.open(fsPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK, done)),
     );
     try {
       // The descriptor, not the path, is what the caller reads: check what was actually opened.
@@ -136,7 +137,7 @@ export class LocalStorage implements Storage {
     const existing = await statOrNull(fsPath);
     if (existing !== null) refuseNonFile(existing);
     // Writing through the user's symlink replaces the file it points to, not the link.
-    const target = existing === null ? fsPath : await call<string>((done) => fs.realpath(fsPath, done));
+    const target = existing === null ? fsPath : await guard(fsp.realpath(fsPath));
     return LocalUpload.open(target, existing === null ? null : toStat(existing), this.#durable);
   }
 
@@ -199,6 +200,10 @@ export class LocalStorage implements Storage {
       if (errnoOf(error) !== 'EXDEV') throw storageError(error);
     }
     // Another filesystem: copy as the user, and delete the source only when every member arrived.
+    if (destinationStats !== null && (await lstatOrNull(destination)) !== null) {
+      const errors = await this.remove(to); // a file the rename would have replaced
+      if (errors.length > 0) return { created, errors };
+    }
     const errors = await copyResource(source, stats, destination, to, 'infinity');
     if (errors.length > 0) return { created, errors };
     return { created, errors: await this.remove(from) };
@@ -410,11 +415,15 @@ interface ListedMember {
   isSymlink: boolean;
 }
 
-/** The members of one directory, stat'ed with bounded concurrency, yielded in directory order. */
+/**
+ * The members of one directory, stat'ed with bounded concurrency, yielded in directory order.
+ * With `unreadableIsEmpty`, a directory that cannot be opened has no members instead of failing.
+ */
 async function* listMembers(
   dirPath: DavPath,
   dirFsPath: string,
   props: PropSelection,
+  unreadableIsEmpty: boolean,
 ): AsyncGenerator<ListedMember> {
   const pathBytes = Buffer.byteLength(dirPath, 'utf8');
   let dir: fs.Dir;
@@ -422,6 +431,7 @@ async function* listMembers(
     // latin1 maps every byte to one character, so the raw name survives and can be checked.
     dir = await fsp.opendir(dirFsPath, { encoding: 'latin1', bufferSize: 128 });
   } catch (error) {
+    if (unreadableIsEmpty) return;
     throw storageError(error);
   }
   const inFlight: Array<Promise<ListedMember | null>> = [];

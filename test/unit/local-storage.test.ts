@@ -268,6 +268,24 @@ describe('openWrite: PUT replaces atomically', () => {
     assert.throws(() => fs.fstatSync(upload.fd)); // our descriptor is closed
   });
 
+  test('a process killed in the middle of an upload leaves the old content and no temporary file', () => {
+    fs.mkdirSync(`${root}/killed`);
+    fs.writeFileSync(`${root}/killed/doc`, 'old');
+    const script = `
+      const fs = require('node:fs');
+      const { LocalStorage } = require(${JSON.stringify(require.resolve('../../helper/local-storage'))});
+      const storage = new LocalStorage({ layout: { kind: 'home', root: ${JSON.stringify(root)} } });
+      storage.openWrite('/killed/doc').then((upload) => {
+        fs.writeSync(upload.fd, 'half');
+        process.kill(process.pid, 'SIGKILL');
+      });
+    `;
+    const child = spawnSync(process.execPath, ['-e', script]);
+    assert.equal(child.signal, 'SIGKILL');
+    assert.deepEqual(fs.readdirSync(`${root}/killed`), ['doc']);
+    assert.equal(fs.readFileSync(`${root}/killed/doc`, 'utf8'), 'old');
+  });
+
   test('a committed upload leaves nothing but the target', async () => {
     fs.mkdirSync(`${root}/clean`);
     await put(storage, '/clean/a', 'x');
@@ -423,7 +441,19 @@ describe('remove', () => {
           const stat = await put('second');
           const props = await storage.getProps('/as-nobody.txt', 'all');
           const entries = fs.readdirSync(dir).sort();
-          process.stdout.write(JSON.stringify({ errors, left, uid: stat.uid, props, entries }));
+          // A collection the user cannot read: listed without members in a deep listing, EACCES alone.
+          fs.mkdirSync(dir + '/walk/closed/hidden', { recursive: true });
+          fs.chmodSync(dir + '/walk/closed', 0o000);
+          const walked = [];
+          for await (const entry of storage.list('/walk', 'infinity', { props: 'all', limit: 100 })) walked.push(entry.path);
+          let closed = 'listed';
+          try {
+            for await (const entry of storage.list('/walk/closed', 1, { props: 'none', limit: 100 })) void entry;
+          } catch (error) {
+            closed = error.code;
+          }
+          fs.chmodSync(dir + '/walk/closed', 0o755);
+          process.stdout.write(JSON.stringify({ errors, left, uid: stat.uid, props, entries, walked, closed }));
         })().catch((error) => { console.error(error); process.exit(1); });
       `;
       const output = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' });
@@ -431,12 +461,18 @@ describe('remove', () => {
         errors: unknown;
         left: string[];
         uid: number;
+        props: unknown;
         entries: string[];
+        walked: string[];
+        closed: string;
       };
       assert.deepEqual(result.errors, [{ path: '/tree/locked/file', code: 'EACCES' }]);
       assert.deepEqual(result.left, ['locked']);
       assert.equal(result.uid, 65534);
+      assert.deepEqual(result.props, { '{urn:x}p': '<p xmlns="urn:x"/>' });
       assert.deepEqual(result.entries, ['as-nobody.txt', 'tree']);
+      assert.deepEqual(result.walked, ['/walk', '/walk/closed']);
+      assert.equal(result.closed, 'EACCES');
     },
   );
 });
@@ -610,9 +646,12 @@ describe('move', () => {
         assert.equal(fs.readFileSync(`${root}/other-fs/tree/sub/f`, 'utf8'), 'data');
         assert.equal(fs.statSync(`${root}/other-fs/tree/sub/f`).mode & 0o777, 0o600);
         assert.deepEqual(await storage.getProps('/other-fs/tree/sub/f', 'all'), { [PROP]: PROP_XML });
-        // And a single file back again.
-        await storage.move('/other-fs/tree/sub/f', '/back.txt', { overwrite: false });
+        // And a single file back again, over an existing file.
+        fs.writeFileSync(`${root}/back.txt`, 'old');
+        const back = await storage.move('/other-fs/tree/sub/f', '/back.txt', { overwrite: true });
+        assert.deepEqual(back, { created: false, errors: [] });
         assert.equal(fs.readFileSync(`${root}/back.txt`, 'utf8'), 'data');
+        assert.equal(fs.existsSync(`${root}/other-fs/tree/sub/f`), false);
       } finally {
         execFileSync('umount', [`${root}/other-fs`]);
       }
