@@ -265,14 +265,14 @@ export class LocalStorage implements Storage {
     stats: fs.BigIntStats,
     sourceLocation: string,
   ): Promise<void> {
-    const intoItself = stats.isDirectory();
-    if (from === to || isSameOrInside(to, from) || (intoItself && isSameOrInside(from, to))) {
+    const isCollection = stats.isDirectory();
+    if (from === to || isSameOrInside(to, from) || (isCollection && isSameOrInside(from, to))) {
       throw new StorageError('BAD_PATH', 'source and destination overlap');
     }
     const destinationLocation = await this.#entryLocation(to);
     if (
       isSameOrBelow(destinationLocation, sourceLocation) ||
-      (intoItself && isSameOrBelow(sourceLocation, destinationLocation))
+      (isCollection && isSameOrBelow(sourceLocation, destinationLocation))
     ) {
       throw new StorageError('BAD_PATH', 'source and destination overlap');
     }
