@@ -887,8 +887,13 @@ describe('hostile paths', () => {
 
   test('errors do not carry the absolute paths of the share', async () => {
     const { root, storage: local } = makeShare();
-    for (const attempt of [local.openRead('/missing'), local.mkcol('/a/b'), local.remove('/gone')]) {
-      const error = await rejectsWith('ENOENT', attempt);
+    const attempts = [
+      () => local.openRead('/missing'),
+      () => local.mkcol('/a/b'),
+      () => local.remove('/gone'),
+    ];
+    for (const attempt of attempts) {
+      const error = await rejectsWith('ENOENT', attempt());
       assert.equal(error.message.includes(root), false, error.message);
     }
   });
