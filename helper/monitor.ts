@@ -45,6 +45,8 @@ interface RequestSpec {
   /** Allowed only after the web process said it is ready (it must not serve before). */
   afterReady: boolean;
   check(message: Record<string, unknown>): boolean;
+  /** How a request that failed its check is answered when it has an id. */
+  refuse?(id: number, reply: Reply): void;
   handle(message: Record<string, unknown>, reply: Reply, web: WebProcess): void;
 }
 
@@ -78,8 +80,14 @@ export class Monitor {
   #webAccount: Account;
   readonly #requests: Record<string, RequestSpec>;
 
-  constructor(config: Config, log: Logger) {
+  readonly #webEntry: string;
+  readonly #webArgs: string[];
+
+  /** `web` replaces the web process's program: only the tests use it, to play a hostile web process. */
+  constructor(config: Config, log: Logger, web: { entry: string; args: string[] } = { entry: WEB_ENTRY, args: [] }) {
     this.#config = config;
+    this.#webEntry = web.entry;
+    this.#webArgs = web.args;
     this.#log = log;
     this.#nonRoot = process.getuid!() !== 0;
     const webAccount = this.#nonRoot ? currentAccount() : lookUpAccount(config.server.user);
@@ -110,12 +118,16 @@ export class Monitor {
           isBoundedString(m.user, MAX_USER_BYTES) &&
           isBoundedString(m.password, MAX_PASSWORD_BYTES) &&
           isBoundedString(m.remote, MAX_REMOTE_CHARS),
+        refuse: (id, reply) => {
+          setTimeout(() => reply({ t: 'auth', id, ok: false, reason: 'denied' }), this.#config.auth.failureDelayMs);
+        },
         handle: (m, reply) => this.#auth(m.id as number, m.user as string, m.password as string, m.remote as string, reply),
       },
       connect: {
         once: false,
         afterReady: true,
         check: (m) => isRequestId(m.id) && isBoundedString(m.cookie, 512),
+        refuse: (id, reply) => reply({ t: 'connect', id, ok: false, code: 'COOKIE_INVALID' }),
         handle: (m, reply) => this.#connect(m.id as number, m.cookie as string, reply),
       },
     };
@@ -203,7 +215,7 @@ export class Monitor {
     const [monitorEnd, webEnd] = socketpair();
     // Started as root only so that it can chroot into state_dir before it drops to server.user
     // (no groups at all); it does both before it accepts a connection (src/web.ts).
-    const child = spawn(process.execPath, [WEB_ENTRY], {
+    const child = spawn(process.execPath, [this.#webEntry, ...this.#webArgs], {
       stdio: ['ignore', 'inherit', 'inherit', webEnd, ...this.#listenFds],
       env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production', PRIVDAV_WEB_USER: this.#webAccount.user },
       cwd: '/',
@@ -249,7 +261,12 @@ export class Monitor {
     if (message === null || spec === undefined) {
       return this.#refuse(`unknown request ${typeof type === 'string' ? JSON.stringify(type.slice(0, 32)) : ''}`);
     }
-    if (!spec.check(message)) return this.#refuse(`malformed ${type as string} request`);
+    if (!spec.check(message)) {
+      this.#refuse(`malformed ${type as string} request`);
+      // A caller waiting on this id gets a refusal (after the failure delay for logins), not silence.
+      if (isRequestId(message.id)) spec.refuse?.(message.id, reply);
+      return;
+    }
     if (spec.afterReady && !web.ready) return this.#refuse(`${type as string} before ready`);
     if (spec.once && web.used.has(type as string)) return this.#refuse(`${type as string} repeated`);
     web.used.add(type as string);

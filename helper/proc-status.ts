@@ -2,7 +2,7 @@
 // saved and filesystem uids and gids, and the supplementary groups. Used by the worker to check
 // its own drop, and by the tests to prove each process runs as what DESIGN.md says.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readSync } from 'node:fs';
 
 export interface ProcIdentity {
   uids: number[];
@@ -10,8 +10,12 @@ export interface ProcIdentity {
   groups: number[];
 }
 
-export function readProcStatus(pid: number | 'self' = 'self'): ProcIdentity {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+/**
+ * `source` is a pid, 'self', or an open descriptor of /proc/self/status (for a process that
+ * chroots: the file is generated at each read, so a descriptor opened before shows the present).
+ */
+export function readProcStatus(source: number | 'self' | { fd: number } = 'self'): ProcIdentity {
+  const status = typeof source === 'object' ? readWhole(source.fd) : readFileSync(`/proc/${source}/status`, 'utf8');
   const field = (name: string): number[] => {
     const line = status.split('\n').find((candidate) => candidate.startsWith(`${name}:`)) ?? `${name}:`;
     return line
@@ -22,4 +26,10 @@ export function readProcStatus(pid: number | 'self' = 'self'): ProcIdentity {
       .map(Number);
   };
   return { uids: field('Uid'), gids: field('Gid'), groups: field('Groups') };
+}
+
+function readWhole(fd: number): string {
+  const buffer = Buffer.alloc(16 * 1024);
+  const length = readSync(fd, buffer, 0, buffer.length, 0);
+  return buffer.subarray(0, length).toString('utf8');
 }

@@ -4,6 +4,7 @@
 // chroots into state_dir (where nothing but its lock database lives), drops every group and
 // becomes server.user — all before it accepts a connection.
 
+import { closeSync, openSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Server } from 'node:net';
@@ -18,6 +19,7 @@ import { WorkerChannels } from './storage/privsep-storage';
 import { createDavHandler } from './dav/handler';
 import { SqliteLockStore } from './dav/lock-store';
 import posix from 'posix';
+import Database from 'better-sqlite3';
 
 const MONITOR_FD = 3;
 const FIRST_LISTEN_FD = 4;
@@ -40,12 +42,18 @@ function confine(stateDir: string): string {
   if (target === undefined) fatal('started as root without PRIVDAV_WEB_USER');
   const account = posix.getpwnam(target);
   if (account.uid === 0) fatal('refusing to serve HTTP as root');
+  // Everything loaded lazily must be loaded now: after the chroot there is no node_modules.
+  // better-sqlite3 loads its native addon on first use.
+  new Database(':memory:').close();
+  // /proc is not inside the chroot: keep a window onto our own status to verify the drop.
+  const statusFd = openSync('/proc/self/status', 'r');
   posix.chroot(stateDir);
   process.chdir('/');
   process.setgroups!([]);
   process.setgid!(account.gid);
   process.setuid!(account.uid);
-  const status = readProcStatus();
+  const status = readProcStatus({ fd: statusFd });
+  closeSync(statusFd);
   if (!status.uids.every((uid) => uid === account.uid) || !status.gids.every((gid) => gid === account.gid)) {
     fatal('identity drop failed');
   }
@@ -84,7 +92,9 @@ function start(init: WebInit, monitor: MonitorClient): void {
     log,
     dav: () => dav!,
   });
-  const options: http.ServerOptions = { maxHeaderSize: init.limits.maxHeaderBytes, requestTimeout: init.limits.requestTimeoutMs };
+  // request_timeout is an idle timeout (a slow but moving upload is fine), so Node's whole-request
+  // timer is off and the socket's inactivity timer does the job.
+  const options: http.ServerOptions = { maxHeaderSize: init.limits.maxHeaderBytes, requestTimeout: 0 };
   let listening = 0;
   init.listeners.forEach((address, index) => {
     const server: Server =
@@ -95,6 +105,7 @@ function start(init: WebInit, monitor: MonitorClient): void {
     httpServer.on('checkContinue', pipeline);
     httpServer.keepAliveTimeout = 30_000;
     httpServer.headersTimeout = 60_000;
+    httpServer.timeout = init.limits.requestTimeoutMs;
     server.maxConnections = init.limits.maxConnections;
     server.on('error', (error) => fatal(`cannot serve ${address}: ${error.message}`));
     server.listen({ fd: FIRST_LISTEN_FD + index }, () => {

@@ -62,6 +62,12 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   ].join('\n');
   const configPath = join(dir, 'privdav.toml');
   writeFileSync(configPath, config);
+  return startDaemonWithConfig(configPath, port, dir);
+}
+
+/** Starts the daemon on a config file the test wrote itself; `dir` is removed on stop. */
+export async function startDaemonWithConfig(configPath: string, port: number, dir?: string): Promise<Daemon> {
+  const workDir = dir ?? mkdtempSync(join(tmpdir(), 'privdav-test-'));
   let output = '';
   const child: ChildProcess = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -83,7 +89,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     port,
     url,
     pid: child.pid!,
-    dir,
+    dir: workDir,
     output: () => output,
     processes: () => childrenByRole(child.pid!),
     async stop() {
@@ -93,10 +99,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
         const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
         const code = await exited;
         clearTimeout(timer);
-        rmSync(dir, { recursive: true, force: true });
+        rmSync(workDir, { recursive: true, force: true });
         return code;
       }
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(workDir, { recursive: true, force: true });
       return child.exitCode;
     },
   };

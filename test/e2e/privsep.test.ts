@@ -1,0 +1,220 @@
+// The privilege-separated chain end to end: the real daemon, real PAM, real users. Who owns what
+// a user writes, which identity each process runs with, and what survives crashes.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { readProcStatus } from '../../helper/proc-status';
+import { Daemon, alive, request, sleep, startDaemon } from '../support/daemon';
+import { TestUsers, createUsers } from '../support/users';
+
+let users: TestUsers;
+
+before(() => {
+  users = createUsers();
+});
+after(() => users.remove());
+
+describe('home layout', () => {
+  let daemon: Daemon;
+  before(async () => {
+    daemon = await startDaemon();
+  });
+  after(async () => {
+    assert.equal(await daemon.stop(), 0, 'SIGTERM stops the daemon with exit status 0');
+  });
+
+  test('PUT as alice creates a file owned by alice:alice with her umask', async () => {
+    const { alice } = users;
+    const put = await request(daemon, '/hello.txt', { method: 'PUT', body: 'hello alice\n', user: alice });
+    assert.equal(put.status, 201);
+    const stat = statSync(join(alice.home, 'hello.txt'));
+    assert.equal(stat.uid, alice.uid);
+    assert.equal(stat.gid, alice.gid);
+    // Her GECOS says umask=0027 (pam_umask's convention): rw-r-----.
+    assert.equal(stat.mode & 0o777, 0o640);
+    const get = await request(daemon, '/hello.txt', { user: alice });
+    assert.equal(get.status, 200);
+    assert.equal(get.text, 'hello alice\n');
+    const again = await request(daemon, '/hello.txt', { method: 'PUT', body: 'replaced\n', user: alice });
+    assert.equal(again.status, 204);
+  });
+
+  test('a wrong password, a missing header and an unknown user get 401 with a Basic challenge', async () => {
+    const wrong = await request(daemon, '/', { method: 'PROPFIND', user: { name: users.alice.name, password: 'nope' } });
+    assert.equal(wrong.status, 401);
+    assert.match(String(wrong.headers['www-authenticate']), /^Basic realm="privdav"/);
+    assert.equal((await request(daemon, '/', {})).status, 401);
+    assert.equal((await request(daemon, '/', { user: { name: 'nosuchuserpd', password: 'x' } })).status, 401);
+  });
+
+  test('each process runs as DESIGN.md says: monitor root, web privdav with no groups, worker as alice', async () => {
+    await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: users.alice });
+    const { web, workers } = daemon.processes();
+    assert.equal(web.length, 1);
+    const privdav = Number(execFileSync('id', ['-u', 'privdav'], { encoding: 'utf8' }));
+    const webStatus = readProcStatus(web[0]!);
+    assert.deepEqual(webStatus.uids, [privdav, privdav, privdav, privdav]);
+    assert.deepEqual(webStatus.groups, []);
+    const aliceWorkers = workers.filter((pid) => readProcStatus(pid).uids[0] === users.alice.uid);
+    assert.equal(aliceWorkers.length, 1);
+    const workerStatus = readProcStatus(aliceWorkers[0]!);
+    const { alice, groupGid } = users;
+    assert.deepEqual(workerStatus.uids, [alice.uid, alice.uid, alice.uid, alice.uid]);
+    assert.deepEqual(workerStatus.gids, [alice.gid, alice.gid, alice.gid, alice.gid]);
+    assert.deepEqual([...workerStatus.groups].sort(), [alice.gid, groupGid].sort());
+    assert.deepEqual(readProcStatus(daemon.pid).uids, [0, 0, 0, 0]);
+    for (const pid of [...web, ...workers]) assert.notEqual(readProcStatus(pid).uids[0], 0, `pid ${pid} is not root`);
+  });
+
+  test('the web process is locked into state_dir and cannot read /etc/shadow', () => {
+    const [web] = daemon.processes().web;
+    // Its root is the state directory: the rest of the filesystem, homes included, is not there for it.
+    assert.equal(execFileSync('readlink', [`/proc/${web}/root`], { encoding: 'utf8' }).trim(), join(daemon.dir, 'state'));
+    const privdav = execFileSync('id', ['-u', 'privdav'], { encoding: 'utf8' }).trim();
+    assert.throws(() => execFileSync('setpriv', ['--reuid', privdav, '--regid', privdav, '--clear-groups', 'cat', '/etc/shadow'], { stdio: 'ignore' }));
+  });
+
+  test('an interrupted PUT leaves the old content and no temporary file', async () => {
+    const { alice } = users;
+    assert.equal((await request(daemon, '/keep.txt', { method: 'PUT', body: 'old content\n', user: alice })).status, 201);
+    const before = readdirSync(alice.home).sort();
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(daemon.port, '127.0.0.1', () => {
+        const auth = Buffer.from(`${alice.name}:${alice.password}`).toString('base64');
+        socket.write(
+          `PUT /keep.txt HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${auth}\r\nContent-Length: 1000000\r\n\r\n` +
+            'x'.repeat(50_000),
+        );
+        setTimeout(() => {
+          socket.destroy();
+          resolve();
+        }, 300);
+      });
+    });
+    await sleep(300);
+    assert.equal(readFileSync(join(alice.home, 'keep.txt'), 'utf8'), 'old content\n');
+    assert.deepEqual(readdirSync(alice.home).sort(), before);
+  });
+
+  test('kill -9 of a worker: the next request of that user succeeds', async () => {
+    const { alice } = users;
+    await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: alice });
+    const worker = daemon.processes().workers.find((pid) => readProcStatus(pid).uids[0] === alice.uid)!;
+    process.kill(worker, 'SIGKILL');
+    await sleep(100);
+    const get = await request(daemon, '/hello.txt', { user: alice, agent: false });
+    assert.equal(get.status, 200);
+    assert.ok(!alive(worker));
+  });
+
+  test('kill -9 of the web process: the service answers again within 5 s', async () => {
+    const [web] = daemon.processes().web;
+    process.kill(web!, 'SIGKILL');
+    const started = Date.now();
+    for (;;) {
+      try {
+        const get = await request(daemon, '/hello.txt', { user: users.alice, agent: false });
+        if (get.status === 200) break;
+      } catch {
+        // Connection refused or reset while it restarts.
+      }
+      assert.ok(Date.now() - started < 5000, 'answered within 5 s');
+      await sleep(50);
+    }
+    assert.notEqual(daemon.processes().web[0], web);
+  });
+
+  test('a 4 KiB GET keeps p99 under 200 ms while 20 wrong-password logins run', async () => {
+    const { alice, bob } = users;
+    writeFileSync(join(alice.home, 'four.bin'), Buffer.alloc(4096, 7));
+    chownSync(join(alice.home, 'four.bin'), alice.uid, alice.gid);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    await request(daemon, '/four.bin', { user: alice, agent });
+    const attackers = Array.from({ length: 20 }, () =>
+      request(daemon, '/', { user: { name: bob.name, password: 'wrong' }, agent: false }),
+    );
+    const latencies: number[] = [];
+    const until = Date.now() + 1500;
+    while (Date.now() < until) {
+      const start = process.hrtime.bigint();
+      const get = await request(daemon, '/four.bin', { user: alice, agent });
+      latencies.push(Number(process.hrtime.bigint() - start) / 1e6);
+      assert.equal(get.status, 200);
+      assert.equal(get.body.length, 4096);
+    }
+    const refused = await Promise.all(attackers);
+    assert.ok(refused.every((response) => response.status === 401));
+    latencies.sort((a, b) => a - b);
+    const p50 = latencies[Math.floor(latencies.length * 0.5)]!;
+    const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))]!;
+    process.stdout.write(`# 4 KiB GET during 20 bad logins: n=${latencies.length} p50=${p50.toFixed(2)}ms p99=${p99.toFixed(2)}ms\n`);
+    assert.ok(p99 < 200, `p99 ${p99.toFixed(1)} ms`);
+    agent.destroy();
+  });
+
+  test('a failed login is answered no sooner than the failure delay, whatever the cause', async () => {
+    for (const user of [
+      { name: users.bob.name, password: 'wrong-password' },
+      { name: 'nosuchuserpd2', password: 'whatever' },
+      { name: 'root', password: 'whatever' },
+    ]) {
+      const start = Date.now();
+      const response = await request(daemon, '/', { user, agent: false });
+      assert.equal(response.status, 401);
+      assert.ok(Date.now() - start >= 950, `${user.name} refused after ${Date.now() - start} ms`);
+    }
+  });
+});
+
+describe('tilde layout', () => {
+  let daemon: Daemon;
+  before(async () => {
+    const { alice, group, groupGid } = users;
+    chmodSync(alice.home, 0o755);
+    writeFileSync(join(alice.home, 'secret.txt'), 'only alice\n', { mode: 0o600 });
+    chownSync(join(alice.home, 'secret.txt'), alice.uid, alice.gid);
+    const project = join(alice.home, 'project');
+    mkdirSync(project, { recursive: true });
+    chownSync(project, alice.uid, groupGid);
+    chmodSync(project, 0o2775);
+    void group;
+    daemon = await startDaemon({ layout: 'tilde' });
+  });
+  after(async () => {
+    await daemon.stop();
+  });
+
+  test("bob gets 403 on alice's 0600 file", async () => {
+    const response = await request(daemon, `/~${users.alice.name}/secret.txt`, { user: users.bob });
+    assert.equal(response.status, 403);
+    const own = await request(daemon, `/~${users.alice.name}/secret.txt`, { user: users.alice });
+    assert.equal(own.status, 200);
+  });
+
+  test("bob cannot create files in alice's home", async () => {
+    const response = await request(daemon, `/~${users.alice.name}/from-bob.txt`, {
+      method: 'PUT',
+      body: 'hi',
+      user: users.bob,
+    });
+    assert.equal(response.status, 403);
+  });
+
+  test("bob writes into alice's group-writable project directory, and the file is bob's", async () => {
+    const { alice, bob, groupGid } = users;
+    const response = await request(daemon, `/~${alice.name}/project/by-bob.txt`, {
+      method: 'PUT',
+      body: 'hello from bob',
+      user: bob,
+    });
+    assert.equal(response.status, 201);
+    const stat = statSync(join(alice.home, 'project', 'by-bob.txt'));
+    assert.equal(stat.uid, bob.uid);
+    assert.equal(stat.gid, groupGid, 'the setgid project directory gives its group');
+  });
+});
