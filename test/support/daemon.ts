@@ -29,6 +29,8 @@ export interface Daemon {
   /** Pids of the monitor's children by role. */
   processes(): { web: number[]; workers: number[] };
   stop(): Promise<number | null>;
+  /** Stops and starts again on the same config, port and state_dir. */
+  restart(): Promise<Daemon>;
 }
 
 export async function freePort(): Promise<number> {
@@ -93,19 +95,26 @@ export async function startDaemonWithConfig(configPath: string, port: number, di
     output: () => output,
     processes: () => childrenByRole(child.pid!),
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        const code = await exited;
-        clearTimeout(timer);
-        rmSync(workDir, { recursive: true, force: true });
-        return code;
-      }
+      const code = await halt(child);
       rmSync(workDir, { recursive: true, force: true });
-      return child.exitCode;
+      return code;
+    },
+    async restart() {
+      await halt(child);
+      return startDaemonWithConfig(configPath, port, workDir);
     },
   };
+}
+
+/** SIGTERM, and SIGKILL if it has not exited 15 s later. Resolves to the exit code. */
+async function halt(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
 }
 
 async function answers(port: number): Promise<boolean> {

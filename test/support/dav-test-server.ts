@@ -162,13 +162,14 @@ export function parseLitmusOutput(output: string): LitmusSummary {
 /** Runs litmus against a collection URL (it creates litmus/ below it), in a scratch directory. */
 export async function runLitmus(
   url: string,
-  extraArgs: string[] = [],
+  credentials?: { name: string; password: string },
 ): Promise<{ output: string; summary: LitmusSummary }> {
+  const args = credentials === undefined ? [url] : [url, credentials.name, credentials.password];
   // litmus writes debug.log and child.log into its working directory.
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'privdav-litmus-'));
   try {
     const output = await new Promise<string>((resolve) => {
-      execFile(LITMUS, [...extraArgs, url], { cwd: workDir, timeout: 180_000 }, (_error, stdout, stderr) =>
+      execFile(LITMUS, args, { cwd: workDir, timeout: 180_000 }, (_error, stdout, stderr) =>
         resolve(stdout + stderr),
       );
     });
