@@ -34,6 +34,8 @@ export class RpcClient {
   readonly #channel: Channel;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** Requests sent and messages received: how many channel round trips a piece of work costs. */
+  readonly stats = { requests: 0, replies: 0 };
   #closed: Error | null = null;
   readonly #onClose: ((error: Error) => void) | null;
   readonly #onNotice: ((message: Record<string, unknown>, fds: number[]) => void) | null;
@@ -135,10 +137,12 @@ export class RpcClient {
       return null;
     }
     this.#pending.set(id, pending);
+    this.stats.requests++;
     return pending;
   }
 
   #receive(payload: Buffer, fds: number[]): void {
+    this.stats.replies++;
     const message = decodeMessage(payload);
     const id = message?.id;
     if (message !== null && id === undefined && this.#onNotice !== null) {

@@ -39,12 +39,15 @@ export interface Session {
 /** Calls that do nothing a second time would undo: safe to resend after a lost worker. */
 const RETRYABLE = new Set<StorageOp>(['stat', 'realPath', 'list', 'openRead', 'openWrite', 'getProps', 'space', 'setTimes']);
 
+/** What WorkerChannels needs of the monitor: a fresh channel descriptor to the cookie owner's worker. */
+export type WorkerConnector = Pick<MonitorClient, 'connect'>;
+
 /** One channel per user to that user's worker, opened through the monitor on first use. */
 export class WorkerChannels {
-  readonly #monitor: MonitorClient;
+  readonly #monitor: WorkerConnector;
   readonly #channels = new Map<number, Promise<RpcClient>>();
 
-  constructor(monitor: MonitorClient) {
+  constructor(monitor: WorkerConnector) {
     this.#monitor = monitor;
   }
 

@@ -157,6 +157,16 @@ describe('home layout', () => {
     agent.destroy();
   });
 
+  test('resident memory of the monitor, the web process and a worker stays small', () => {
+    const rss = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const { web, workers } = daemon.processes();
+    const figures = { monitor: rss(daemon.pid), web: rss(web[0]!), worker: rss(workers[0]!) };
+    process.stdout.write(`# RSS MiB: monitor=${figures.monitor.toFixed(1)} web=${figures.web.toFixed(1)} worker=${figures.worker.toFixed(1)}\n`);
+    // DESIGN.md's budget under load is 150 MB for the web process and 60 MB per worker.
+    assert.ok(figures.web < 150, `web ${figures.web} MiB`);
+    assert.ok(figures.worker < 60, `worker ${figures.worker} MiB`);
+  });
+
   test('a failed login is answered no sooner than the failure delay, whatever the cause', async () => {
     for (const user of [
       { name: users.bob.name, password: 'wrong-password' },

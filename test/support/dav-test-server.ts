@@ -6,6 +6,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
+import type { Storage } from '../../src/storage/storage';
 import { LocalStorage } from '../../helper/local-storage';
 import { createDavHandler, type DavOptions } from '../../src/dav/handler';
 import { SqliteLockStore } from '../../src/dav/lock-store';
@@ -23,6 +24,8 @@ export interface DavTestServer {
 }
 
 export interface DavTestServerOptions extends Partial<Omit<DavOptions, 'lockStore'>> {
+  /** Serve this Storage instead of a LocalStorage on `root` (e.g. a PrivsepStorage to a real worker). */
+  storage?: Storage;
   /** Reuse a lock database (to prove locks survive a restart). */
   lockFile?: string;
   /** Serve this directory instead of a fresh temporary one. */
@@ -37,7 +40,7 @@ export async function startDavTestServer(options: DavTestServerOptions = {}): Pr
   const root = options.root ?? path.join(scratch, 'share');
   fs.mkdirSync(root, { recursive: true });
   const lockStore = new SqliteLockStore(options.lockFile ?? path.join(scratch, 'locks.sqlite'));
-  const storage = new LocalStorage({ layout: { kind: 'home', root }, durable: false });
+  const storage = options.storage ?? new LocalStorage({ layout: { kind: 'home', root }, durable: false });
   const problems: string[] = [];
   const handler = createDavHandler({
     lockStore,

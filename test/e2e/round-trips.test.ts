@@ -1,0 +1,104 @@
+// How many channel round trips a request costs, through the real worker program (spawned as
+// root, dropped to alice) and the real PrivsepStorage. The test plays the monitor's part of
+// CONNECT (handing over a fresh channel end) so it can count what crosses the worker channel.
+
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { Channel } from '../../helper/channel';
+import { deriveUserKey, issueCookie, newMasterKey } from '../../helper/cookie';
+import { lookUpAccount, workerIdentity } from '../../helper/accounts';
+import { encodeMessage, WorkerSettings } from '../../helper/protocol';
+import { closeFd, socketpair } from '../../native';
+import { PrivsepStorage, Session, WorkerChannels } from '../../src/storage/privsep-storage';
+import { DavTestServer, davRequest, startDavTestServer } from '../support/dav-test-server';
+import { TestUsers, createUsers } from '../support/users';
+
+const ENTRIES = 1000;
+let users: TestUsers;
+let worker: ChildProcess;
+let control: Channel;
+let server: DavTestServer;
+let channels: WorkerChannels;
+let session: Session;
+
+before(async () => {
+  users = createUsers();
+  const { alice } = users;
+  const dir = join(alice.home, 'many');
+  mkdirSync(dir);
+  for (let i = 0; i < ENTRIES; i++) writeFileSync(join(dir, `file-${String(i).padStart(4, '0')}.txt`), `entry ${i}\n`);
+  for (const name of ['many', ...Array.from({ length: ENTRIES }, (_, i) => `many/file-${String(i).padStart(4, '0')}.txt`)]) {
+    chownSync(join(alice.home, name), alice.uid, alice.gid);
+  }
+  const account = lookUpAccount(alice.name)!;
+  const [monitorEnd, workerEnd] = socketpair();
+  worker = spawn(process.execPath, [join(__dirname, '..', '..', 'helper', 'worker.js')], {
+    stdio: ['ignore', 'inherit', 'inherit', workerEnd],
+    env: { PRIVDAV_WORKER: JSON.stringify(workerIdentity(account)) },
+  });
+  closeFd(workerEnd);
+  control = new Channel(monitorEnd);
+  const userKey = deriveUserKey(newMasterKey(), alice.uid);
+  const settings: WorkerSettings = {
+    layout: 'home',
+    subdir: '',
+    idleTimeoutMs: 60_000,
+    durable: false,
+    maxInfinityEntries: 100_000,
+    minUid: 1000,
+  };
+  control.send(encodeMessage({ t: 'init', key: userKey.toString('base64'), settings }));
+  const connector = {
+    async connect(): Promise<number> {
+      const [workerSide, webSide] = socketpair();
+      control.send(encodeMessage({ t: 'attach' }), [workerSide]);
+      return webSide;
+    },
+  };
+  const now = Date.now();
+  session = {
+    user: alice.name,
+    uid: alice.uid,
+    cookie: issueCookie(userKey, { uid: alice.uid, gid: alice.gid, user: alice.name, issued: now, expires: now + 600_000 }),
+    refresh: () => Promise.reject(new Error('no monitor here')),
+  };
+  channels = new WorkerChannels(connector);
+  server = await startDavTestServer({ storage: new PrivsepStorage(channels, session) });
+});
+
+after(async () => {
+  await server.close();
+  control.destroy();
+  worker.kill('SIGKILL');
+  users.remove();
+});
+
+test(`PROPFIND Depth 1 over ${ENTRIES} entries is a handful of channel round trips`, async () => {
+  // Warm up: the channel is opened on first use.
+  assert.equal((await davRequest(server, 'PROPFIND', '/', { headers: { Depth: '0' } })).status, 207);
+  const rpc = await channels.get(session);
+  const before = { ...rpc.stats };
+  const response = await davRequest(server, 'PROPFIND', '/many/', {
+    headers: { Depth: '1' },
+    body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>',
+  });
+  assert.equal(response.status, 207);
+  assert.equal(response.body.match(/<D:response>/g)?.length, ENTRIES + 1);
+  const requests = rpc.stats.requests - before.requests;
+  const replies = rpc.stats.replies - before.replies;
+  process.stdout.write(`# PROPFIND Depth 1 over ${ENTRIES} entries: ${requests} request(s), ${replies} reply message(s)\n`);
+  assert.ok(requests <= 2, `${requests} requests`);
+  assert.ok(replies <= 6, `${replies} replies`);
+});
+
+test('GET of a file is one round trip and the bytes come through the passed descriptor', async () => {
+  const rpc = await channels.get(session);
+  const before = { ...rpc.stats };
+  const response = await davRequest(server, 'GET', '/many/file-0042.txt');
+  assert.equal(response.status, 200);
+  assert.equal(response.body, 'entry 42\n');
+  assert.equal(rpc.stats.requests - before.requests, 1);
+});
