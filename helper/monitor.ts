@@ -8,7 +8,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Channel } from './channel';
-import { Config, loadConfig } from './config';
+import { Config, changesNeedingRestart, loadConfig } from './config';
 import { deriveUserKey, issueCookie, newMasterKey, peekClaims, verifyCookie } from './cookie';
 import { Account, lookUpAccount, refusalReason, workerIdentity } from './accounts';
 import { LoginThrottle } from './login-throttle';
@@ -51,6 +51,8 @@ interface RequestSpec {
 }
 
 interface WebProcess {
+  /** Which of the server.web_processes slots it fills (restarts reuse the slot). */
+  slot: number;
   child: ChildProcess;
   channel: Channel;
   ready: boolean;
@@ -73,8 +75,10 @@ export class Monitor {
   readonly #workers = new Map<number, Worker>();
   readonly #listenFds: number[] = [];
   readonly #nonRoot: boolean;
-  #web: WebProcess | null = null;
-  #restartDelay = RESTART_MIN_MS;
+  /** One entry per slot; several web processes share the listen sockets (the kernel spreads connections). */
+  readonly #webs: (WebProcess | null)[] = [];
+  readonly #restartDelays: number[] = [];
+  #notifiedReady = false;
   #pendingAuth = 0;
   #stopping = false;
   #webAccount: Account;
@@ -107,7 +111,10 @@ export class Monitor {
         handle: (_message, _reply, web) => {
           web.ready = true;
           this.#log.info('web process ready', { pid: web.child.pid });
-          notifySystemd('READY=1\nSTATUS=serving');
+          if (!this.#notifiedReady) {
+            this.#notifiedReady = true;
+            notifySystemd('READY=1\nSTATUS=serving');
+          }
         },
       },
       auth: {
@@ -150,7 +157,10 @@ export class Monitor {
       }
     }
     this.#log.info('listening', { on: this.#config.server.listen.map((address) => address.text).join(' ') });
-    this.#startWeb();
+    for (let slot = 0; slot < this.#config.server.webProcesses; slot++) {
+      this.#restartDelays[slot] = RESTART_MIN_MS;
+      this.#startWeb(slot);
+    }
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGHUP', () => this.#reload());
@@ -163,16 +173,19 @@ export class Monitor {
     notifySystemd('STOPPING=1');
     // Stop accepting: the web process closes its listeners, we close our copies.
     for (const fd of this.#listenFds.splice(0)) closeAll([fd]);
-    const web = this.#web;
-    if (web !== null && web.child.exitCode === null) {
-      web.child.kill('SIGTERM');
-      const exited = await waitForExit(web.child, this.#config.server.shutdownGraceMs);
-      if (!exited) {
-        this.#log.warn('web process did not finish in time; killing it');
-        web.child.kill('SIGKILL');
-        await waitForExit(web.child, 2000);
-      }
-    }
+    await Promise.all(
+      this.#webs.map(async (web) => {
+        if (web === null || web.child.exitCode !== null) return;
+        web.child.kill('SIGTERM');
+        // The web process itself stops after the grace period; this is the backstop.
+        const exited = await waitForExit(web.child, this.#config.server.shutdownGraceMs + 2000);
+        if (!exited) {
+          this.#log.warn('web process did not finish in time; killing it', { pid: web.child.pid });
+          web.child.kill('SIGKILL');
+          await waitForExit(web.child, 2000);
+        }
+      }),
+    );
     await Promise.all(
       [...this.#workers.values()].map(async (worker) => {
         worker.control.destroy();
@@ -211,7 +224,7 @@ export class Monitor {
     };
   }
 
-  #startWeb(): void {
+  #startWeb(slot: number): void {
     const [monitorEnd, webEnd] = socketpair();
     // Started as root only so that it can chroot into state_dir before it drops to server.user
     // (no groups at all); it does both before it accepts a connection (src/web.ts).
@@ -222,8 +235,8 @@ export class Monitor {
     });
     closeFd(webEnd);
     const channel = new Channel(monitorEnd);
-    const web: WebProcess = { child, channel, ready: false, used: new Set(), startedAt: Date.now() };
-    this.#web = web;
+    const web: WebProcess = { slot, child, channel, ready: false, used: new Set(), startedAt: Date.now() };
+    this.#webs[slot] = web;
     channel.on('message', (payload: Buffer, fds: number[]) => this.#onWebMessage(web, payload, fds));
     channel.on('error', (error: Error) => this.#log.debug('web channel error', { error: error.message }));
     child.on('exit', (code, signal) => this.#onWebExit(web, code, signal));
@@ -233,14 +246,16 @@ export class Monitor {
 
   #onWebExit(web: WebProcess, code: number | null, signal: NodeJS.Signals | null): void {
     web.channel.destroy();
-    if (this.#web === web) this.#web = null;
+    const { slot } = web;
+    if (this.#webs[slot] === web) this.#webs[slot] = null;
     if (this.#stopping) return;
-    this.#log.error('web process exited; restarting', { code, signal, inMs: this.#restartDelay });
-    if (Date.now() - web.startedAt > STABLE_AFTER_MS) this.#restartDelay = RESTART_MIN_MS;
-    const delay = this.#restartDelay;
-    this.#restartDelay = Math.min(RESTART_MAX_MS, this.#restartDelay * 2);
+    // Back-off doubles while it keeps dying, and starts over once a process has run for a while.
+    if (Date.now() - web.startedAt > STABLE_AFTER_MS) this.#restartDelays[slot] = RESTART_MIN_MS;
+    const delay = this.#restartDelays[slot]!;
+    this.#restartDelays[slot] = Math.min(RESTART_MAX_MS, delay * 2);
+    this.#log.error('web process exited; restarting', { code, signal, inMs: delay });
     setTimeout(() => {
-      if (!this.#stopping) this.#startWeb();
+      if (!this.#stopping) this.#startWeb(slot);
     }, delay);
   }
 
@@ -436,16 +451,13 @@ export class Monitor {
     if (source === null) return;
     try {
       const next = loadConfig(source);
-      const restartOnly: string[] = [];
-      const { server } = this.#config;
-      if (JSON.stringify(next.server.listen) !== JSON.stringify(server.listen)) restartOnly.push('server.listen');
-      if (next.server.user !== server.user) restartOnly.push('server.user');
-      if (next.server.stateDir !== server.stateDir) restartOnly.push('server.state_dir');
-      if (next.server.tlsCert !== server.tlsCert || next.server.tlsKey !== server.tlsKey) restartOnly.push('server.tls_*');
+      const restartOnly = changesNeedingRestart(this.#config, next);
       if (restartOnly.length > 0) this.#log.warn('these changes need a restart', { keys: restartOnly.join(' ') });
-      this.#config = { ...next, server: { ...next.server, listen: server.listen, user: server.user, stateDir: server.stateDir, tlsCert: server.tlsCert, tlsKey: server.tlsKey } };
+      // Keys that need a restart keep their running values until then.
+      const { listen, user, stateDir, tlsCert, tlsKey, webProcesses } = this.#config.server;
+      this.#config = { ...next, server: { ...next.server, listen, user, stateDir, tlsCert, tlsKey, webProcesses } };
       this.#log.setLevel(next.log.level);
-      if (this.#web !== null) this.#web.channel.send(encodeMessage(this.#webInit()));
+      for (const web of this.#webs) web?.channel.send(encodeMessage(this.#webInit()));
       this.#log.info('configuration reloaded', { from: source });
     } catch (error) {
       this.#log.error('reload failed; keeping the running configuration', { error: (error as Error).message });
