@@ -218,7 +218,8 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     if (!isPath(path) || !isDepth(depth) || !isSelection(selection) || !isRequestId(requested)) {
       throw new StorageError('PROTOCOL', 'bad arguments for list');
     }
-    const limit = Math.min(requested, options.maxInfinityEntries);
+    // The configured bound is for Depth: infinity; a Depth 1 listing of a big directory is fine.
+    const limit = depth === 'infinity' ? Math.min(requested, options.maxInfinityEntries) : requested;
     let batch: string[] = [];
     let bytes = 0;
     const flush = (more: boolean): void => {
