@@ -95,6 +95,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   return value;
 }
 
+// Typed events for an EventEmitter subclass: the interface only narrows `on`/`once`, it adds no members.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface Channel {
   on(event: 'message', listener: (payload: Buffer, fds: number[]) => void): this;
   on(event: 'error', listener: (error: ChannelError) => void): this;
@@ -113,6 +115,7 @@ export interface Channel {
  * A peer's death is seen when reading (EOF) or sending (EPIPE); an idle channel with no listener
  * notices it on the next send. A listener that throws is an uncaught exception, as on any socket.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Channel extends EventEmitter {
   readonly #fd: number;
   readonly #handle: PollHandle;

@@ -72,5 +72,4 @@ dropIdentity(identity);
 process.umask(identity.umask);
 
 // Only now load the code that talks to the outside world.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 (require('./worker-main') as typeof import('./worker-main')).runWorker(identity);
