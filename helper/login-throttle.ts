@@ -1,9 +1,8 @@
 // Back-off for failed logins, per user name and per remote address: after a few failures each
-// further attempt is refused without asking PAM until a growing wait has passed. Bounded in
-// memory so a flood of random names cannot grow it without limit.
+// further attempt is refused without asking PAM until a growing wait has passed (1 s, 2 s, 4 s ...
+// up to a cap). Bounded in memory so a flood of random names cannot grow it without limit.
 
 const FREE_FAILURES = 5;
-const MAX_WAIT_MS = 15 * 60_000;
 const FORGET_AFTER_MS = 60 * 60_000;
 const MAX_KEYS = 50_000;
 
@@ -14,12 +13,21 @@ interface Record {
 
 export class LoginThrottle {
   readonly #records = new Map<string, Record>();
+  readonly #maxWaitMs: number;
+
+  /**
+   * `maxWaitMs` caps the wait. Keep it short for user names: anyone can send wrong passwords for
+   * a name, and a long cap would let them lock its owner out.
+   */
+  constructor(maxWaitMs: number) {
+    this.#maxWaitMs = maxWaitMs;
+  }
 
   /** Milliseconds until this key may try again (0: now). */
   waitFor(key: string, now = Date.now()): number {
     const record = this.#records.get(key);
     if (record === undefined || record.failures < FREE_FAILURES) return 0;
-    const wait = Math.min(MAX_WAIT_MS, 1000 * 2 ** (record.failures - FREE_FAILURES));
+    const wait = Math.min(this.#maxWaitMs, 1000 * 2 ** Math.min(30, record.failures - FREE_FAILURES));
     return Math.max(0, record.lastFailure + wait - now);
   }
 

@@ -71,7 +71,9 @@ export class Monitor {
   #config: Config;
   readonly #log: Logger;
   readonly #masterKey = newMasterKey();
-  readonly #throttle = new LoginThrottle();
+  /** Per user name the back-off stays short (30 s), so strangers cannot lock an owner out for long. */
+  readonly #userThrottle = new LoginThrottle(30_000);
+  readonly #addressThrottle = new LoginThrottle(15 * 60_000);
   readonly #workers = new Map<number, Worker>();
   readonly #listenFds: number[] = [];
   readonly #nonRoot: boolean;
@@ -316,22 +318,21 @@ export class Monitor {
     }
     const userKey = `user:${user}`;
     const addressKey = `addr:${remote}`;
-    if (this.#throttle.waitFor(userKey) > 0 || this.#throttle.waitFor(addressKey) > 0) {
+    if (this.#userThrottle.waitFor(userKey) > 0 || this.#addressThrottle.waitFor(addressKey) > 0) {
       return deny('backing off after repeated failures');
     }
     const account = user === '' ? null : lookUpAccount(user);
     const refusal = account === null ? 'no such account' : refusalReason(account, this.#policy());
     if (refusal !== null || account === null || password === '') {
-      this.#throttle.recordFailure(userKey);
-      this.#throttle.recordFailure(addressKey);
+      this.#recordFailure(userKey, addressKey);
       return deny(refusal ?? 'empty password');
     }
     this.#pendingAuth++;
     void pamAuthenticate(this.#config.auth.pamService, account.user, password, remote)
       .then((outcome) => {
         if (outcome === 'ok') {
-          this.#throttle.recordSuccess(userKey);
-          this.#throttle.recordSuccess(addressKey);
+          this.#userThrottle.recordSuccess(userKey);
+          this.#addressThrottle.recordSuccess(addressKey);
           const issued = Date.now();
           const expires = issued + this.#config.auth.credentialTtlMs;
           const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
@@ -346,13 +347,17 @@ export class Monitor {
           return;
         }
         if (outcome === 'error') this.#log.error('PAM failed', { service: this.#config.auth.pamService });
-        this.#throttle.recordFailure(userKey);
-        this.#throttle.recordFailure(addressKey);
+        this.#recordFailure(userKey, addressKey);
         deny(outcome === 'error' ? 'PAM error' : 'wrong password or account not usable');
       })
       .finally(() => {
         this.#pendingAuth--;
       });
+  }
+
+  #recordFailure(userKey: string, addressKey: string): void {
+    this.#userThrottle.recordFailure(userKey);
+    this.#addressThrottle.recordFailure(addressKey);
   }
 
   #policy() {

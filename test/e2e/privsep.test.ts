@@ -129,6 +129,23 @@ describe('home layout', () => {
     assert.notEqual(daemon.processes().web[0], web);
   });
 
+  test('a locked or expired account is refused with its right password (pam_acct_mgmt runs)', async () => {
+    const { bob } = users;
+    try {
+      execFileSync('usermod', ['-L', bob.name]);
+      assert.equal((await request(daemon, '/', { method: 'PROPFIND', user: bob, agent: false })).status, 401);
+      execFileSync('usermod', ['-U', bob.name]);
+      execFileSync('chage', ['-E', '0', bob.name]);
+      assert.equal((await request(daemon, '/', { method: 'PROPFIND', user: bob, agent: false })).status, 401);
+    } finally {
+      execFileSync('usermod', ['-U', bob.name]);
+      execFileSync('chage', ['-E', '-1', bob.name]);
+    }
+    const usable = await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: bob, agent: false });
+    assert.equal(usable.status, 207, 'the same password works once the account is usable again');
+    assert.match(daemon.output(), /login refused user=\S+ remote=\S+ why="wrong password or account not usable"/);
+  });
+
   test('a 4 KiB GET keeps p99 under 200 ms while 20 wrong-password logins run', async () => {
     const { alice, bob } = users;
     writeFileSync(join(alice.home, 'four.bin'), Buffer.alloc(4096, 7));
