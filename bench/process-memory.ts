@@ -48,6 +48,9 @@ export class ProcessMemorySampler {
     const root = this.rootPid();
     if (root === null) return;
     const now = Date.now();
+    // A restarted server (cold-start turn) is a new tree: the old one's peaks were taken under the
+    // previous workload and would only blur this one's.
+    if (root !== this.treeRoot && this.treeRoot !== null) this.peaks.clear();
     if (root !== this.treeRoot || now - this.treeReadAt >= treeRefreshMs) {
       this.tree = [root, ...descendantPids(root)];
       this.treeRoot = root;
