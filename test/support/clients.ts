@@ -12,6 +12,7 @@ import {
   statfsSync,
   writeFileSync,
 } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import posix from 'posix';
@@ -251,6 +252,79 @@ export function unmountForcefully(mountPoint: string): void {
 
 export function isMountPoint(path: string): boolean {
   return spawnSync('mountpoint', ['-q', path]).status === 0;
+}
+
+// ---- a hand-driven upload ---------------------------------------------------------------------
+
+export interface RawUpload {
+  /** The response's status code, or null when the connection closed without a response. */
+  status: Promise<number | null>;
+  /** Writes body bytes; resolves once the kernel took them, or at once when the connection is gone. */
+  send(chunk: Buffer): Promise<void>;
+  /** Hangs up abruptly, as a client that crashed or lost its network would. */
+  hangUp(): void;
+}
+
+/**
+ * Starts a PUT over a raw socket with a declared Content-Length and sends no body yet, so a test
+ * can interrupt it (hang up, kill a process) at a chosen point of the upload.
+ */
+export function startRawPut(
+  port: number,
+  path: string,
+  user: Credentials,
+  contentLength: number,
+): Promise<RawUpload> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    let response = '';
+    let settleStatus: (status: number | null) => void = () => undefined;
+    const status = new Promise<number | null>((done) => (settleStatus = done));
+    socket.on('data', (chunk: Buffer) => {
+      response += chunk.toString('latin1');
+      const match = /^HTTP\/1\.1 (\d{3}) /.exec(response);
+      if (match) settleStatus(Number(match[1]));
+    });
+    // Writes still waiting when the connection goes: their callbacks may never come.
+    const pendingWrites = new Set<() => void>();
+    socket.on('close', () => {
+      settleStatus(null);
+      for (const done of pendingWrites) done();
+    });
+    socket.on('error', () => undefined); // a reset after the server answered is expected
+    socket.once('connect', () => {
+      const authorization = Buffer.from(`${user.name}:${user.password}`).toString('base64');
+      socket.write(
+        `PUT ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic ${authorization}\r\n` +
+          `Content-Length: ${contentLength}\r\n\r\n`,
+      );
+      resolve({
+        status,
+        send: (chunk) =>
+          new Promise<void>((sent) => {
+            if (socket.destroyed) return sent();
+            const done = (): void => {
+              pendingWrites.delete(done);
+              sent();
+            };
+            pendingWrites.add(done);
+            socket.write(chunk, () => done());
+          }),
+        hangUp: () => socket.destroy(),
+      });
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** Sends `total` body bytes in 256 KiB pieces, stopping early once the server has answered. */
+export async function sendBody(upload: RawUpload, total: number): Promise<void> {
+  let answered = false;
+  void upload.status.then(() => (answered = true));
+  const piece = Buffer.alloc(256 * 1024, 'x');
+  for (let sent = 0; sent < total && !answered; sent += piece.length) {
+    await upload.send(piece.subarray(0, Math.min(piece.length, total - sent)));
+  }
 }
 
 // ---- disk --------------------------------------------------------------------------------------
