@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages: PAM headers for the native PAM binding, and the real clients the tests drive.
-PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2)
+PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2 e2fsprogs bindfs)
 if [ "$(id -u)" -eq 0 ]; then
   missing=()
   for package in "${PACKAGES[@]}"; do

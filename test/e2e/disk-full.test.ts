@@ -82,9 +82,8 @@ function keepContent(): string {
 // short count rather than ENOSPC when part of a write fits. PUT (src/dav/methods/put.ts) writes
 // that way: near a full disk it can answer 201/204 with a file holding holes and bytes written
 // past the body's end. Several attempts, because the short write depends on writeback timing.
-const SHORT_WRITE_BUG =
-  'PUT near a full disk can succeed with holes in the file: put.ts writes with createWriteStream({ start: 0 }), ' +
-  'whose writev retry after a short write uses this.pos (Node 20); drop `start` or write with an own pwrite loop';
+// These once caught a real loss: Node 20's WriteStream with `start` retried a short write at the
+// wrong offset, so a PUT that did not fit succeeded with holes. put.ts now writes with positions.
 const ATTEMPTS = 4;
 
 /** Sends a body `excess` bytes larger than the free space to `path`; returns the status. */
@@ -99,7 +98,6 @@ async function putMoreThanFree(path: string, excess: number): Promise<number | n
 
 test(
   'a PUT larger than the free space onto an existing file gives 507 and changes nothing',
-  { todo: SHORT_WRITE_BUG },
   async () => {
     await putKeep('old content\n');
     const listing = readdirSync(share).sort();
@@ -113,7 +111,7 @@ test(
   },
 );
 
-test('a new file that does not fit gives 507 and nothing is created', { todo: SHORT_WRITE_BUG }, async () => {
+test('a new file that does not fit gives 507 and nothing is created', async () => {
   const listing = readdirSync(share).sort();
   const free = availableBytes(share);
   try {

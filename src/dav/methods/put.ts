@@ -1,7 +1,6 @@
 // PUT: the body is streamed into the temporary file storage opened and committed atomically;
 // any failure on the way (client gone, too large, a refused precondition) aborts the upload.
 import * as fs from 'node:fs';
-import { pipeline } from 'node:stream';
 import type * as http from 'node:http';
 import { StorageError, type Upload } from '../../storage/storage';
 import { checkPreconditions } from '../conditional';
@@ -33,7 +32,12 @@ export async function handlePut(request: DavRequest): Promise<void> {
       throw new DavError(405, 'cannot PUT onto a collection');
     checkPreconditions(req, existing, false);
     await authorizeWrite(request, [{ path: target.path, membership: existing === null, tree: false }]);
-    await writeBody(req, upload.fd, maxBytes);
+    const written = await writeBody(req, upload.fd, maxBytes);
+    // Belt and braces before the rename makes it visible: the file holds exactly what was sent.
+    const onDisk = await new Promise<number>((resolve, reject) =>
+      fs.fstat(upload.fd, (error, stats) => (error ? reject(StorageError.from(error)) : resolve(stats.size))),
+    );
+    if (onDisk !== written) throw new StorageError('EIO', `upload is ${onDisk} bytes, ${written} were sent`);
   } catch (error) {
     await upload.abort().catch(ignoreError);
     throw error;
@@ -61,28 +65,90 @@ function putOpenError(error: unknown): unknown {
 }
 
 /** Streams the request body into fd (positional writes from 0); the fd stays open for commit. */
-function writeBody(req: http.IncomingMessage, fd: number, maxBytes: number): Promise<void> {
-  const file = fs.createWriteStream('', { fd, start: 0, autoClose: false, highWaterMark: 1024 * 1024 });
-  if (maxBytes > 0 && req.headers['content-length'] === undefined) {
-    // A chunked body has no declared length: count as it arrives.
+/**
+ * Streams the request body into the temporary file with explicit positions, batching what
+ * arrives while a write is in flight into one writev. Every short write is continued at the
+ * right offset — Node 20's WriteStream with `start` retries a short write at the wrong position,
+ * which near a full disk left holes and let a PUT that should get 507 succeed. Resolves to the
+ * number of bytes written.
+ */
+function writeBody(req: http.IncomingMessage, fd: number, maxBytes: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let position = 0;
     let received = 0;
-    req.on('data', (chunk: Buffer) => {
+    let queued: Buffer[] = [];
+    let queuedBytes = 0;
+    let writing = false;
+    let ended = false;
+    let failed = false;
+    const fail = (error: unknown): void => {
+      if (failed) return;
+      failed = true;
+      req.off('data', onData);
+      // Drain what is left so the connection stays usable for the error response.
+      req.resume();
+      reject(error instanceof DavError ? error : StorageError.from(error));
+    };
+    const flush = (): void => {
+      if (writing || failed) return;
+      if (queued.length === 0) {
+        if (ended) resolve(position);
+        return;
+      }
+      const buffers = queued;
+      const bytes = queuedBytes;
+      queued = [];
+      queuedBytes = 0;
+      writing = true;
+      writeFully(fd, buffers, position).then(() => {
+        position += bytes;
+        writing = false;
+        if (req.isPaused() && !failed) req.resume();
+        flush();
+      }, fail);
+    };
+    const onData = (chunk: Buffer): void => {
       received += chunk.length;
-      if (received > maxBytes && !file.destroyed)
-        file.destroy(new DavError(413, 'upload larger than the configured maximum'));
+      if (maxBytes > 0 && received > maxBytes) {
+        fail(new DavError(413, 'upload larger than the configured maximum'));
+        return;
+      }
+      queued.push(chunk);
+      queuedBytes += chunk.length;
+      if (queuedBytes >= MAX_QUEUED_BYTES) req.pause();
+      flush();
+    };
+    req.on('data', onData);
+    req.on('end', () => {
+      ended = true;
+      flush();
     });
+    req.on('error', () => fail(new DavError(400, 'request body incomplete')));
+    req.on('close', () => {
+      if (!req.complete) fail(new DavError(400, 'request body incomplete'));
+    });
+  });
+}
+
+const MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+
+/** writev until every byte is on disk at `position`; a short write continues where it stopped. */
+async function writeFully(fd: number, buffers: Buffer[], position: number): Promise<void> {
+  let remaining = buffers;
+  while (remaining.length > 0) {
+    const written = await new Promise<number>((resolve, reject) =>
+      fs.writev(fd, remaining, position, (error, bytes) => (error ? reject(error) : resolve(bytes))),
+    );
+    if (written === 0) throw new StorageError('EIO', 'write made no progress');
+    position += written;
+    remaining = skipBytes(remaining, written);
   }
-  let fileError: unknown = null;
-  file.on('error', (error) => {
-    fileError ??= error;
-  });
-  return new Promise<void>((resolve, reject) => {
-    pipeline(req, file, (error) => {
-      if (!error) resolve();
-      else if (fileError instanceof DavError) reject(fileError);
-      else if (fileError !== null)
-        reject(StorageError.from(fileError)); // ENOSPC, EDQUOT, EIO…
-      else reject(new DavError(400, 'request body incomplete'));
-    });
-  });
+}
+
+function skipBytes(buffers: Buffer[], count: number): Buffer[] {
+  let index = 0;
+  while (index < buffers.length && count >= buffers[index]!.length) count -= buffers[index++]!.length;
+  const rest = buffers.slice(index);
+  if (count > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(count);
+  return rest;
 }
