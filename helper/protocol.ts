@@ -4,6 +4,8 @@
 // `decodeMessage` bounds and parses, and each side validates fields with the checkers below
 // before acting on anything.
 
+import type { Config } from './config';
+
 /** Bytes in one message; SEQPACKET keeps the boundary, the native channel refuses larger ones. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
 /** Longest user name we accept anywhere (Linux allows 32; leave room, refuse the absurd). */
@@ -54,15 +56,7 @@ export interface WebInit {
   tls: { cert: string; key: string } | null;
   stateDir: string;
   realm: string;
-  limits: {
-    maxHeaderBytes: number;
-    maxXmlBytes: number;
-    maxUploadBytes: number;
-    maxInfinityEntries: number;
-    maxLockTimeoutS: number;
-    maxConnections: number;
-    requestTimeoutMs: number;
-  };
+  limits: Config['limits'];
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   shutdownGraceMs: number;
 }

@@ -1,5 +1,6 @@
 // A real node:http server running the WebDAV handler over LocalStorage on a temporary directory,
 // with a fresh SqliteLockStore: what the protocol core's unit tests and litmus talk to.
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -160,6 +161,18 @@ export function parseLitmusOutput(output: string): LitmusSummary {
   for (const match of output.matchAll(/-> (\d+) warnings? (?:was|were) issued/g))
     summary.warnings += Number(match[1]);
   return summary;
+}
+
+/** Asserts a litmus run passed every one of its 104 tests with no warning; returns the summary lines. */
+export function assertLitmusClean(output: string, summary: LitmusSummary): string[] {
+  const failures = output.split('\n').filter((line) => /FAIL|WARNING/.test(line));
+  assert.deepEqual(failures, [], failures.join('\n'));
+  assert.equal(summary.lines.length, 5, output);
+  assert.equal(summary.run, 104);
+  assert.equal(summary.passed, 104);
+  assert.equal(summary.failed, 0);
+  assert.equal(summary.warnings, 0);
+  return summary.lines;
 }
 
 /** Runs litmus against a collection URL (it creates litmus/ below it), in a scratch directory. */
