@@ -40,6 +40,9 @@ export class ProcessMemorySampler {
   stop(): ProcessPeak[] {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    // Re-walk the tree once more: a process born since the last walk (the worker of a cold-start
+    // turn, which ends within a few hundred ms of the restart) is counted too.
+    this.treeReadAt = 0;
     this.sample();
     return [...this.peaks.values()].sort((a, b) => a.pid - b.pid);
   }
