@@ -218,8 +218,8 @@ export async function startDaemonAs(
 }
 
 /** A directory owned by `user` (0700) for a config and state_dir the daemon, run as that user, can use. */
-export function userOwnedDir(parent: string, user: TestUser): string {
-  const dir = join(parent, `privdav-${user.name}-${process.pid}`);
+export function userOwnedDir(parent: string, user: TestUser, label: string): string {
+  const dir = join(parent, `privdav-${label}-${user.name}`);
   mkdirSync(dir, { mode: 0o700 });
   chownSync(dir, user.uid, user.gid);
   return dir;
