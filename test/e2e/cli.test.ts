@@ -142,7 +142,7 @@ describe('serve fails at start, clearly', () => {
     const file = join(dir, 'no-such-user.toml');
     const stateDir = join(dir, 'state-no-user');
     writeConfig(file, configText({ port, stateDir, set: { server: ['user = "pdnosuchacct"'] } }));
-    // check-config cannot know (accounts may be created after the file is written): it is a start-up error.
+    // check-config reports this file OK today (it checks the file, not the system); serve must not.
     const result = runServe(file);
     assert.equal(result.status, 1, result.stderr);
     assert.match(result.stderr, /server\.user "pdnosuchacct" does not exist/);

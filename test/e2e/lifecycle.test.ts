@@ -3,7 +3,15 @@
 // is broken), idle workers exit and come back on the next request, and how long that cold start takes.
 
 import assert from 'node:assert/strict';
-import { chownSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,6 +235,33 @@ describe('SIGTERM', () => {
   });
 });
 
+describe('the monitor dies', () => {
+  test('kill -9 of the monitor: the web process and workers exit by themselves and the port is free for a restart', async () => {
+    const { alice } = users;
+    const { daemon, path } = await startConfigured();
+    assert.equal(
+      (await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: alice })).status,
+      207,
+    );
+    const { web, workers } = daemon.processes();
+    assert.equal(web.length + workers.length, 2);
+    process.kill(daemon.pid, 'SIGKILL');
+    const killed = Date.now();
+    while ([...web, ...workers].some(running)) {
+      assert.ok(Date.now() - killed < 3000, 'children still running 3 s after the monitor died');
+      await sleep(50);
+    }
+    assert.deepEqual(processesOfUid(alice.uid), []);
+    // What systemd does next: start the unit again on the same address.
+    const again = await startDaemonWithConfig(path, daemon.port);
+    started.push(again);
+    assert.equal(
+      (await request(again, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: alice })).status,
+      207,
+    );
+  });
+});
+
 describe('SIGHUP', () => {
   // credential_ttl is short so that a change to who may log in reaches cached logins within the test.
   const base = { auth: ['credential_ttl = "10s"'], limits: [] as string[] };
@@ -322,6 +357,56 @@ describe('SIGHUP', () => {
       `# a denied user with a cached login was refused ${Date.now() - reloaded} ms after the reload (credential_ttl 10s)\n`,
     );
     assert.equal(status, 401, 'refused once her cached login expired');
+  });
+});
+
+describe('SIGHUP applies every key the config file does not mark [restart]', () => {
+  let configured: ConfiguredDaemon;
+  before(async () => {
+    configured = await startConfigured();
+  });
+  after(async () => {
+    assert.equal(await configured.daemon.stop(), 0);
+  });
+
+  const reload = async (set: ConfigOptions['set']): Promise<void> => {
+    const from = configured.daemon.output().length;
+    configured.rewrite(set);
+    process.kill(configured.daemon.pid, 'SIGHUP');
+    await waitForLog(configured.daemon, /web\[\d+\]: configuration reloaded/, from);
+  };
+
+  test('auth.realm: the next challenge names the new realm', async () => {
+    const { daemon } = configured;
+    assert.match(String((await request(daemon, '/')).headers['www-authenticate']), /realm="privdav"/);
+    await reload({ auth: ['realm = "Team files"'] });
+    assert.match(String((await request(daemon, '/')).headers['www-authenticate']), /realm="Team files"/);
+  });
+
+  test('limits.max_header_bytes: a request head over the new limit gets 431', async () => {
+    const { daemon } = configured;
+    const headers = { 'X-Padding': 'p'.repeat(4000) };
+    assert.notEqual((await request(daemon, '/', { headers, agent: false })).status, 431);
+    await reload({ limits: ['max_header_bytes = "2KiB"'] });
+    assert.equal((await request(daemon, '/', { headers, agent: false })).status, 431);
+  });
+
+  test('shares.subdir: a user whose worker is already running is served from the new subdir', async () => {
+    const { daemon } = configured;
+    const { alice } = users;
+    mkdirSync(join(alice.home, 'WebDAV'));
+    chownSync(join(alice.home, 'WebDAV'), alice.uid, alice.gid);
+    ownedFile(join(alice.home, 'WebDAV', 'inside.txt'), 'inside\n', alice);
+    ownedFile(join(alice.home, 'outside.txt'), 'outside\n', alice);
+    assert.equal((await request(daemon, '/outside.txt', { user: alice })).status, 200);
+    await reload({ shares: ['layout = "home"', 'subdir = "WebDAV"'] });
+    const inside = await request(daemon, '/inside.txt', { user: alice });
+    assert.equal(inside.status, 200, 'the share is now ~/WebDAV');
+    assert.equal(
+      (await request(daemon, '/outside.txt', { user: alice })).status,
+      404,
+      'the rest of the home is no longer shared',
+    );
   });
 });
 

@@ -72,9 +72,10 @@ export function childrenOf(pid: number): number[] {
   return allPids().filter((candidate) => parentOf(candidate) === pid);
 }
 
-/** Every process whose real uid is `uid`. */
+/** Every live process whose real uid is `uid` (zombies left to a non-reaping pid 1 do not count). */
 export function processesOfUid(uid: number): number[] {
   return allPids().filter((pid) => {
+    if (!running(pid)) return false;
     try {
       const line = readFileSync(`/proc/${pid}/status`, 'utf8')
         .split('\n')
