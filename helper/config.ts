@@ -536,7 +536,7 @@ const SCHEMA: Schema = {
     subdir: { key: 'subdir', read: subdirectory(), restart: false },
   },
   limits: {
-    maxHeaderBytes: { key: 'max_header_bytes', read: size(1 * KIB, 1 * MIB), restart: false },
+    maxHeaderBytes: { key: 'max_header_bytes', read: size(1 * KIB, 1 * MIB), restart: true },
     maxXmlBytes: { key: 'max_xml_bytes', read: size(1 * KIB, 64 * MIB), restart: false },
     maxUploadBytes: { key: 'max_upload_bytes', read: size(0, Number.MAX_SAFE_INTEGER), restart: false },
     maxInfinityEntries: { key: 'max_infinity_entries', read: integer(1, 10_000_000), restart: false },

@@ -82,6 +82,7 @@ export class Monitor {
   readonly #restartDelays: number[] = [];
   #notifiedReady = false;
   #pendingAuth = 0;
+  #workerGeneration = 0;
   #stopping = false;
   #webAccount: Account;
   readonly #requests: Record<string, RequestSpec>;
@@ -143,6 +144,11 @@ export class Monitor {
   }
 
   start(): void {
+    if (this.#nonRoot && /^NoNewPrivs:\s*1$/m.test(readFileSync('/proc/self/status', 'utf8'))) {
+      // pam_unix checks a non-root caller's password with the setgid unix_chkpwd helper, which
+      // no_new_privs disarms: every login would fail as if the password were wrong.
+      this.#log.warn('started with no_new_privs in non-root mode: PAM cannot check passwords (unix_chkpwd)');
+    }
     this.#prepareStateDir();
     for (const address of this.#config.server.listen) {
       try {
@@ -223,6 +229,7 @@ export class Monitor {
       limits,
       logLevel: log.level,
       shutdownGraceMs: server.shutdownGraceMs,
+      workerGeneration: this.#workerGeneration,
     };
   }
 
@@ -434,19 +441,39 @@ export class Monitor {
       const level = code === 0 ? 'info' : 'warn';
       this.#log[level]('worker exited', { user: account.user, code, signal });
     });
-    const settings: WorkerSettings = {
-      layout: this.#config.shares.layout,
-      subdir: this.#config.shares.subdir,
-      idleTimeoutMs: this.#config.server.workerIdleTimeoutMs,
-      durable: this.#config.storage.durable,
-      maxInfinityEntries: this.#config.limits.maxInfinityEntries,
-      minUid: this.#nonRoot ? 0 : this.#config.auth.minUid,
-    };
+    const settings = this.#workerSettings(this.#config);
     control.send(
       encodeMessage({ t: 'init', key: deriveUserKey(this.#masterKey, account.uid).toString('base64'), settings }),
     );
     this.#log.info('worker started', { user: account.user, pid: child.pid });
     return worker;
+  }
+
+  #workerSettings(config: Config): WorkerSettings {
+    return {
+      layout: config.shares.layout,
+      subdir: config.shares.subdir,
+      idleTimeoutMs: config.server.workerIdleTimeoutMs,
+      durable: config.storage.durable,
+      maxInfinityEntries: config.limits.maxInfinityEntries,
+      minUid: this.#nonRoot ? 0 : config.auth.minUid,
+      // A non-root daemon serves its own user's files only, also in the tilde layout.
+      onlyUid: this.#nonRoot ? process.getuid!() : null,
+    };
+  }
+
+  /** Workers started with old settings finish their calls and leave; the next CONNECT starts a fresh one. */
+  #retireWorkers(): void {
+    for (const worker of this.#workers.values()) {
+      worker.leaving = true;
+      try {
+        worker.control.send(encodeMessage({ t: 'retire' }));
+      } catch {
+        worker.child.kill('SIGTERM');
+      }
+    }
+    this.#workers.clear();
+    this.#workerGeneration++;
   }
 
   // ---- SIGHUP ----------------------------------------------------------------------------
@@ -460,7 +487,15 @@ export class Monitor {
       if (restartOnly.length > 0) this.#log.warn('these changes need a restart', { keys: restartOnly.join(' ') });
       // Keys that need a restart keep their running values until then.
       const { listen, user, stateDir, tlsCert, tlsKey, webProcesses } = this.#config.server;
-      this.#config = { ...next, server: { ...next.server, listen, user, stateDir, tlsCert, tlsKey, webProcesses } };
+      // Node fixes the header limit when a server is made: it too waits for a restart.
+      const { maxHeaderBytes } = this.#config.limits;
+      const before = JSON.stringify(this.#workerSettings(this.#config));
+      this.#config = {
+        ...next,
+        server: { ...next.server, listen, user, stateDir, tlsCert, tlsKey, webProcesses },
+        limits: { ...next.limits, maxHeaderBytes },
+      };
+      if (JSON.stringify(this.#workerSettings(this.#config)) !== before) this.#retireWorkers();
       this.#log.setLevel(next.log.level);
       for (const web of this.#webs) web?.channel.send(encodeMessage(this.#webInit()));
       this.#log.info('configuration reloaded', { from: source });

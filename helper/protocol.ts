@@ -59,6 +59,8 @@ export interface WebInit {
   limits: Config['limits'];
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   shutdownGraceMs: number;
+  /** Changes when the monitor retired the running workers (their settings changed on reload). */
+  workerGeneration: number;
 }
 
 // ---- monitor ↔ worker (control channel, fd 3 of the worker) ---------------------------------
@@ -81,6 +83,8 @@ export interface WorkerSettings {
   maxInfinityEntries: number;
   /** Tilde layout: accounts below this uid have no share. */
   minUid: number;
+  /** Non-root mode: the only account with a share (the daemon's own). */
+  onlyUid: number | null;
 }
 export interface WorkerInit {
   t: 'init';
@@ -92,7 +96,11 @@ export interface WorkerInit {
 export interface WorkerAttach {
   t: 'attach';
 }
-export type MonitorToWorker = WorkerInit | WorkerAttach;
+/** The worker's settings changed on reload: finish what is in flight, then leave. */
+export interface WorkerRetire {
+  t: 'retire';
+}
+export type MonitorToWorker = WorkerInit | WorkerAttach | WorkerRetire;
 /** The worker tells the monitor it is leaving (idle), so no new channel is attached to it. */
 export interface WorkerExiting {
   t: 'exiting';

@@ -109,6 +109,13 @@ export class RpcClient {
     this.#channel.destroy();
   }
 
+  #closeWhenIdle = false;
+  /** Closes once the calls in flight have their answers (a retired worker's channel). */
+  closeWhenIdle(): void {
+    this.#closeWhenIdle = true;
+    if (this.#pending.size === 0) this.close();
+  }
+
   #start(
     message: Record<string, unknown>,
     fds: number[],
@@ -156,7 +163,10 @@ export class RpcClient {
       return;
     }
     const last = message.more !== true;
-    if (last) this.#pending.delete(id);
+    if (last) {
+      this.#pending.delete(id);
+      if (this.#closeWhenIdle && this.#pending.size === 0) queueMicrotask(() => this.close());
+    }
     if (!pending.stream) {
       pending.resolve?.({ message, fds });
       return;

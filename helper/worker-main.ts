@@ -29,7 +29,8 @@ function log(level: 'info' | 'warn' | 'error', message: string): void {
 function checkSettings(value: unknown): WorkerSettings | null {
   const settings = value as Partial<WorkerSettings> | null;
   if (typeof settings !== 'object' || settings === null) return null;
-  const { layout, subdir, idleTimeoutMs, durable, maxInfinityEntries, minUid } = settings;
+  const { layout, subdir, idleTimeoutMs, durable, maxInfinityEntries, minUid, onlyUid } = settings;
+  if (onlyUid !== null && !Number.isSafeInteger(onlyUid)) return null;
   if (layout !== 'home' && layout !== 'tilde') return null;
   if (!isBoundedString(subdir, 1024) || subdir.startsWith('/') || subdir.split('/').includes('..')) return null;
   if (!Number.isSafeInteger(idleTimeoutMs) || (idleTimeoutMs as number) < 100) return null;
@@ -56,7 +57,9 @@ function makeLayout(identity: WorkerIdentity, settings: WorkerSettings): LayoutC
         try {
           const entry = posix.getpwnam(name);
           // System accounts have no share, whatever their home is.
-          home = entry.uid >= settings.minUid && entry.dir.startsWith('/') ? entry.dir : null;
+          const eligible =
+            entry.uid >= settings.minUid && (settings.onlyUid === null || entry.uid === settings.onlyUid);
+          home = eligible && entry.dir.startsWith('/') ? entry.dir : null;
         } catch {
           home = null;
         }
@@ -139,6 +142,14 @@ export function runWorker(identity: WorkerIdentity): void {
     }
     if (message?.t === 'attach' && fds.length === 1) {
       attach(fds[0]!);
+      return;
+    }
+    if (message?.t === 'retire' && fds.length === 0) {
+      // Our settings are stale: finish what is in flight, then go (new requests reach a new worker).
+      const timer = setInterval(() => {
+        if (![...servers].some((server) => server.busy)) leave(0, 'retired after a configuration reload');
+      }, 100);
+      timer.unref();
       return;
     }
     closeAll(fds);

@@ -67,8 +67,17 @@ function confine(stateDir: string): string {
   return '/';
 }
 
+let current: WebInit | null = null;
+let channels: WorkerChannels | null = null;
+
 function configure(init: WebInit): void {
   log.setLevel(init.logLevel);
+  if (current !== null && current.workerGeneration !== init.workerGeneration) channels?.retireAll();
+  current = init;
+  for (const server of servers) {
+    server.maxConnections = init.limits.maxConnections;
+    (server as http.Server).timeout = init.limits.requestTimeoutMs;
+  }
   if (lockStore === null) throw new Error('not started');
   dav = createDavHandler({
     lockStore,
@@ -85,10 +94,11 @@ function start(init: WebInit, monitor: MonitorClient): void {
   setNoNewPrivs();
   lockStore = new SqliteLockStore(`${root.replace(/\/$/, '')}/locks.sqlite`);
   configure(init);
+  channels = new WorkerChannels(monitor);
   const pipeline = createPipeline({
     authenticator: new Authenticator(monitor),
-    channels: new WorkerChannels(monitor),
-    realm: init.realm,
+    channels,
+    realm: () => current!.realm,
     log,
     dav: () => dav!,
   });
@@ -133,6 +143,10 @@ function stop(graceMs: number): void {
     server.close(done);
     (server as http.Server).closeIdleConnections();
   }
+  // A keep-alive connection whose last response ends after this goes idle and would hold close().
+  setInterval(() => {
+    for (const server of servers) (server as http.Server).closeIdleConnections();
+  }, 100).unref();
   setTimeout(() => {
     for (const server of servers) (server as http.Server).closeAllConnections();
     process.exit(0);

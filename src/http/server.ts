@@ -13,21 +13,21 @@ export type DavHandler = (req: IncomingMessage, res: ServerResponse, context: Da
 export interface PipelineOptions {
   authenticator: Authenticator;
   channels: WorkerChannels;
-  realm: string;
+  /** The realm of the challenge (read per response: it can change on reload). */
+  realm: () => string;
   log: Logger;
   /** The current protocol handler (replaced on reload). */
   dav: () => DavHandler;
 }
 
 export function createPipeline(options: PipelineOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const challenge = `Basic realm="${options.realm}", charset="UTF-8"`;
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, reason: string): void => {
     const body = `${status} ${reason}\n`;
     const headers: Record<string, string | number> = {
       'Content-Type': 'text/plain; charset=utf-8',
       'Content-Length': Buffer.byteLength(body),
     };
-    if (status === 401) headers['WWW-Authenticate'] = challenge;
+    if (status === 401) headers['WWW-Authenticate'] = `Basic realm="${options.realm()}", charset="UTF-8"`;
     if (status === 503) headers['Retry-After'] = 5;
     // An unread request body (an upload we refused) is not worth reading: close instead.
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {

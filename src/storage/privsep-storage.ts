@@ -75,6 +75,15 @@ export class WorkerChannels {
     return rpc;
   }
 
+  /**
+   * After a reload that changed the workers' settings the monitor retires the running workers:
+   * new requests go to fresh ones, calls in flight finish on the old channels, which then close.
+   */
+  retireAll(): void {
+    for (const pending of this.#channels.values()) void pending.then((rpc) => rpc.closeWhenIdle(), () => undefined);
+    this.#channels.clear();
+  }
+
   /** Number of users with an open channel (for tests and status). */
   get size(): number {
     return this.#channels.size;

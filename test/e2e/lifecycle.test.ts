@@ -383,12 +383,15 @@ describe('SIGHUP applies every key the config file does not mark [restart]', () 
     assert.match(String((await request(daemon, '/')).headers['www-authenticate']), /realm="Team files"/);
   });
 
-  test('limits.max_header_bytes: a request head over the new limit gets 431', async () => {
+  test('limits.max_header_bytes is marked [restart]: a reload logs that and keeps the running limit', async () => {
+    // Node fixes a server's header limit when it is made, so this key waits for a restart.
     const { daemon } = configured;
     const headers = { 'X-Padding': 'p'.repeat(4000) };
     assert.notEqual((await request(daemon, '/', { headers, agent: false })).status, 431);
+    const from = daemon.output().length;
     await reload({ limits: ['max_header_bytes = "2KiB"'] });
-    assert.equal((await request(daemon, '/', { headers, agent: false })).status, 431);
+    assert.match(daemon.output().slice(from), /need a restart keys=limits\.max_header_bytes/);
+    assert.notEqual((await request(daemon, '/', { headers, agent: false })).status, 431);
   });
 
   test('shares.subdir: a user whose worker is already running is served from the new subdir', async () => {

@@ -49,6 +49,7 @@ before(async () => {
     durable: false,
     maxInfinityEntries: 100_000,
     minUid: 1000,
+    onlyUid: null,
   };
   control.send(encodeMessage({ t: 'init', key: userKey.toString('base64'), settings }));
   const connector = {
