@@ -9,6 +9,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages: PAM headers for the native PAM binding, and the real clients the tests drive.
 PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2 e2fsprogs bindfs)
+# `setup.sh --bench` adds what `npm run bench` compares against and loads with.
+if [ "${1:-}" = "--bench" ]; then PACKAGES+=(apache2 wrk); fi
 if [ "$(id -u)" -eq 0 ]; then
   missing=()
   for package in "${PACKAGES[@]}"; do
