@@ -13,7 +13,7 @@ import { escapeXml } from '../xml';
 
 /** Bodies up to this size are read in one positional read and sent with one write. */
 const SMALL_BODY = 64 * 1024;
-const STREAM_CHUNK = 256 * 1024;
+const STREAM_CHUNK = 1024 * 1024;
 
 function closeQuietly(fd: number): void {
   fs.close(fd, ignoreError);
