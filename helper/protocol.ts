@@ -5,6 +5,7 @@
 // before acting on anything.
 
 import type { Config } from './config';
+import type { Entry, ResourceKind } from '../src/storage/storage';
 
 /** Bytes in one message; SEQPACKET keeps the boundary, the native channel refuses larger ones. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
@@ -143,7 +144,8 @@ export type StorageReply =
 
 export function encodeMessage(message: object): Buffer {
   const payload = Buffer.from(JSON.stringify(message), 'utf8');
-  if (payload.length > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${payload.length} bytes is too large`);
+  if (payload.length > MAX_MESSAGE_BYTES)
+    throw new RangeError(`message of ${payload.length} bytes is too large`);
   return payload;
 }
 
@@ -180,4 +182,77 @@ export function isBoundedString(value: unknown, maxBytes: number): value is stri
 const USER_NAME = /^[a-z_][a-z0-9_-]*[$]?$/i;
 export function isUserName(value: unknown): value is string {
   return isBoundedString(value, 32) && value.length > 0 && USER_NAME.test(value);
+}
+
+// ---- listing entries -------------------------------------------------------------------------
+
+/**
+ * A listed entry on the wire: a flat array instead of an object, because a listing is thousands
+ * of them and the keys would be most of the bytes and of the serialising time.
+ * [path, kind, size, mtimeMs, birthtimeMs, etag, dev, ino, mode, uid, gid, props?]
+ */
+type WireEntry = [
+  string,
+  ResourceKind,
+  number,
+  number,
+  number,
+  string,
+  number,
+  number,
+  number,
+  number,
+  number,
+  Record<string, string>?,
+];
+
+export function entryToWire(entry: Entry): string {
+  const { stat } = entry;
+  const wire: WireEntry = [
+    entry.path,
+    stat.kind,
+    stat.size,
+    stat.mtimeMs,
+    stat.birthtimeMs,
+    stat.etag,
+    stat.dev,
+    stat.ino,
+    stat.mode,
+    stat.uid,
+    stat.gid,
+  ];
+  if (entry.props !== undefined) wire.push(entry.props);
+  return JSON.stringify(wire);
+}
+
+const KINDS: readonly string[] = ['file', 'directory', 'other'];
+
+/** The web process's check of what a worker listed: null for anything not shaped like an entry. */
+export function entryFromWire(value: unknown): Entry | null {
+  if (!Array.isArray(value) || value.length < 11 || value.length > 12) return null;
+  const [path, kind, size, mtimeMs, birthtimeMs, etag, dev, ino, mode, uid, gid, props] = value as unknown[];
+  if (typeof path !== 'string' || !path.startsWith('/') || typeof kind !== 'string' || !KINDS.includes(kind))
+    return null;
+  if (typeof etag !== 'string' || /[^\x21-\x7e]/.test(etag)) return null;
+  const numbers = [size, mtimeMs, birthtimeMs, dev, ino, mode, uid, gid];
+  if (!numbers.every((number) => typeof number === 'number' && Number.isFinite(number))) return null;
+  if (props !== undefined && (typeof props !== 'object' || props === null || Array.isArray(props)))
+    return null;
+  const entry: Entry = {
+    path,
+    stat: {
+      kind: kind as ResourceKind,
+      size: size as number,
+      mtimeMs: mtimeMs as number,
+      birthtimeMs: birthtimeMs as number,
+      etag,
+      dev: dev as number,
+      ino: ino as number,
+      mode: mode as number,
+      uid: uid as number,
+      gid: gid as number,
+    },
+  };
+  if (props !== undefined) entry.props = props as Record<string, string>;
+  return entry;
 }

@@ -15,6 +15,7 @@ import {
   StorageOp,
   decodeMessage,
   encodeMessage,
+  entryToWire,
   isBoundedString,
   isRequestId,
 } from './protocol';
@@ -231,7 +232,7 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       bytes = 0;
     };
     for await (const entry of options.storage.list(path, depth, { props: selection, limit })) {
-      const json = JSON.stringify(entry);
+      const json = entryToWire(entry);
       if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES - 256) throw new StorageError('E2BIG', 'entry too large');
       if (batch.length >= LIST_BATCH_ENTRIES || bytes + json.length > LIST_BATCH_BYTES) flush(true);
       batch.push(json);

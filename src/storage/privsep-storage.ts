@@ -4,7 +4,7 @@
 
 import { Channel } from '../../helper/channel';
 import { RpcClient, RpcClosedError, Reply, closeAll } from '../../helper/rpc';
-import type { StorageOp } from '../../helper/protocol';
+import { entryFromWire, type StorageOp } from '../../helper/protocol';
 import { MonitorClient } from '../monitor-client';
 import {
   ALL_STORAGE_ERROR_CODES,
@@ -119,7 +119,11 @@ export class PrivsepStorage implements Storage {
           const result = unwrap(reply);
           first = false;
           if (!Array.isArray(result)) throw protocolError('list');
-          yield* result as Entry[];
+          for (const wire of result) {
+            const entry = entryFromWire(wire);
+            if (entry === null) throw protocolError('list');
+            yield entry;
+          }
         }
         return;
       } catch (error) {
