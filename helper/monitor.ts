@@ -438,7 +438,7 @@ export class Monitor {
     child.on('exit', (code, signal) => {
       forget();
       control.destroy();
-      const level = code === 0 ? 'info' : 'warn';
+      const level = code === 0 || this.#stopping ? 'info' : 'warn';
       this.#log[level]('worker exited', { user: account.user, code, signal });
     });
     const settings = this.#workerSettings(this.#config);

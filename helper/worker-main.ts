@@ -9,6 +9,7 @@ import { Channel } from './channel';
 import { LocalStorage, LayoutConfig } from './local-storage';
 import { StorageServerState, serveStorage } from './storage-server';
 import { closeAll } from './rpc';
+import { Logger } from './log';
 import { dupFd, setNoNewPrivs } from '../native';
 import {
   WorkerIdentity,
@@ -22,8 +23,9 @@ import {
 const CONTROL_FD = 3;
 const MAX_CHANNELS = 64;
 
+const logger = new Logger('worker');
 function log(level: 'info' | 'warn' | 'error', message: string): void {
-  process.stderr.write(`privdav worker[${process.pid}] ${level}: ${message}\n`);
+  logger.log(level, message);
 }
 
 function checkSettings(value: unknown): WorkerSettings | null {
