@@ -98,7 +98,7 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--help':
         process.stdout.write(usage);
-        process.exit(0);
+        return process.exit(0);
       default:
         fail(`unknown argument ${argument}`);
     }

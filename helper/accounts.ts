@@ -37,7 +37,8 @@ export function lookUpAccount(name: string): Account | null {
 /** Why an account may not log in, or null when it may. The reason is logged, never sent to the client. */
 export function refusalReason(account: Account, policy: EligibilityPolicy): string | null {
   if (account.uid === 0 || account.user === 'root') return 'root is always refused';
-  if (policy.onlyUid !== null && account.uid !== policy.onlyUid) return 'non-root mode serves only its own user';
+  if (policy.onlyUid !== null && account.uid !== policy.onlyUid)
+    return 'non-root mode serves only its own user';
   if (policy.onlyUid === null && account.uid < policy.minUid) return `uid ${account.uid} is below min_uid`;
   if (policy.denyUsers.includes(account.user)) return 'listed in deny_users';
   const restricted = policy.allowUsers.length > 0 || policy.allowGroups.length > 0;

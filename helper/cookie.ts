@@ -59,7 +59,12 @@ export function peekClaims(cookie: string): CookieClaims | null {
   return raw === null ? null : raw.claims;
 }
 
-export function verifyCookie(userKey: Buffer, cookie: unknown, expectedUid: number, now = Date.now()): CookieVerdict {
+export function verifyCookie(
+  userKey: Buffer,
+  cookie: unknown,
+  expectedUid: number,
+  now = Date.now(),
+): CookieVerdict {
   if (typeof cookie !== 'string') return invalid('not a string');
   const raw = decode(cookie);
   if (raw === null) return invalid('malformed');

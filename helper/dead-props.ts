@@ -102,9 +102,23 @@ function readRaw(fsPath: string, attr: string): Buffer | null {
  * A file or filesystem without user xattrs, or one the user may not read, has none.
  */
 export function readDeadProps(fsPath: string, selection: PropSelection): DeadProps {
+  if (selection === 'none' || (Array.isArray(selection) && selection.length === 0)) return {};
+  return selectDeadProps(listOrNothing(fsPath), selection, (attr) => readRaw(fsPath, attr));
+}
+
+/**
+ * The dead properties `selection` asks for among a file's attributes `attrs` (all its names, or
+ * only its `user.dav` ones); `read` gives an attribute's raw value, null when it is gone. The one
+ * decoding of stored properties: readDeadProps and LocalStorage's native listing both use it.
+ */
+export function selectDeadProps(
+  attrs: readonly string[],
+  selection: PropSelection,
+  read: (attr: string) => Buffer | null,
+): DeadProps {
   const props: DeadProps = {};
   if (selection === 'none' || (Array.isArray(selection) && selection.length === 0)) return props;
-  const present = listOrNothing(fsPath).filter(isOurs);
+  const present = attrs.filter(isOurs);
   if (present.length === 0) return props;
 
   let wanted: Set<string> | null = null;
@@ -120,7 +134,7 @@ export function readDeadProps(fsPath: string, selection: PropSelection): DeadPro
     }
     let raw: Buffer | null;
     try {
-      raw = readRaw(fsPath, attr);
+      raw = read(attr);
     } catch (error) {
       if (error instanceof StorageError && (error.code === 'EACCES' || error.code === 'EPERM')) continue;
       throw error;

@@ -91,7 +91,11 @@ export class Monitor {
   readonly #webArgs: string[];
 
   /** `web` replaces the web process's program: only the tests use it, to play a hostile web process. */
-  constructor(config: Config, log: Logger, web: { entry: string; args: string[] } = { entry: WEB_ENTRY, args: [] }) {
+  constructor(
+    config: Config,
+    log: Logger,
+    web: { entry: string; args: string[] } = { entry: WEB_ENTRY, args: [] },
+  ) {
     this.#config = config;
     this.#webEntry = web.entry;
     this.#webArgs = web.args;
@@ -129,9 +133,13 @@ export class Monitor {
           isBoundedString(m.password, MAX_PASSWORD_BYTES) &&
           isBoundedString(m.remote, MAX_REMOTE_CHARS),
         refuse: (id, reply) => {
-          setTimeout(() => reply({ t: 'auth', id, ok: false, reason: 'denied' }), this.#config.auth.failureDelayMs);
+          setTimeout(
+            () => reply({ t: 'auth', id, ok: false, reason: 'denied' }),
+            this.#config.auth.failureDelayMs,
+          );
         },
-        handle: (m, reply) => this.#auth(m.id as number, m.user as string, m.password as string, m.remote as string, reply),
+        handle: (m, reply) =>
+          this.#auth(m.id as number, m.user as string, m.password as string, m.remote as string, reply),
       },
       connect: {
         once: false,
@@ -273,7 +281,8 @@ export class Monitor {
     closeAll(fds);
     const message = decodeMessage(payload);
     const type = message?.t;
-    const spec = typeof type === 'string' && Object.hasOwn(this.#requests, type) ? this.#requests[type] : undefined;
+    const spec =
+      typeof type === 'string' && Object.hasOwn(this.#requests, type) ? this.#requests[type] : undefined;
     const reply: Reply = (answer, replyFds = []) => {
       try {
         web.channel.send(encodeMessage(answer), replyFds);
@@ -283,7 +292,9 @@ export class Monitor {
       }
     };
     if (message === null || spec === undefined) {
-      return this.#refuse(`unknown request ${typeof type === 'string' ? JSON.stringify(type.slice(0, 32)) : ''}`);
+      return this.#refuse(
+        `unknown request ${typeof type === 'string' ? JSON.stringify(type.slice(0, 32)) : ''}`,
+      );
     }
     if (!spec.check(message)) {
       this.#refuse(`malformed ${type as string} request`);
@@ -302,7 +313,8 @@ export class Monitor {
   #refuse(what: string): void {
     const now = Date.now();
     if (now - this.#refusals.since > 10_000) {
-      if (this.#refusals.count > 10) this.#log.warn('more requests refused', { count: this.#refusals.count - 10 });
+      if (this.#refusals.count > 10)
+        this.#log.warn('more requests refused', { count: this.#refusals.count - 10 });
       this.#refusals = { count: 0, since: now };
     }
     if (++this.#refusals.count <= 10) this.#log.warn('request from the web process refused', { what });
@@ -381,12 +393,17 @@ export class Monitor {
         ? ({ ok: false, code: 'COOKIE_INVALID', reason: 'malformed' } as const)
         : verifyCookie(deriveUserKey(this.#masterKey, claims.uid), cookie, claims.uid);
     if (!verdict.ok) {
-      if (verdict.code === 'COOKIE_INVALID') this.#log.warn('connect with a bad cookie refused', { why: verdict.reason });
+      if (verdict.code === 'COOKIE_INVALID')
+        this.#log.warn('connect with a bad cookie refused', { why: verdict.reason });
       reply({ t: 'connect', id, ok: false, code: verdict.code });
       return;
     }
     const account = lookUpAccount(verdict.claims.user);
-    if (account === null || account.uid !== verdict.claims.uid || refusalReason(account, this.#policy()) !== null) {
+    if (
+      account === null ||
+      account.uid !== verdict.claims.uid ||
+      refusalReason(account, this.#policy()) !== null
+    ) {
       this.#log.warn('connect for an account no longer eligible refused', { user: verdict.claims.user });
       reply({ t: 'connect', id, ok: false, code: 'COOKIE_INVALID' });
       return;
@@ -443,7 +460,11 @@ export class Monitor {
     });
     const settings = this.#workerSettings(this.#config);
     control.send(
-      encodeMessage({ t: 'init', key: deriveUserKey(this.#masterKey, account.uid).toString('base64'), settings }),
+      encodeMessage({
+        t: 'init',
+        key: deriveUserKey(this.#masterKey, account.uid).toString('base64'),
+        settings,
+      }),
     );
     this.#log.info('worker started', { user: account.user, pid: child.pid });
     return worker;
@@ -484,7 +505,8 @@ export class Monitor {
     try {
       const next = loadConfig(source);
       const restartOnly = changesNeedingRestart(this.#config, next);
-      if (restartOnly.length > 0) this.#log.warn('these changes need a restart', { keys: restartOnly.join(' ') });
+      if (restartOnly.length > 0)
+        this.#log.warn('these changes need a restart', { keys: restartOnly.join(' ') });
       // Keys that need a restart keep their running values until then.
       const { listen, user, stateDir, tlsCert, tlsKey, webProcesses } = this.#config.server;
       // Node fixes the header limit when a server is made: it too waits for a restart.
@@ -500,7 +522,9 @@ export class Monitor {
       for (const web of this.#webs) web?.channel.send(encodeMessage(this.#webInit()));
       this.#log.info('configuration reloaded', { from: source });
     } catch (error) {
-      this.#log.error('reload failed; keeping the running configuration', { error: (error as Error).message });
+      this.#log.error('reload failed; keeping the running configuration', {
+        error: (error as Error).message,
+      });
     }
   }
 }

@@ -15,7 +15,8 @@ export interface ProcIdentity {
  * chroots: the file is generated at each read, so a descriptor opened before shows the present).
  */
 export function readProcStatus(source: number | 'self' | { fd: number } = 'self'): ProcIdentity {
-  const status = typeof source === 'object' ? readWhole(source.fd) : readFileSync(`/proc/${source}/status`, 'utf8');
+  const status =
+    typeof source === 'object' ? readWhole(source.fd) : readFileSync(`/proc/${source}/status`, 'utf8');
   const field = (name: string): number[] => {
     const line = status.split('\n').find((candidate) => candidate.startsWith(`${name}:`)) ?? `${name}:`;
     return line

@@ -63,7 +63,9 @@ const isSelection = (value: unknown): value is PropSelection =>
   value === 'none' ||
   value === 'names' ||
   value === 'all' ||
-  (Array.isArray(value) && value.length <= MAX_PROP_NAMES && value.every((name) => isBoundedString(name, 1024)));
+  (Array.isArray(value) &&
+    value.length <= MAX_PROP_NAMES &&
+    value.every((name) => isBoundedString(name, 1024)));
 const isTransfer = (value: unknown): value is TransferOptions => {
   const options = value as Partial<TransferOptions> | null;
   return (
@@ -105,7 +107,8 @@ const OPS: Record<Exclude<StorageOp, 'list'>, OpSpec> = {
   openWrite: {
     check: ([p]) => isPath(p),
     run: async (s, [p], context) => {
-      if (context.uploads.size >= MAX_UPLOADS_PER_CHANNEL) throw new StorageError('LIMIT', 'too many open uploads');
+      if (context.uploads.size >= MAX_UPLOADS_PER_CHANNEL)
+        throw new StorageError('LIMIT', 'too many open uploads');
       const upload = await s.openWrite(p as string);
       const uploadId = nextUploadId++;
       context.uploads.set(uploadId, upload);
@@ -135,9 +138,12 @@ const OPS: Record<Exclude<StorageOp, 'list'>, OpSpec> = {
     }),
   },
   move: {
-    check: ([from, to, options]) => isPath(from) && isPath(to) && isTransfer({ depth: 'infinity', ...(options as object) }),
+    check: ([from, to, options]) =>
+      isPath(from) && isPath(to) && isTransfer({ depth: 'infinity', ...(options as object) }),
     run: async (s, [from, to, options]) => ({
-      result: await s.move(from as string, to as string, { overwrite: (options as TransferOptions).overwrite }),
+      result: await s.move(from as string, to as string, {
+        overwrite: (options as TransferOptions).overwrite,
+      }),
     }),
   },
   getProps: {
@@ -233,7 +239,8 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     };
     for await (const entry of options.storage.list(path, depth, { props: selection, limit })) {
       const json = entryToWire(entry);
-      if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES - 256) throw new StorageError('E2BIG', 'entry too large');
+      if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES - 256)
+        throw new StorageError('E2BIG', 'entry too large');
       if (batch.length >= LIST_BATCH_ENTRIES || bytes + json.length > LIST_BATCH_BYTES) flush(true);
       batch.push(json);
       bytes += json.length;

@@ -34,7 +34,8 @@ function checkSettings(value: unknown): WorkerSettings | null {
   const { layout, subdir, idleTimeoutMs, durable, maxInfinityEntries, minUid, onlyUid } = settings;
   if (onlyUid !== null && !Number.isSafeInteger(onlyUid)) return null;
   if (layout !== 'home' && layout !== 'tilde') return null;
-  if (!isBoundedString(subdir, 1024) || subdir.startsWith('/') || subdir.split('/').includes('..')) return null;
+  if (!isBoundedString(subdir, 1024) || subdir.startsWith('/') || subdir.split('/').includes('..'))
+    return null;
   if (!Number.isSafeInteger(idleTimeoutMs) || (idleTimeoutMs as number) < 100) return null;
   if (typeof durable !== 'boolean') return null;
   if (!Number.isSafeInteger(maxInfinityEntries) || !Number.isSafeInteger(minUid)) return null;

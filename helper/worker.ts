@@ -38,7 +38,10 @@ function dropIdentity(identity: WorkerIdentity): void {
   if (uid === 0 || gid === 0) fatal('refusing to run as root');
   if (process.getuid!() === 0) {
     // Order matters: groups and gid while we still may, uid last (it removes the right to the others).
-    (process as NodeJS.Process & { initgroups(user: string, extraGroup: number): void }).initgroups(user, gid);
+    (process as NodeJS.Process & { initgroups(user: string, extraGroup: number): void }).initgroups(
+      user,
+      gid,
+    );
     process.setgid!(gid);
     process.setuid!(uid);
   } else if (process.getuid!() !== uid) {

@@ -39,7 +39,8 @@ export function parseBasic(header: string | undefined): Credentials | null {
   const user = text.slice(0, colon);
   const password = text.slice(colon + 1);
   if (/[\x00-\x1f\x7f]/.test(user) || password.includes('\0')) return null;
-  if (Buffer.byteLength(user) > MAX_USER_BYTES || Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return null;
+  if (Buffer.byteLength(user) > MAX_USER_BYTES || Buffer.byteLength(password) > MAX_PASSWORD_BYTES)
+    return null;
   return { user, password };
 }
 
@@ -66,7 +67,9 @@ export class Authenticator {
     const digest = this.#digest(credentials);
     const cached = this.#cache.get(credentials.user);
     const entry =
-      cached !== undefined && cached.expires - RENEW_MARGIN_MS > Date.now() && timingSafeEqual(cached.digest, digest)
+      cached !== undefined &&
+      cached.expires - RENEW_MARGIN_MS > Date.now() &&
+      timingSafeEqual(cached.digest, digest)
         ? cached
         : await this.#login(credentials, digest, remote);
     if (entry === null) return null;
@@ -85,7 +88,11 @@ export class Authenticator {
   }
 
   #digest(credentials: Credentials): Buffer {
-    return createHmac('sha256', this.#key).update(credentials.user).update('\0').update(credentials.password).digest();
+    return createHmac('sha256', this.#key)
+      .update(credentials.user)
+      .update('\0')
+      .update(credentials.password)
+      .digest();
   }
 
   #login(credentials: Credentials, digest: Buffer, remote: string): Promise<CacheEntry | null> {

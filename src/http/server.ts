@@ -8,7 +8,11 @@ import { PrivsepStorage, WorkerChannels } from '../storage/privsep-storage';
 import type { DavRequestContext } from '../dav/handler';
 import type { Logger } from '../../helper/log';
 
-export type DavHandler = (req: IncomingMessage, res: ServerResponse, context: DavRequestContext) => Promise<void>;
+export type DavHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  context: DavRequestContext,
+) => Promise<void>;
 
 export interface PipelineOptions {
   authenticator: Authenticator;
@@ -20,7 +24,9 @@ export interface PipelineOptions {
   dav: () => DavHandler;
 }
 
-export function createPipeline(options: PipelineOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createPipeline(
+  options: PipelineOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, reason: string): void => {
     const body = `${status} ${reason}\n`;
     const headers: Record<string, string | number> = {

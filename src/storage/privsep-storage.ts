@@ -37,7 +37,16 @@ export interface Session {
 }
 
 /** Calls that do nothing a second time would undo: safe to resend after a lost worker. */
-const RETRYABLE = new Set<StorageOp>(['stat', 'realPath', 'list', 'openRead', 'openWrite', 'getProps', 'space', 'setTimes']);
+const RETRYABLE = new Set<StorageOp>([
+  'stat',
+  'realPath',
+  'list',
+  'openRead',
+  'openWrite',
+  'getProps',
+  'space',
+  'setTimes',
+]);
 
 /** What WorkerChannels needs of the monitor: a fresh channel descriptor to the cookie owner's worker. */
 export type WorkerConnector = Pick<MonitorClient, 'connect'>;
@@ -80,7 +89,11 @@ export class WorkerChannels {
    * new requests go to fresh ones, calls in flight finish on the old channels, which then close.
    */
   retireAll(): void {
-    for (const pending of this.#channels.values()) void pending.then((rpc) => rpc.closeWhenIdle(), () => undefined);
+    for (const pending of this.#channels.values())
+      void pending.then(
+        (rpc) => rpc.closeWhenIdle(),
+        () => undefined,
+      );
     this.#channels.clear();
   }
 
@@ -114,7 +127,11 @@ export class PrivsepStorage implements Storage {
       const rpc = await this.#connect(attempt);
       let first = true;
       try {
-        for await (const reply of rpc.stream({ op: 'list', cookie: this.#session.cookie, args: [path, depth, options] })) {
+        for await (const reply of rpc.stream({
+          op: 'list',
+          cookie: this.#session.cookie,
+          args: [path, depth, options],
+        })) {
           closeAll(reply.fds);
           const result = unwrap(reply);
           first = false;

@@ -45,7 +45,10 @@ describe('home layout', () => {
   });
 
   test('a wrong password, a missing header and an unknown user get 401 with a Basic challenge', async () => {
-    const wrong = await request(daemon, '/', { method: 'PROPFIND', user: { name: users.alice.name, password: 'nope' } });
+    const wrong = await request(daemon, '/', {
+      method: 'PROPFIND',
+      user: { name: users.alice.name, password: 'nope' },
+    });
     assert.equal(wrong.status, 401);
     assert.match(String(wrong.headers['www-authenticate']), /^Basic realm="privdav"/);
     assert.equal((await request(daemon, '/', {})).status, 401);
@@ -68,20 +71,33 @@ describe('home layout', () => {
     assert.deepEqual(workerStatus.gids, [alice.gid, alice.gid, alice.gid, alice.gid]);
     assert.deepEqual([...workerStatus.groups].sort(), [alice.gid, groupGid].sort());
     assert.deepEqual(readProcStatus(daemon.pid).uids, [0, 0, 0, 0]);
-    for (const pid of [...web, ...workers]) assert.notEqual(readProcStatus(pid).uids[0], 0, `pid ${pid} is not root`);
+    for (const pid of [...web, ...workers])
+      assert.notEqual(readProcStatus(pid).uids[0], 0, `pid ${pid} is not root`);
   });
 
   test('the web process is locked into state_dir and cannot read /etc/shadow', () => {
     const [web] = daemon.processes().web;
     // Its root is the state directory: the rest of the filesystem, homes included, is not there for it.
-    assert.equal(execFileSync('readlink', [`/proc/${web}/root`], { encoding: 'utf8' }).trim(), join(daemon.dir, 'state'));
+    assert.equal(
+      execFileSync('readlink', [`/proc/${web}/root`], { encoding: 'utf8' }).trim(),
+      join(daemon.dir, 'state'),
+    );
     const privdav = execFileSync('id', ['-u', 'privdav'], { encoding: 'utf8' }).trim();
-    assert.throws(() => execFileSync('setpriv', ['--reuid', privdav, '--regid', privdav, '--clear-groups', 'cat', '/etc/shadow'], { stdio: 'ignore' }));
+    assert.throws(() =>
+      execFileSync(
+        'setpriv',
+        ['--reuid', privdav, '--regid', privdav, '--clear-groups', 'cat', '/etc/shadow'],
+        { stdio: 'ignore' },
+      ),
+    );
   });
 
   test('an interrupted PUT leaves the old content and no temporary file', async () => {
     const { alice } = users;
-    assert.equal((await request(daemon, '/keep.txt', { method: 'PUT', body: 'old content\n', user: alice })).status, 201);
+    assert.equal(
+      (await request(daemon, '/keep.txt', { method: 'PUT', body: 'old content\n', user: alice })).status,
+      201,
+    );
     const before = readdirSync(alice.home).sort();
     await new Promise<void>((resolve) => {
       const socket = net.connect(daemon.port, '127.0.0.1', () => {
@@ -141,9 +157,17 @@ describe('home layout', () => {
       execFileSync('usermod', ['-U', bob.name]);
       execFileSync('chage', ['-E', '-1', bob.name]);
     }
-    const usable = await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: bob, agent: false });
+    const usable = await request(daemon, '/', {
+      method: 'PROPFIND',
+      headers: { Depth: '0' },
+      user: bob,
+      agent: false,
+    });
     assert.equal(usable.status, 207, 'the same password works once the account is usable again');
-    assert.match(daemon.output(), /login refused user=\S+ remote=\S+ why="wrong password or account not usable"/);
+    assert.match(
+      daemon.output(),
+      /login refused user=\S+ remote=\S+ why="wrong password or account not usable"/,
+    );
   });
 
   test('a 4 KiB GET keeps p99 under 200 ms while 20 wrong-password logins run', async () => {
@@ -169,16 +193,21 @@ describe('home layout', () => {
     latencies.sort((a, b) => a - b);
     const p50 = latencies[Math.floor(latencies.length * 0.5)]!;
     const p99 = latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))]!;
-    process.stdout.write(`# 4 KiB GET during 20 bad logins: n=${latencies.length} p50=${p50.toFixed(2)}ms p99=${p99.toFixed(2)}ms\n`);
+    process.stdout.write(
+      `# 4 KiB GET during 20 bad logins: n=${latencies.length} p50=${p50.toFixed(2)}ms p99=${p99.toFixed(2)}ms\n`,
+    );
     assert.ok(p99 < 200, `p99 ${p99.toFixed(1)} ms`);
     agent.destroy();
   });
 
   test('resident memory of the monitor, the web process and a worker stays small', () => {
-    const rss = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    const rss = (pid: number): number =>
+      Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
     const { web, workers } = daemon.processes();
     const figures = { monitor: rss(daemon.pid), web: rss(web[0]!), worker: rss(workers[0]!) };
-    process.stdout.write(`# RSS MiB: monitor=${figures.monitor.toFixed(1)} web=${figures.web.toFixed(1)} worker=${figures.worker.toFixed(1)}\n`);
+    process.stdout.write(
+      `# RSS MiB: monitor=${figures.monitor.toFixed(1)} web=${figures.web.toFixed(1)} worker=${figures.worker.toFixed(1)}\n`,
+    );
     // DESIGN.md's budget under load is 150 MB for the web process and 60 MB per worker.
     assert.ok(figures.web < 150, `web ${figures.web} MiB`);
     assert.ok(figures.worker < 60, `worker ${figures.worker} MiB`);

@@ -29,8 +29,12 @@ before(async () => {
   const { alice } = users;
   const dir = join(alice.home, 'many');
   mkdirSync(dir);
-  for (let i = 0; i < ENTRIES; i++) writeFileSync(join(dir, `file-${String(i).padStart(4, '0')}.txt`), `entry ${i}\n`);
-  for (const name of ['many', ...Array.from({ length: ENTRIES }, (_, i) => `many/file-${String(i).padStart(4, '0')}.txt`)]) {
+  for (let i = 0; i < ENTRIES; i++)
+    writeFileSync(join(dir, `file-${String(i).padStart(4, '0')}.txt`), `entry ${i}\n`);
+  for (const name of [
+    'many',
+    ...Array.from({ length: ENTRIES }, (_, i) => `many/file-${String(i).padStart(4, '0')}.txt`),
+  ]) {
     chownSync(join(alice.home, name), alice.uid, alice.gid);
   }
   const account = lookUpAccount(alice.name)!;
@@ -63,7 +67,13 @@ before(async () => {
   session = {
     user: alice.name,
     uid: alice.uid,
-    cookie: issueCookie(userKey, { uid: alice.uid, gid: alice.gid, user: alice.name, issued: now, expires: now + 600_000 }),
+    cookie: issueCookie(userKey, {
+      uid: alice.uid,
+      gid: alice.gid,
+      user: alice.name,
+      issued: now,
+      expires: now + 600_000,
+    }),
     refresh: () => Promise.reject(new Error('no monitor here')),
   };
   channels = new WorkerChannels(connector);
@@ -90,7 +100,9 @@ test(`PROPFIND Depth 1 over ${ENTRIES} entries is a handful of channel round tri
   assert.equal(response.body.match(/<D:response>/g)?.length, ENTRIES + 1);
   const requests = rpc.stats.requests - before.requests;
   const replies = rpc.stats.replies - before.replies;
-  process.stdout.write(`# PROPFIND Depth 1 over ${ENTRIES} entries: ${requests} request(s), ${replies} reply message(s)\n`);
+  process.stdout.write(
+    `# PROPFIND Depth 1 over ${ENTRIES} entries: ${requests} request(s), ${replies} reply message(s)\n`,
+  );
   assert.ok(requests <= 2, `${requests} requests`);
   assert.ok(replies <= 6, `${replies} replies`);
 });

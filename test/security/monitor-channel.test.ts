@@ -57,15 +57,27 @@ test('the monitor and the worker refuse what a compromised web process sends, an
     assert.equal(results.done, true, `the hostile run finished\n${output}`);
     assert.equal(results.authBeforeReady, 'timeout', 'AUTH before READY is refused');
     assert.ok(results.garbageSent > 9000, 'the garbage was sent');
-    assert.deepEqual(results.aliceAuth, { ok: true }, 'after 10,000 bad messages the monitor still answers AUTH');
+    assert.deepEqual(
+      results.aliceAuth,
+      { ok: true },
+      'after 10,000 bad messages the monitor still answers AUTH',
+    );
     assert.equal(results.nulUser.ok, false, 'NUL in a user name is refused');
     assert.equal(results.nulPassword.ok, false, 'NUL in a password is refused');
     assert.equal(results.connect.ok, true);
     assert.equal(results.connect.fds, 1, 'CONNECT passes one channel descriptor');
     assert.equal(results.forgedConnect.ok, false);
     assert.equal(results.validCookie.ok, true, 'the genuine cookie works');
-    assert.equal(results.flippedBit.code, 'COOKIE_INVALID', 'a cookie with a flipped bit is refused by the worker');
-    assert.equal(results.otherUidCookie.code, 'COOKIE_INVALID', "another uid's cookie is refused by the worker");
+    assert.equal(
+      results.flippedBit.code,
+      'COOKIE_INVALID',
+      'a cookie with a flipped bit is refused by the worker',
+    );
+    assert.equal(
+      results.otherUidCookie.code,
+      'COOKIE_INVALID',
+      "another uid's cookie is refused by the worker",
+    );
     assert.equal(results.noCookie.code, 'COOKIE_INVALID');
     assert.equal(results.badOp.code, 'PROTOCOL', 'an unknown operation is refused');
     assert.equal(results.escape.code, 'BAD_PATH', '.. escaping the share is refused');
@@ -93,7 +105,10 @@ test('an account below min_uid is refused even with the right password', async (
   const daemon = await startDaemonWithConfig(configPath, port);
   try {
     assert.equal((await request(daemon, '/', { method: 'PROPFIND', user: low })).status, 401);
-    assert.equal((await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: high })).status, 207);
+    assert.equal(
+      (await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: high })).status,
+      207,
+    );
     assert.match(daemon.output(), /below min_uid/);
   } finally {
     await daemon.stop();

@@ -167,7 +167,11 @@ export interface RequestOptions {
 }
 
 /** One HTTP request with Basic auth as `user`. */
-export function request(daemon: { port: number }, path: string, options: RequestOptions = {}): Promise<Response> {
+export function request(
+  daemon: { port: number },
+  path: string,
+  options: RequestOptions = {},
+): Promise<Response> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...(options.headers ?? {}) };
     if (options.user) {
@@ -175,7 +179,14 @@ export function request(daemon: { port: number }, path: string, options: Request
     }
     if (options.body !== undefined) headers['Content-Length'] = Buffer.byteLength(options.body);
     const req = http.request(
-      { host: '127.0.0.1', port: daemon.port, path, method: options.method ?? 'GET', headers, agent: options.agent },
+      {
+        host: '127.0.0.1',
+        port: daemon.port,
+        path,
+        method: options.method ?? 'GET',
+        headers,
+        agent: options.agent,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));

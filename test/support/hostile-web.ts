@@ -80,7 +80,8 @@ async function main(): Promise<void> {
   results.forgedConnect = forgedConnect.message;
   closeAll(forgedConnect.fds);
   const worker = new RpcClient(new Channel(connect.fds[0]!));
-  const stat = (cookie: unknown) => worker.call({ op: 'stat', cookie, args: ['/'] }).then((reply) => reply.message);
+  const stat = (cookie: unknown) =>
+    worker.call({ op: 'stat', cookie, args: ['/'] }).then((reply) => reply.message);
 
   results.validCookie = await stat(aliceCookie);
   results.flippedBit = await stat(flip(aliceCookie));

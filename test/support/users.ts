@@ -42,7 +42,20 @@ export function createUsers(): TestUsers {
     const name = `pd${short}${suffix}`;
     const home = join(base, name);
     const password = `pw:${randomBytes(6).toString('base64url')} é`;
-    run('useradd', ['-m', '-d', home, '-s', '/usr/sbin/nologin', '-c', gecos, '-G', group, '-K', 'UMASK=022', name]);
+    run('useradd', [
+      '-m',
+      '-d',
+      home,
+      '-s',
+      '/usr/sbin/nologin',
+      '-c',
+      gecos,
+      '-G',
+      group,
+      '-K',
+      'UMASK=022',
+      name,
+    ]);
     run('chpasswd', [], `${name}:${password}\n`);
     const entry = posix.getpwnam(name);
     return { name, password, uid: entry.uid, gid: entry.gid, home };
@@ -80,7 +93,11 @@ export function createUsers(): TestUsers {
 
 /** Runs a command as a user (for checking what the kernel lets them do). */
 export function asUser(user: TestUser, command: string, args: string[]): string {
-  return execFileSync('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', command, ...args], {
-    encoding: 'utf8',
-  });
+  return execFileSync(
+    'setpriv',
+    ['--reuid', String(user.uid), '--regid', String(user.gid), '--init-groups', command, ...args],
+    {
+      encoding: 'utf8',
+    },
+  );
 }

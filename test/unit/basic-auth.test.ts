@@ -8,7 +8,10 @@ const basic = (text: string): string => `Basic ${Buffer.from(text, 'utf8').toStr
 
 test('user and password, the password may contain colons and UTF-8', () => {
   assert.deepEqual(parseBasic(basic('alice:pa:ss:wörd')), { user: 'alice', password: 'pa:ss:wörd' });
-  assert.deepEqual(parseBasic(`basic   ${Buffer.from('bob:x').toString('base64')}`), { user: 'bob', password: 'x' });
+  assert.deepEqual(parseBasic(`basic   ${Buffer.from('bob:x').toString('base64')}`), {
+    user: 'bob',
+    password: 'x',
+  });
 });
 
 test('refused: absent, other schemes, no colon, empty user, invalid UTF-8, NUL, control characters, too long', () => {
