@@ -94,13 +94,28 @@ export function livePropertyXml(name: string, entry: Entry, sources: LivePropert
 
 /** RFC 3339 without fractional seconds, as DAV:creationdate wants. */
 export function isoDate(ms: number): string {
-  const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString();
-  return iso.slice(0, 19) + 'Z';
+  const second = Math.floor(ms / 1000);
+  return cachedDate(isoDates, second, () => new Date(second * 1000).toISOString().slice(0, 19) + 'Z');
+}
+
+// A listing formats two dates per entry, and files of one directory share few distinct seconds:
+// remembering the last few hundred saves most of the Date work of a large PROPFIND.
+const isoDates = new Map<number, string>();
+const httpDates = new Map<number, string>();
+function cachedDate(cache: Map<number, string>, second: number, format: () => string): string {
+  let text = cache.get(second);
+  if (text === undefined) {
+    if (cache.size >= 512) cache.clear();
+    text = format();
+    cache.set(second, text);
+  }
+  return text;
 }
 
 /** IMF-fixdate (RFC 9110 §5.6.7), for Last-Modified and DAV:getlastmodified. */
 export function httpDate(ms: number): string {
-  return new Date(ms).toUTCString();
+  const second = Math.floor(ms / 1000);
+  return cachedDate(httpDates, second, () => new Date(second * 1000).toUTCString());
 }
 
 const CONTENT_TYPES: Record<string, string> = {
