@@ -5,6 +5,8 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "listdir.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -597,6 +599,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollSet", NULL, native_poll_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollRef", NULL, native_poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollClose", NULL, native_poll_close, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listDirectory", NULL, privdav_list_directory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   napi_value constants;

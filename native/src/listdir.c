@@ -1,0 +1,400 @@
+// listdir.c — listDirectory(): one directory's members with their stat and their `user.dav`
+// extended attributes, read in one pass on the libuv threadpool. A PROPFIND Depth 1 over a big
+// collection otherwise costs the worker's event loop a stat and an xattr listing per member.
+// The work callback touches only C memory; JS values are built in the completion callback.
+#include "listdir.h"
+
+#include <uv.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+// The dead-property attributes of helper/dead-props.ts: `user.dav:{ns}name` and `user.dav#<hash>`.
+#define PLAIN_PREFIX "user.dav:"
+#define HASHED_PREFIX "user.dav#"
+#define PREFIX_LENGTH 9
+// Linux's XATTR_SIZE_MAX: no value can be larger, so one buffer of this size never gives ERANGE.
+#define VALUE_CAPACITY 65536
+// Everything one listing holds (names, attribute names and values) stays below this: a listing
+// that would not is refused like one with too many members, and the caller streams it instead.
+#define MAX_LISTING_BYTES (64u * 1024 * 1024)
+
+enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
+
+// Per member in `members` (uint32): name offset, name length, flags, first attribute, attribute count.
+#define MEMBER_FIELDS 5
+#define MEMBER_IS_SYMLINK 1u
+// Per member in `stats` (int64, as node:fs's BigIntStats): dev, ino, mode, uid, gid, size, then
+// seconds and nanoseconds of mtime, ctime and birthtime (0/0 where the filesystem has none).
+#define STAT_FIELDS 12
+// Per attribute in `attrs` (uint32): name offset, name length, value offset, value length
+// (NO_VALUE when the value was not asked for).
+#define ATTR_FIELDS 4
+#define NO_VALUE UINT32_MAX
+
+typedef struct {
+  void *data;
+  size_t length;    // bytes used
+  size_t capacity;  // bytes allocated
+} growable;
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  // Inputs.
+  char *path;
+  enum xattr_mode xattrs;
+  uint32_t max_members;
+  // Outputs, filled on the threadpool.
+  int error;             // errno, 0 on success
+  const char *syscall;   // what failed
+  uint32_t count;        // members
+  growable bytes, members, stats, attrs;
+} list_job;
+
+static void growable_free(growable *buffer) {
+  free(buffer->data);
+  buffer->data = NULL;
+  buffer->length = buffer->capacity = 0;
+}
+
+// Appends `length` bytes (copied from `source` unless it is NULL); returns where they start, or
+// NULL when out of memory.
+static void *growable_append(growable *buffer, const void *source, size_t length) {
+  if (buffer->length + length > buffer->capacity) {
+    size_t capacity = buffer->capacity == 0 ? 4096 : buffer->capacity;
+    while (capacity < buffer->length + length) capacity *= 2;
+    void *data = realloc(buffer->data, capacity);
+    if (data == NULL) return NULL;
+    buffer->data = data;
+    buffer->capacity = capacity;
+  }
+  void *at = (char *)buffer->data + buffer->length;
+  if (source != NULL) memcpy(at, source, length);
+  buffer->length += length;
+  return at;
+}
+
+static bool listing_too_large(const list_job *job) {
+  return job->bytes.length + job->members.length + job->stats.length + job->attrs.length > MAX_LISTING_BYTES;
+}
+
+// Lists the member's attributes into `names` (grown as needed); returns the list's length, or
+// -1 when the member has none we can read.
+static ssize_t list_attribute_names(const char *member_path, char **names, size_t *capacity) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    ssize_t length = listxattr(member_path, *names, *capacity);
+    if (length >= 0) return length;
+    if (errno != ERANGE) return -1;  // ENOTSUP, EACCES, ...: no dead properties
+    // The list grew since we sized the buffer: ask for its size and try again.
+    ssize_t needed = listxattr(member_path, NULL, 0);
+    if (needed < 0) return -1;
+    char *grown = realloc(*names, (size_t)needed + 256);
+    if (grown == NULL) return -1;
+    *names = grown;
+    *capacity = (size_t)needed + 256;
+  }
+  return -1;
+}
+
+// Records the member's `user.dav` attributes (and their values, as the mode asks). Attributes that
+// vanish or may not be read are left out; any other failure leaves the member with none, as
+// helper/dead-props.ts does. Returns false only when out of memory.
+static bool read_attributes(list_job *job, const char *member_path, uint32_t *member, char **names,
+                            size_t *names_capacity, char *value) {
+  ssize_t length = list_attribute_names(member_path, names, names_capacity);
+  if (length <= 0) return true;
+  size_t first_attr = job->attrs.length;
+  size_t first_byte = job->bytes.length;
+  uint32_t count = 0;
+  for (const char *name = *names; name < *names + length; name += strlen(name) + 1) {
+    bool hashed = strncmp(name, HASHED_PREFIX, PREFIX_LENGTH) == 0;
+    if (!hashed && strncmp(name, PLAIN_PREFIX, PREFIX_LENGTH) != 0) continue;
+    uint32_t value_length = NO_VALUE;
+    // A hashed attribute's property name is inside its value, so 'names' needs those values too.
+    if (job->xattrs == XATTRS_VALUES || hashed) {
+      ssize_t got = getxattr(member_path, name, value, VALUE_CAPACITY);
+      if (got < 0) {
+        if (errno == ENODATA || errno == EACCES || errno == EPERM) continue;
+        // Anything else: the member shows no dead properties rather than some of them.
+        job->attrs.length = first_attr;
+        job->bytes.length = first_byte;
+        return true;
+      }
+      value_length = (uint32_t)got;
+    }
+    size_t name_length = strlen(name);
+    uint32_t record[ATTR_FIELDS] = {(uint32_t)job->bytes.length, (uint32_t)name_length, 0, value_length};
+    if (growable_append(&job->bytes, name, name_length) == NULL) return false;
+    if (value_length != NO_VALUE) {
+      record[2] = (uint32_t)job->bytes.length;
+      if (growable_append(&job->bytes, value, value_length) == NULL) return false;
+    }
+    if (growable_append(&job->attrs, record, sizeof record) == NULL) return false;
+    count++;
+  }
+  member[3] = (uint32_t)(first_attr / (ATTR_FIELDS * sizeof(uint32_t)));
+  member[4] = count;
+  return true;
+}
+
+// Runs on the threadpool: no Node-API calls here.
+static void list_execute(napi_env env, void *data) {
+  (void)env;
+  list_job *job = data;
+  DIR *dir = opendir(job->path);
+  if (dir == NULL) {
+    job->error = errno;
+    job->syscall = "opendir";
+    return;
+  }
+  int dir_fd = dirfd(dir);
+  size_t path_length = strlen(job->path);
+  // Room for "<path>/<name>\0": the xattr calls take paths (they follow symlinks, like stat).
+  char *member_path = malloc(path_length + 1 + NAME_MAX + 1);
+  char *value = job->xattrs != XATTRS_NONE ? malloc(VALUE_CAPACITY) : NULL;
+  size_t names_capacity = 4096;
+  char *names = job->xattrs != XATTRS_NONE ? malloc(names_capacity) : NULL;
+  if (member_path == NULL || (job->xattrs != XATTRS_NONE && (value == NULL || names == NULL))) {
+    job->error = ENOMEM;
+    job->syscall = "malloc";
+    goto done;
+  }
+  memcpy(member_path, job->path, path_length);
+  if (path_length == 0 || job->path[path_length - 1] != '/') member_path[path_length++] = '/';
+
+  for (;;) {
+    errno = 0;
+    struct dirent *entry = readdir(dir);
+    if (entry == NULL) {
+      if (errno != 0) {
+        job->error = errno;
+        job->syscall = "readdir";
+      }
+      break;
+    }
+    const char *name = entry->d_name;
+    if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+    size_t name_length = strlen(name);
+    // A name that makes the full path too long could not be stat'ed by path: left out, as before.
+    if (path_length + name_length >= PATH_MAX) continue;
+
+    struct statx st;
+    if (statx(dir_fd, name, AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &st) != 0)
+      continue;  // vanished, or cannot be stat'ed: left out of the listing
+    bool is_symlink = entry->d_type == DT_LNK;
+    if (entry->d_type == DT_UNKNOWN) {
+      struct stat own;
+      is_symlink = fstatat(dir_fd, name, &own, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(own.st_mode);
+    }
+
+    if (job->count >= job->max_members || listing_too_large(job)) {
+      job->error = E2BIG;
+      job->syscall = "listDirectory";
+      break;
+    }
+    uint32_t member[MEMBER_FIELDS] = {(uint32_t)job->bytes.length, (uint32_t)name_length,
+                                      is_symlink ? MEMBER_IS_SYMLINK : 0u, 0, 0};
+    bool stored = growable_append(&job->bytes, name, name_length) != NULL;
+    if (stored && job->xattrs != XATTRS_NONE) {
+      memcpy(member_path + path_length, name, name_length + 1);
+      stored = read_attributes(job, member_path, member, &names, &names_capacity, value);
+    }
+    bool has_btime = (st.stx_mask & STATX_BTIME) != 0;
+    int64_t fields[STAT_FIELDS] = {
+        (int64_t)makedev(st.stx_dev_major, st.stx_dev_minor),
+        (int64_t)st.stx_ino,
+        st.stx_mode,
+        st.stx_uid,
+        st.stx_gid,
+        (int64_t)st.stx_size,
+        st.stx_mtime.tv_sec,
+        st.stx_mtime.tv_nsec,
+        st.stx_ctime.tv_sec,
+        st.stx_ctime.tv_nsec,
+        has_btime ? st.stx_btime.tv_sec : 0,
+        has_btime ? st.stx_btime.tv_nsec : 0,
+    };
+    stored = stored && growable_append(&job->members, member, sizeof member) != NULL &&
+             growable_append(&job->stats, fields, sizeof fields) != NULL;
+    if (!stored) {
+      job->error = ENOMEM;
+      job->syscall = "realloc";
+      break;
+    }
+    job->count++;
+  }
+
+done:
+  free(names);
+  free(value);
+  free(member_path);
+  closedir(dir);
+}
+
+// The error a callback receives: shaped like node:fs's system errors (code, errno, syscall, path).
+static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
+  char name[64], text[128], message[512 + PATH_MAX];
+  uv_err_name_r(-err, name, sizeof name);
+  uv_strerror_r(-err, text, sizeof text);
+  snprintf(message, sizeof message, "%s: %s, %s '%s'", name, text, syscall, path);
+  napi_value code_value, message_value, error, errno_value, syscall_value, path_value;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_value);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
+  napi_create_error(env, code_value, message_value, &error);
+  napi_create_int32(env, -err, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value);
+  napi_set_named_property(env, error, "path", path_value);
+  return error;
+}
+
+// A typed array holding a copy of `source`.
+static napi_value typed_array_copy(napi_env env, napi_typedarray_type type, size_t element_size,
+                                   const growable *source) {
+  void *data = NULL;
+  napi_value buffer, array;
+  if (napi_create_arraybuffer(env, source->length, &data, &buffer) != napi_ok) return NULL;
+  if (source->length > 0) memcpy(data, source->data, source->length);
+  if (napi_create_typedarray(env, type, source->length / element_size, buffer, 0, &array) != napi_ok)
+    return NULL;
+  return array;
+}
+
+static napi_value make_result(napi_env env, list_job *job) {
+  napi_value result, count, bytes, members, stats, attrs;
+  if (napi_create_object(env, &result) != napi_ok || napi_create_uint32(env, job->count, &count) != napi_ok ||
+      napi_create_buffer_copy(env, job->bytes.length, job->bytes.length > 0 ? job->bytes.data : "", NULL,
+                              &bytes) != napi_ok)
+    return NULL;
+  members = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->members);
+  stats = typed_array_copy(env, napi_bigint64_array, sizeof(int64_t), &job->stats);
+  attrs = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->attrs);
+  if (members == NULL || stats == NULL || attrs == NULL) return NULL;
+  napi_set_named_property(env, result, "count", count);
+  napi_set_named_property(env, result, "bytes", bytes);
+  napi_set_named_property(env, result, "members", members);
+  napi_set_named_property(env, result, "stats", stats);
+  napi_set_named_property(env, result, "attrs", attrs);
+  return result;
+}
+
+static void list_job_free(napi_env env, list_job *job) {
+  if (job->callback != NULL) napi_delete_reference(env, job->callback);
+  if (job->work != NULL) napi_delete_async_work(env, job->work);
+  free(job->path);
+  growable_free(&job->bytes);
+  growable_free(&job->members);
+  growable_free(&job->stats);
+  growable_free(&job->attrs);
+  free(job);
+}
+
+// Back on the JS thread: build the result, release the C memory, call back.
+static void list_complete(napi_env env, napi_status status, void *data) {
+  list_job *job = data;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    list_job_free(env, job);
+    return;
+  }
+  napi_value argv[2] = {NULL, NULL};
+  napi_get_null(env, &argv[0]);
+  napi_get_undefined(env, &argv[1]);
+  if (status != napi_ok)
+    argv[0] = make_errno_error(env, ECANCELED, "listDirectory", job->path);
+  else if (job->error != 0)
+    argv[0] = make_errno_error(env, job->error, job->syscall, job->path);
+  else if ((argv[1] = make_result(env, job)) == NULL) {
+    // A pending exception (out of memory building the result) is reported as the error.
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, &argv[0]);
+    else argv[0] = make_errno_error(env, ENOMEM, "listDirectory", job->path);
+    napi_get_undefined(env, &argv[1]);
+  }
+  napi_value callback = NULL, receiver, ignored;
+  napi_get_reference_value(env, job->callback, &callback);
+  list_job_free(env, job);
+  napi_get_global(env, &receiver);
+  // A throwing callback is an uncaught exception, exactly as for a node:fs callback.
+  if (callback != NULL && napi_call_function(env, receiver, callback, 2, argv, &ignored) == napi_pending_exception) {
+    napi_value exception;
+    napi_get_and_clear_last_exception(env, &exception);
+    napi_fatal_exception(env, exception);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value throw_type_error(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+// listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result)).
+napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 4) return throw_type_error(env, "listDirectory(path, xattrs, maxMembers, callback)");
+
+  size_t path_length;
+  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_length) != napi_ok)
+    return throw_type_error(env, "path must be a string");
+  if (path_length == 0 || path_length >= PATH_MAX) return throw_type_error(env, "path must be 1 to PATH_MAX - 1 bytes");
+  double mode, max_members;
+  napi_valuetype type;
+  if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, argv[1], &mode) != napi_ok ||
+      !(mode == XATTRS_NONE || mode == XATTRS_NAMES || mode == XATTRS_VALUES))
+    return throw_type_error(env, "xattrs must be 0 (none), 1 (names) or 2 (values)");
+  if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, argv[2], &max_members) != napi_ok ||
+      !(max_members >= 0 && max_members <= UINT32_MAX) || max_members != (double)(uint32_t)max_members)
+    return throw_type_error(env, "maxMembers must be an integer 0 to 2^32 - 1");
+  if (napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function)
+    return throw_type_error(env, "callback must be a function");
+
+  list_job *job = calloc(1, sizeof *job);
+  char *path = malloc(path_length + 1);
+  if (job == NULL || path == NULL) {
+    free(job);
+    free(path);
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  job->path = path;
+  napi_get_value_string_utf8(env, argv[0], path, path_length + 1, &path_length);
+  // An embedded NUL would silently name another directory.
+  if (strlen(path) != path_length) {
+    list_job_free(env, job);
+    return throw_type_error(env, "path must not contain NUL bytes");
+  }
+  job->xattrs = (enum xattr_mode)mode;
+  job->max_members = (uint32_t)max_members;
+
+  napi_value resource_name;
+  napi_create_string_utf8(env, "PRIVDAV_LIST_DIRECTORY", NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_create_reference(env, argv[3], 1, &job->callback) != napi_ok ||
+      napi_create_async_work(env, NULL, resource_name, list_execute, list_complete, job, &job->work) != napi_ok ||
+      napi_queue_async_work(env, job->work) != napi_ok) {
+    list_job_free(env, job);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, "ENOMEM", "cannot queue the listing");
+    return NULL;
+  }
+  return NULL;
+}

@@ -1,0 +1,9 @@
+// listdir.h — the entry point listdir.c adds to the privdav_native addon (registered in its init).
+#ifndef PRIVDAV_LISTDIR_H
+#define PRIVDAV_LISTDIR_H
+#include <node_api.h>
+
+// listDirectory(path, xattrs, maxMembers, callback): see native/index.ts.
+napi_value privdav_list_directory(napi_env env, napi_callback_info info);
+
+#endif
