@@ -25,8 +25,13 @@ import {
   type TransferResult,
   type Upload,
 } from '../src/storage/storage';
-import { linkTmpfile } from '../native/index';
-import { copyUserXattrs, patchDeadProps, readDeadProps } from './dead-props';
+import {
+  linkTmpfile,
+  listDirectoryAsync,
+  type ListDirectoryOptions,
+  type ListedMember as NativeMember,
+} from '../native/index';
+import { copyUserXattrs, patchDeadProps, readDeadProps, selectDeadProps } from './dead-props';
 import {
   childDavPath,
   isSameOrInside,
@@ -51,6 +56,11 @@ const fsp = fs.promises;
 const O_TMPFILE = 0o20200000;
 /** Members stat'ed at once while listing: enough to keep the threadpool busy, bounded for memory. */
 const LIST_CONCURRENCY = 32;
+/**
+ * The most members one directory may have to be listed by the addon in one piece (it holds them
+ * all in memory at once); a bigger directory is streamed by listMembers instead.
+ */
+const NATIVE_LIST_MAX_MEMBERS = 100_000;
 /** Members removed or copied at once inside one collection. */
 const TREE_CONCURRENCY = 16;
 /** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
@@ -103,9 +113,12 @@ export class LocalStorage implements Storage {
     const pending: Array<{ path: DavPath; fsPath: string }> = [{ path, fsPath }];
     for (let next = 0; next < pending.length; next++) {
       const dir = pending[next]!;
-      for await (const member of listMembers(dir.path, dir.fsPath, props, next > 0)) {
+      const members =
+        (await listMembersNatively(dir.path, dir.fsPath, props, next > 0, options.limit - count)) ??
+        listMembers(dir.path, dir.fsPath, props, next > 0);
+      for await (const member of members) {
         yield counted(member.entry);
-        if (depth !== 'infinity' || member.isSymlink || !member.stats.isDirectory()) continue;
+        if (depth !== 'infinity' || member.isSymlink || member.entry.stat.kind !== 'directory') continue;
         const identity = identityOf(member.stats);
         if (visited.has(identity)) continue;
         visited.add(identity);
@@ -414,8 +427,73 @@ class LocalUpload implements Upload {
 interface ListedMember {
   entry: Entry;
   fsPath: string;
-  stats: fs.BigIntStats;
+  stats: StatFields;
   isSymlink: boolean;
+}
+
+/**
+ * The members of one directory read by the addon in one threadpool call (readdir, stat and the
+ * dead-property xattrs of each member), or null when the directory has more than `room` members
+ * (or NATIVE_LIST_MAX_MEMBERS): the caller then streams it with listMembers, which counts exactly
+ * and holds little memory. Same members, entries and errors as listMembers.
+ */
+async function listMembersNatively(
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+  unreadableIsEmpty: boolean,
+  room: number,
+): Promise<ListedMember[] | null> {
+  let listed: NativeMember[];
+  try {
+    listed = await listDirectoryAsync(dirFsPath, {
+      xattrs: xattrsFor(props),
+      maxMembers: Math.max(0, Math.min(room, NATIVE_LIST_MAX_MEMBERS)),
+    });
+  } catch (error) {
+    if (errnoOf(error) === 'E2BIG') return null;
+    if (unreadableIsEmpty && (error as NodeJS.ErrnoException).syscall === 'opendir') return [];
+    throw storageError(error);
+  }
+  const pathBytes = Buffer.byteLength(dirPath, 'utf8');
+  const members: ListedMember[] = [];
+  for (const member of listed) {
+    const name = addressableName(member.name, pathBytes);
+    if (name === null) continue;
+    const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
+    const entry: Entry = { path: childDavPath(dirPath, name), stat: toStat(member.stat) };
+    if (props !== 'none') entry.props = propsOfListed(member, props);
+    members.push({ entry, fsPath, stats: member.stat, isSymlink: member.isSymlink });
+  }
+  return members;
+}
+
+/** Which xattrs the addon must read for `props`: values only where a property's content is wanted. */
+function xattrsFor(props: PropSelection): ListDirectoryOptions['xattrs'] {
+  if (props === 'none' || (Array.isArray(props) && props.length === 0)) return 'none';
+  return props === 'names' ? 'names' : 'values';
+}
+
+/** The member's dead properties from the attributes the addon read, decoded as readDeadProps does. */
+function propsOfListed(member: NativeMember, props: PropSelection): DeadProps {
+  if (member.xattrs.length === 0) return {};
+  const values = new Map<string, Buffer | null>();
+  for (const { name, value } of member.xattrs) {
+    // fs-xattr decodes names lossily, and then cannot read a name that was not UTF-8: neither do we.
+    let attr: string;
+    try {
+      attr = strictUtf8.decode(name);
+    } catch {
+      values.set(name.toString('utf8'), null);
+      continue;
+    }
+    values.set(attr, value);
+  }
+  try {
+    return selectDeadProps([...values.keys()], props, (attr) => values.get(attr) ?? null);
+  } catch {
+    return {}; // an unreadable attribute must not hide the resource
+  }
 }
 
 /**
@@ -440,7 +518,7 @@ async function* listMembers(
   const inFlight: Array<Promise<ListedMember | null>> = [];
   try {
     for await (const dirent of dir) {
-      const name = addressableName(dirent.name, pathBytes);
+      const name = addressableName(Buffer.from(dirent.name, 'latin1'), pathBytes);
       if (name === null) continue;
       inFlight.push(statMember(dirPath, dirFsPath, name, dirent.isSymbolicLink(), props));
       if (inFlight.length >= LIST_CONCURRENCY) {
@@ -475,8 +553,7 @@ async function statMember(
 }
 
 /** A directory entry's name as a DavPath segment, or null when no DavPath could name it. */
-function addressableName(latin1Name: string, parentBytes: number): string | null {
-  const raw = Buffer.from(latin1Name, 'latin1');
+function addressableName(raw: Buffer, parentBytes: number): string | null {
   if (parentBytes + 1 + raw.length > MAX_PATH_BYTES) return null;
   let name: string;
   try {
@@ -487,7 +564,7 @@ function addressableName(latin1Name: string, parentBytes: number): string | null
   return isValidSegment(name) ? name : null;
 }
 
-function makeEntry(path: DavPath, fsPath: string, stats: fs.BigIntStats, props: PropSelection): Entry {
+function makeEntry(path: DavPath, fsPath: string, stats: StatFields, props: PropSelection): Entry {
   const entry: Entry = { path, stat: toStat(stats) };
   if (props !== 'none') {
     try {
@@ -668,8 +745,19 @@ async function mapBounded<T, R>(
 
 // ---- stat, errors, descriptors ---------------------------------------------------------------
 
-function toStat(stats: fs.BigIntStats): Stat {
-  const kind = stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : 'other';
+/** What toStat needs: node:fs's BigIntStats, or what the addon's listing reports (same values). */
+type StatFields = Pick<
+  fs.BigIntStats,
+  'dev' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'birthtimeNs'
+>;
+
+const S_IFMT = BigInt(fs.constants.S_IFMT);
+const S_IFREG = BigInt(fs.constants.S_IFREG);
+const S_IFDIR = BigInt(fs.constants.S_IFDIR);
+
+function toStat(stats: StatFields): Stat {
+  const type = stats.mode & S_IFMT;
+  const kind = type === S_IFREG ? 'file' : type === S_IFDIR ? 'directory' : 'other';
   const birthtimeNs = stats.birthtimeNs !== 0n ? stats.birthtimeNs : stats.ctimeNs;
   return {
     kind,
@@ -695,7 +783,7 @@ function isSameOrBelow(outer: string, inner: string): boolean {
   return inner === outer || inner.startsWith(outer === '/' ? '/' : outer + '/');
 }
 
-function identityOf(stats: fs.BigIntStats): string {
+function identityOf(stats: Pick<StatFields, 'dev' | 'ino'>): string {
   return `${stats.dev}:${stats.ino}`;
 }
 
