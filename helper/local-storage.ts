@@ -26,7 +26,7 @@ import {
   type Upload,
 } from '../src/storage/storage';
 import {
-  linkTmpfile,
+  commitUpload,
   listDirectoryAsync,
   type ListDirectoryOptions,
   type ListedMember as NativeMember,
@@ -366,13 +366,11 @@ class LocalUpload implements Upload {
     this.#finish();
     try {
       await this.#inheritFromTarget();
-      if (this.#durable) await call((done) => fs.fdatasync(this.fd, done));
-      if (this.#temporaryPath === null) {
-        const temporary = temporaryNameFor(this.#target);
-        linkTmpfile(this.fd, temporary);
-        this.#temporaryPath = temporary;
-      }
-      await fsp.rename(this.#temporaryPath, this.#target);
+      // fdatasync, link (O_TMPFILE) and rename in one threadpool job: off the event loop, so
+      // concurrent uploads commit in parallel.
+      const link = this.#temporaryPath === null;
+      const temporary = this.#temporaryPath ?? temporaryNameFor(this.#target);
+      await commitUpload(this.fd, temporary, { link, target: this.#target, durable: this.#durable });
       this.#temporaryPath = null;
       return toStat(await fstat(this.fd));
     } catch (error) {

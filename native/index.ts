@@ -41,6 +41,14 @@ interface Addon extends ChannelBinding {
   setNoNewPrivs(): void;
   closeFd(fd: number): void;
   dupFd(fd: number): number;
+  commitUpload(
+    fd: number,
+    temporary: string,
+    link: boolean,
+    target: string,
+    durable: boolean,
+    callback: (error: NodeJS.ErrnoException | null) => void,
+  ): void;
   listDirectory(
     path: string,
     xattrs: 0 | 1 | 2,
@@ -90,6 +98,23 @@ export function tcpListen(host: string, port: number, backlog: number): number {
 /** Gives an O_TMPFILE file a name (fails with EEXIST if `newPath` exists: never replaces). */
 export function linkTmpfile(fd: number, newPath: string): void {
   addon.linkTmpfile(fd, newPath);
+}
+
+/**
+ * The end of an atomic upload, in one threadpool job: fdatasync `fd` when `durable`; with `link`,
+ * give the O_TMPFILE file behind `fd` the name `temporary` (linkat through /proc/self/fd); then
+ * rename `temporary` over `target`. A name it linked is removed again if the rename fails.
+ */
+export function commitUpload(
+  fd: number,
+  temporary: string,
+  options: { link: boolean; target: string; durable: boolean },
+): Promise<void> {
+  return new Promise((resolve, reject) =>
+    addon.commitUpload(fd, temporary, options.link, options.target, options.durable, (error) =>
+      error === null ? resolve() : reject(error),
+    ),
+  );
 }
 
 /** prctl(PR_SET_NO_NEW_PRIVS, 1): this process and its children can never gain privileges by exec. */

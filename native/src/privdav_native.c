@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "commit.h"
 #include "listdir.h"
 
 #include <errno.h>
@@ -600,6 +601,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollRef", NULL, native_poll_ref, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollClose", NULL, native_poll_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listDirectory", NULL, privdav_list_directory, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"commitUpload", NULL, privdav_commit_upload, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   napi_value constants;
