@@ -1,13 +1,11 @@
 // Dead WebDAV properties stored as `user.` extended attributes of the file itself, so they belong
 // to the user and travel with copies and moves. Used only by LocalStorage, on resolved paths.
 //
-// The calls are synchronous on purpose: fs-xattr's asynchronous binding hands the threadpool a
-// pointer into a JS Buffer it keeps no reference to (a use-after-free once GC runs) and leaks its
-// work items, while its synchronous binding is sound. Each call is one short syscall on the worker,
-// which serves a single user.
+// The calls are synchronous (our addon's, native/src/xattr.c): each is one short syscall on the
+// worker, which serves a single user. Listings read xattrs in bulk with listDirectory instead.
 
 import { createHash } from 'node:crypto';
-import { getAttributeSync, listAttributesSync, removeAttributeSync, setAttributeSync } from 'fs-xattr';
+import { xattrGet, xattrList, xattrRemove, xattrSet } from '../native/index';
 import { StorageError, type DeadProps, type PropPatchOp, type PropSelection } from '../src/storage/storage';
 
 /** `user.dav:{ns}name` holds the property XML. */
@@ -74,7 +72,7 @@ function isOurs(attr: string): boolean {
 /** Attribute names on `fsPath`, or [] where the file cannot carry user xattrs or may not be read. */
 function listOrNothing(fsPath: string): string[] {
   try {
-    return listAttributesSync(fsPath);
+    return xattrList(fsPath);
   } catch (error) {
     const code = errnoOf(error);
     if (isUnsupported(code) || code === 'EACCES') return [];
@@ -84,16 +82,12 @@ function listOrNothing(fsPath: string): string[] {
 
 /** One attribute's raw value, or null when it does not exist (any more). */
 function readRaw(fsPath: string, attr: string): Buffer | null {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return getAttributeSync(fsPath, attr);
-    } catch (error) {
-      const code = errnoOf(error);
-      if (code === 'ENODATA') return null;
-      // The binding asks for the size, then reads: a value that grew in between gives ERANGE.
-      if (code === 'ERANGE' && attempt < 3) continue;
-      throw StorageError.from(error);
-    }
+  try {
+    // One read into a buffer of the largest possible size: no size query, so no ERANGE race.
+    return xattrGet(fsPath, attr);
+  } catch (error) {
+    if (errnoOf(error) === 'ENODATA') return null;
+    throw StorageError.from(error);
   }
 }
 
@@ -163,7 +157,7 @@ export function patchDeadProps(fsPath: string, ops: readonly PropPatchOp[]): voi
     const attr = xattrNameOf(op.name);
     try {
       if (!before.has(attr)) before.set(attr, readRaw(fsPath, attr));
-      if (op.op === 'set') setAttributeSync(fsPath, attr, encodeValue(attr, op.name, op.value));
+      if (op.op === 'set') xattrSet(fsPath, attr, encodeValue(attr, op.name, op.value));
       else removeQuietly(fsPath, attr);
     } catch (error) {
       restore(fsPath, before);
@@ -178,7 +172,7 @@ function restore(fsPath: string, before: Map<string, Buffer | null>): void {
   for (const [attr, raw] of before) {
     try {
       if (raw === null) removeQuietly(fsPath, attr);
-      else setAttributeSync(fsPath, attr, raw);
+      else xattrSet(fsPath, attr, raw);
     } catch {
       // Nothing more can be done: the filesystem refused to take back its own previous state.
     }
@@ -187,7 +181,7 @@ function restore(fsPath: string, before: Map<string, Buffer | null>): void {
 
 function removeQuietly(fsPath: string, attr: string): void {
   try {
-    removeAttributeSync(fsPath, attr);
+    xattrRemove(fsPath, attr);
   } catch (error) {
     if (errnoOf(error) !== 'ENODATA') throw error;
   }
@@ -204,7 +198,7 @@ export function copyUserXattrs(fromPath: string, toPath: string): void {
     const raw = readRaw(fromPath, attr);
     if (raw === null) continue;
     try {
-      setAttributeSync(toPath, attr, raw);
+      xattrSet(toPath, attr, raw);
     } catch (error) {
       if (isUnsupported(errnoOf(error))) return;
       throw StorageError.from(error);

@@ -477,7 +477,7 @@ function propsOfListed(member: NativeMember, props: PropSelection): DeadProps {
   if (member.xattrs.length === 0) return {};
   const values = new Map<string, Buffer | null>();
   for (const { name, value } of member.xattrs) {
-    // fs-xattr decodes names lossily, and then cannot read a name that was not UTF-8: neither do we.
+    // Attribute names that are not UTF-8 cannot be named by a DavPath property: they are skipped.
     let attr: string;
     try {
       attr = strictUtf8.decode(name);
@@ -710,7 +710,7 @@ async function copySymlink(source: Buffer, destination: Buffer): Promise<void> {
   await fsp.symlink(target, destination);
 }
 
-/** fs-xattr takes string paths: a name that is not UTF-8 keeps its content but not its xattrs. */
+/** The xattr calls take string paths: a name that is not UTF-8 keeps its content but not its xattrs. */
 function copyXattrsIfNamed(source: Buffer, destination: Buffer): void {
   let from: string;
   let into: string;

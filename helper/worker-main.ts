@@ -4,7 +4,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import posix from 'posix';
+import type * as Posix from 'posix';
 import { Channel } from './channel';
 import { LocalStorage, LayoutConfig } from './local-storage';
 import { StorageServerState, serveStorage } from './storage-server';
@@ -58,6 +58,8 @@ function makeLayout(identity: WorkerIdentity, settings: WorkerSettings): LayoutC
       let home = homes.get(name);
       if (home === undefined) {
         try {
+          // Loaded on first use: the home layout never needs NSS, and every ms of start-up counts.
+          const posix = require('posix') as typeof Posix;
           const entry = posix.getpwnam(name);
           // System accounts have no share, whatever their home is.
           const eligible =

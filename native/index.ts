@@ -41,6 +41,10 @@ interface Addon extends ChannelBinding {
   setNoNewPrivs(): void;
   closeFd(fd: number): void;
   dupFd(fd: number): number;
+  xattrList(path: string): string[];
+  xattrGet(path: string, name: string): Buffer;
+  xattrSet(path: string, name: string, value: Buffer): void;
+  xattrRemove(path: string, name: string): void;
   commitUpload(
     fd: number,
     temporary: string,
@@ -115,6 +119,25 @@ export function commitUpload(
       error === null ? resolve() : reject(error),
     ),
   );
+}
+
+/** Extended attribute names of `path` (following symlinks), e.g. `user.dav:{DAV:}x`. */
+export function xattrList(path: string): string[] {
+  return addon.xattrList(path);
+}
+
+/** The value of one extended attribute; throws ENODATA when it is absent. */
+export function xattrGet(path: string, name: string): Buffer {
+  return addon.xattrGet(path, name);
+}
+
+export function xattrSet(path: string, name: string, value: Buffer): void {
+  addon.xattrSet(path, name, value);
+}
+
+/** Throws ENODATA when the attribute is absent. */
+export function xattrRemove(path: string, name: string): void {
+  addon.xattrRemove(path, name);
 }
 
 /** prctl(PR_SET_NO_NEW_PRIVS, 1): this process and its children can never gain privileges by exec. */

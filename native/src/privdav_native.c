@@ -7,6 +7,7 @@
 
 #include "commit.h"
 #include "listdir.h"
+#include "xattr.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -602,6 +603,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollClose", NULL, native_poll_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listDirectory", NULL, privdav_list_directory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"commitUpload", NULL, privdav_commit_upload, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xattrList", NULL, privdav_xattr_list, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xattrGet", NULL, privdav_xattr_get, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xattrSet", NULL, privdav_xattr_set, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"xattrRemove", NULL, privdav_xattr_remove, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   napi_value constants;

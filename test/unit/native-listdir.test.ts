@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { setAttributeSync } from 'fs-xattr';
+import { xattrSet as setAttributeSync } from '../../native/index';
 import { listDirectory, listDirectoryAsync, type ListedMember } from '../../native';
 import { LocalStorage } from '../../helper/local-storage';
 import { type Entry, type PropSelection } from '../../src/storage/storage';

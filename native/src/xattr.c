@@ -1,0 +1,147 @@
+// xattr.c — listxattr/getxattr/setxattr/removexattr by path, synchronous: dead properties live in
+// `user.` extended attributes and the worker reads them a few at a time. Replaces the fs-xattr
+// package, whose asynchronous binding handed the threadpool a pointer into an unreferenced Buffer,
+// which leaked on every get and every error, and which (as an ES module) cost ~10 ms of each
+// worker's start.
+#include "xattr.h"
+
+#include <uv.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+// Linux's XATTR_SIZE_MAX and XATTR_LIST_MAX: no value or name list is larger.
+#define VALUE_MAX 65536
+#define LIST_MAX 65536
+#define NAME_MAX_BYTES 255
+
+static napi_value throw_error(napi_env env, int err, const char *syscall) {
+  char name[64], text[128], message[256];
+  uv_err_name_r(-err, name, sizeof name);
+  uv_strerror_r(-err, text, sizeof text);
+  snprintf(message, sizeof message, "%s: %s, %s", name, text, syscall);
+  napi_value code, message_value, error, errno_value, syscall_value;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
+  napi_create_error(env, code, message_value, &error);
+  napi_create_int32(env, -err, &errno_value);
+  napi_set_named_property(env, error, "errno", errno_value);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
+  napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value type_error(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+// Copies a JS string argument into `out` (capacity bytes); false (with a TypeError thrown) when it
+// is not a string, is empty, too long, or holds a NUL that would silently name something else.
+static bool string_argument(napi_env env, napi_value value, char *out, size_t capacity, const char *what) {
+  size_t length;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0 || length >= capacity) {
+    type_error(env, what);
+    return false;
+  }
+  napi_get_value_string_utf8(env, value, out, capacity, &length);
+  if (strlen(out) != length) {
+    type_error(env, what);
+    return false;
+  }
+  return true;
+}
+
+static bool get_arguments(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  if (argc < count) {
+    type_error(env, "missing arguments");
+    return false;
+  }
+  return true;
+}
+
+// xattrList(path): string[] — every attribute name the caller may see.
+napi_value privdav_xattr_list(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  char path[PATH_MAX];
+  if (!get_arguments(env, info, 1, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string"))
+    return NULL;
+  char *names = malloc(LIST_MAX);
+  if (names == NULL) return throw_error(env, ENOMEM, "listxattr");
+  ssize_t size = listxattr(path, names, LIST_MAX);
+  if (size < 0) {
+    int err = errno;
+    free(names);
+    return throw_error(env, err, "listxattr");
+  }
+  napi_value result;
+  napi_create_array(env, &result);
+  uint32_t index = 0;
+  for (ssize_t offset = 0; offset < size;) {
+    size_t length = strnlen(names + offset, (size_t)(size - offset));
+    napi_value name;
+    napi_create_string_utf8(env, names + offset, length, &name);
+    napi_set_element(env, result, index++, name);
+    offset += (ssize_t)length + 1;
+  }
+  free(names);
+  return result;
+}
+
+// xattrGet(path, name): Buffer — throws ENODATA when the attribute is absent.
+napi_value privdav_xattr_get(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[PATH_MAX], name[NAME_MAX_BYTES + 1];
+  if (!get_arguments(env, info, 2, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
+      !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
+    return NULL;
+  // One read into a buffer of the largest possible size: no size query, so no ERANGE race.
+  char *value = malloc(VALUE_MAX);
+  if (value == NULL) return throw_error(env, ENOMEM, "getxattr");
+  ssize_t size = getxattr(path, name, value, VALUE_MAX);
+  if (size < 0) {
+    int err = errno;
+    free(value);
+    return throw_error(env, err, "getxattr");
+  }
+  napi_value result;
+  void *data;
+  napi_status status = napi_create_buffer_copy(env, (size_t)size, value, &data, &result);
+  free(value);
+  return status == napi_ok ? result : throw_error(env, ENOMEM, "getxattr");
+}
+
+// xattrSet(path, name, value: Buffer).
+napi_value privdav_xattr_set(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char path[PATH_MAX], name[NAME_MAX_BYTES + 1];
+  if (!get_arguments(env, info, 3, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
+      !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
+    return NULL;
+  bool is_buffer = false;
+  void *data;
+  size_t length;
+  if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok)
+    return type_error(env, "value must be a Buffer");
+  if (setxattr(path, name, data, length, 0) != 0) return throw_error(env, errno, "setxattr");
+  return NULL;
+}
+
+// xattrRemove(path, name) — throws ENODATA when the attribute is absent.
+napi_value privdav_xattr_remove(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[PATH_MAX], name[NAME_MAX_BYTES + 1];
+  if (!get_arguments(env, info, 2, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
+      !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
+    return NULL;
+  if (removexattr(path, name) != 0) return throw_error(env, errno, "removexattr");
+  return NULL;
+}
