@@ -3,8 +3,7 @@
 // /proc/self/fd), and rename it over the target. Done on the event loop, the linkat alone cost
 // the worker ~14% of its time under a PUT load and serialised concurrent uploads behind it.
 #include "commit.h"
-
-#include <uv.h>
+#include "errors.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,31 +59,14 @@ static void commit_job_free(napi_env env, commit_job *job) {
   free(job);
 }
 
-// An Error shaped like node:fs's (code, errno, syscall), as the rest of the addon throws.
-static napi_value make_error(napi_env env, int err, const char *syscall) {
-  char name[64], text[128], message[256];
-  uv_err_name_r(-err, name, sizeof name);
-  uv_strerror_r(-err, text, sizeof text);
-  snprintf(message, sizeof message, "%s: %s, %s", name, text, syscall);
-  napi_value code, message_value, error, errno_value, syscall_value;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
-  napi_create_error(env, code, message_value, &error);
-  napi_create_int32(env, -err, &errno_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  return error;
-}
-
 static void commit_complete(napi_env env, napi_status status, void *data) {
   commit_job *job = data;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
   napi_value callback = NULL, receiver, argv[1], ignored;
   napi_get_reference_value(env, job->callback, &callback);
-  if (status == napi_cancelled) argv[0] = make_error(env, ECANCELED, "commit");
-  else if (job->error != 0) argv[0] = make_error(env, job->error, job->syscall);
+  if (status == napi_cancelled) argv[0] = privdav_errno_error(env, ECANCELED, "commit", NULL);
+  else if (job->error != 0) argv[0] = privdav_errno_error(env, job->error, job->syscall, job->target);
   else napi_get_null(env, &argv[0]);
   commit_job_free(env, job);
   napi_get_global(env, &receiver);

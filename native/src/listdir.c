@@ -3,6 +3,7 @@
 // collection otherwise costs the worker's event loop a stat and an xattr listing per member.
 // The work callback touches only C memory; JS values are built in the completion callback.
 #include "listdir.h"
+#include "errors.h"
 
 #include <uv.h>
 
@@ -242,24 +243,6 @@ done:
   closedir(dir);
 }
 
-// The error a callback receives: shaped like node:fs's system errors (code, errno, syscall, path).
-static napi_value make_errno_error(napi_env env, int err, const char *syscall, const char *path) {
-  char name[64], text[128], message[512 + PATH_MAX];
-  uv_err_name_r(-err, name, sizeof name);
-  uv_strerror_r(-err, text, sizeof text);
-  snprintf(message, sizeof message, "%s: %s, %s '%s'", name, text, syscall, path);
-  napi_value code_value, message_value, error, errno_value, syscall_value, path_value;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_value);
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
-  napi_create_error(env, code_value, message_value, &error);
-  napi_create_int32(env, -err, &errno_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value);
-  napi_set_named_property(env, error, "path", path_value);
-  return error;
-}
 
 // A typed array holding a copy of `source`.
 static napi_value typed_array_copy(napi_env env, napi_typedarray_type type, size_t element_size,
@@ -314,15 +297,15 @@ static void list_complete(napi_env env, napi_status status, void *data) {
   napi_get_null(env, &argv[0]);
   napi_get_undefined(env, &argv[1]);
   if (status != napi_ok)
-    argv[0] = make_errno_error(env, ECANCELED, "listDirectory", job->path);
+    argv[0] = privdav_errno_error(env, ECANCELED, "listDirectory", job->path);
   else if (job->error != 0)
-    argv[0] = make_errno_error(env, job->error, job->syscall, job->path);
+    argv[0] = privdav_errno_error(env, job->error, job->syscall, job->path);
   else if ((argv[1] = make_result(env, job)) == NULL) {
     // A pending exception (out of memory building the result) is reported as the error.
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) napi_get_and_clear_last_exception(env, &argv[0]);
-    else argv[0] = make_errno_error(env, ENOMEM, "listDirectory", job->path);
+    else argv[0] = privdav_errno_error(env, ENOMEM, "listDirectory", job->path);
     napi_get_undefined(env, &argv[1]);
   }
   napi_value callback = NULL, receiver, ignored;

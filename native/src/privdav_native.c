@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "commit.h"
+#include "errors.h"
 #include "listdir.h"
 #include "xattr.h"
 
@@ -28,9 +29,7 @@
 
 // ---- errors ------------------------------------------------------------------------------
 
-// Throws an Error shaped like Node's own system errors (code, errno, syscall, path), so
-// callers switch on err.code exactly as they do for node:fs.
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+napi_value privdav_errno_error(napi_env env, int err, const char *syscall, const char *path) {
   char name[64];
   char text[128];
   char message[512 + PATH_MAX];
@@ -54,8 +53,16 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
     napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &path_value);
     napi_set_named_property(env, error, "path", path_value);
   }
-  napi_throw(env, error);
+  return error;
+}
+
+napi_value privdav_throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, privdav_errno_error(env, err, syscall, path));
   return NULL;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  return privdav_throw_errno(env, err, syscall, path);
 }
 
 static napi_value throw_type_error(napi_env env, const char *message) {

@@ -4,8 +4,7 @@
 // which leaked on every get and every error, and which (as an ES module) cost ~10 ms of each
 // worker's start.
 #include "xattr.h"
-
-#include <uv.h>
+#include "errors.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -18,23 +17,6 @@
 #define VALUE_MAX 65536
 #define LIST_MAX 65536
 #define NAME_MAX_BYTES 255
-
-static napi_value throw_error(napi_env env, int err, const char *syscall) {
-  char name[64], text[128], message[256];
-  uv_err_name_r(-err, name, sizeof name);
-  uv_strerror_r(-err, text, sizeof text);
-  snprintf(message, sizeof message, "%s: %s, %s", name, text, syscall);
-  napi_value code, message_value, error, errno_value, syscall_value;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &message_value);
-  napi_create_error(env, code, message_value, &error);
-  napi_create_int32(env, -err, &errno_value);
-  napi_set_named_property(env, error, "errno", errno_value);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value);
-  napi_set_named_property(env, error, "syscall", syscall_value);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static napi_value type_error(napi_env env, const char *message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
@@ -74,12 +56,12 @@ napi_value privdav_xattr_list(napi_env env, napi_callback_info info) {
   if (!get_arguments(env, info, 1, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string"))
     return NULL;
   char *names = malloc(LIST_MAX);
-  if (names == NULL) return throw_error(env, ENOMEM, "listxattr");
+  if (names == NULL) return privdav_throw_errno(env, ENOMEM, "listxattr", path);
   ssize_t size = listxattr(path, names, LIST_MAX);
   if (size < 0) {
     int err = errno;
     free(names);
-    return throw_error(env, err, "listxattr");
+    return privdav_throw_errno(env, err, "listxattr", path);
   }
   napi_value result;
   napi_create_array(env, &result);
@@ -104,18 +86,18 @@ napi_value privdav_xattr_get(napi_env env, napi_callback_info info) {
     return NULL;
   // One read into a buffer of the largest possible size: no size query, so no ERANGE race.
   char *value = malloc(VALUE_MAX);
-  if (value == NULL) return throw_error(env, ENOMEM, "getxattr");
+  if (value == NULL) return privdav_throw_errno(env, ENOMEM, "getxattr", path);
   ssize_t size = getxattr(path, name, value, VALUE_MAX);
   if (size < 0) {
     int err = errno;
     free(value);
-    return throw_error(env, err, "getxattr");
+    return privdav_throw_errno(env, err, "getxattr", path);
   }
   napi_value result;
   void *data;
   napi_status status = napi_create_buffer_copy(env, (size_t)size, value, &data, &result);
   free(value);
-  return status == napi_ok ? result : throw_error(env, ENOMEM, "getxattr");
+  return status == napi_ok ? result : privdav_throw_errno(env, ENOMEM, "getxattr", path);
 }
 
 // xattrSet(path, name, value: Buffer).
@@ -131,7 +113,7 @@ napi_value privdav_xattr_set(napi_env env, napi_callback_info info) {
   if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok)
     return type_error(env, "value must be a Buffer");
-  if (setxattr(path, name, data, length, 0) != 0) return throw_error(env, errno, "setxattr");
+  if (setxattr(path, name, data, length, 0) != 0) return privdav_throw_errno(env, errno, "setxattr", path);
   return NULL;
 }
 
@@ -142,6 +124,6 @@ napi_value privdav_xattr_remove(napi_env env, napi_callback_info info) {
   if (!get_arguments(env, info, 2, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
       !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
     return NULL;
-  if (removexattr(path, name) != 0) return throw_error(env, errno, "removexattr");
+  if (removexattr(path, name) != 0) return privdav_throw_errno(env, errno, "removexattr", path);
   return NULL;
 }
