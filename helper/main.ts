@@ -1,9 +1,10 @@
 // The `privdav` command: `serve` (the default) starts the monitor, `check-config` validates a
 // configuration file and reports every problem with its key and line.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config';
+import { Config, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config';
+import { lookUpAccount } from './accounts';
 import { Logger } from './log';
 import { Monitor } from './monitor';
 
@@ -55,6 +56,26 @@ function usageError(message: string): never {
   process.exit(2);
 }
 
+/**
+ * What the file cannot say about itself but `serve` would trip over: the web process's account
+ * and the PAM service must exist on this machine. (Root only: non-root mode uses neither.)
+ */
+function systemProblems(config: Config): string[] {
+  if (process.getuid!() !== 0) return [];
+  const problems: string[] = [];
+  if (lookUpAccount(config.server.user) === null) {
+    problems.push(
+      `server.user: the account "${config.server.user}" does not exist; create it with ` +
+        `useradd --system --no-create-home --shell /usr/sbin/nologin ${config.server.user}`,
+    );
+  }
+  const pamFile = `/etc/pam.d/${config.auth.pamService}`;
+  if (!existsSync(pamFile)) {
+    problems.push(`auth.pam_service: ${pamFile} does not exist; install config/pam.d/privdav there`);
+  }
+  return problems;
+}
+
 function main(): void {
   const { command, config: path } = parseArguments(process.argv.slice(2));
   let config;
@@ -68,6 +89,9 @@ function main(): void {
     throw error;
   }
   if (command === 'check-config') {
+    const problems = systemProblems(config);
+    for (const problem of problems) process.stderr.write(`${path}: ${problem}\n`);
+    if (problems.length > 0) process.exit(1);
     process.stdout.write(`${path}: OK\n`);
     return;
   }

@@ -73,6 +73,21 @@ describe('check-config', () => {
     assert.equal(result.stdout, `${file}: OK\n`);
   });
 
+  test('check-config also reports a server.user or PAM service missing from this machine', () => {
+    const file = join(dir, 'missing-system.toml');
+    writeConfig(
+      file,
+      '[server]\nuser = "nosuchprivdavuser"\n[auth]\npam_service = "nosuch-privdav-service"\n',
+    );
+    const result = runPrivdav(['check-config', '--config', file]);
+    assert.equal(result.status, 1);
+    assert.match(
+      result.stderr,
+      /server\.user: the account "nosuchprivdavuser" does not exist; create it with useradd/,
+    );
+    assert.match(result.stderr, /auth\.pam_service: \/etc\/pam\.d\/nosuch-privdav-service does not exist/);
+  });
+
   test('a file with three different errors: exit 1, every problem as FILE:LINE: key: message', () => {
     const file = join(dir, 'three-errors.toml');
     writeConfig(
