@@ -239,6 +239,15 @@ export class LocalStorage implements Storage {
     patchDeadProps(fsPath, ops);
   }
 
+  async checkWritable(path: DavPath): Promise<void> {
+    try {
+      // access(2) asks the kernel with the worker's (the user's) credentials: groups and ACLs count.
+      fs.accessSync(this.#resolve(path), fs.constants.W_OK);
+    } catch (error) {
+      throw storageError(error);
+    }
+  }
+
   async setTimes(path: DavPath, times: Times): Promise<void> {
     const fsPath = this.#resolve(path);
     const { atimeMs, mtimeMs } = times ?? {};

@@ -125,6 +125,7 @@ export const STORAGE_OPS = [
   'patchProps',
   'setTimes',
   'space',
+  'checkWritable',
 ] as const;
 export type StorageOp = (typeof STORAGE_OPS)[number];
 

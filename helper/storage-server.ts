@@ -159,6 +159,10 @@ const OPS: Record<Exclude<StorageOp, 'list'>, OpSpec> = {
     run: async (s, [p, times]) => (await s.setTimes(p as string, times as Times), {}),
   },
   space: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.space(p as string) }) },
+  checkWritable: {
+    check: ([p]) => isPath(p),
+    run: async (s, [p]) => (await s.checkWritable(p as string), {}),
+  },
 };
 
 function takeUpload(context: Context, id: number): Upload {

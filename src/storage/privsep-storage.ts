@@ -46,6 +46,7 @@ const RETRYABLE = new Set<StorageOp>([
   'getProps',
   'space',
   'setTimes',
+  'checkWritable',
 ]);
 
 /** What WorkerChannels needs of the monitor: a fresh channel descriptor to the cookie owner's worker. */
@@ -214,6 +215,10 @@ export class PrivsepStorage implements Storage {
 
   async setTimes(path: DavPath, times: Times): Promise<void> {
     await this.#call('setTimes', [path, times]);
+  }
+
+  async checkWritable(path: DavPath): Promise<void> {
+    await this.#call('checkWritable', [path]);
   }
 
   async space(path: DavPath): Promise<Space> {

@@ -125,6 +125,12 @@ export interface Storage {
   /** Applies the operations in order, all or none; on failure throws and changes nothing. */
   patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void>;
   setTimes(path: DavPath, times: Times): Promise<void>;
+  /**
+   * Throws (EACCES, EPERM, EROFS ...) unless the user may change the resource, as the kernel
+   * judges it (groups, ACLs). A LOCK needs it: a lock on a file the user cannot write would only
+   * serve to keep its owner out.
+   */
+  checkWritable(path: DavPath): Promise<void>;
   space(path: DavPath): Promise<Space>;
 }
 

@@ -3,7 +3,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -90,6 +99,24 @@ describe('home layout', () => {
         { stdio: 'ignore' },
       ),
     );
+  });
+
+  test("alice cannot lock bob's file through a symlink, so bob keeps writing it", async () => {
+    const { alice, bob } = users;
+    chmodSync(bob.home, 0o755);
+    const bobsFile = join(bob.home, 'shared.txt');
+    writeFileSync(bobsFile, 'bob writes here\n', { mode: 0o644 });
+    chownSync(bobsFile, bob.uid, bob.gid);
+    symlinkSync(bobsFile, join(alice.home, 'bobs.txt'));
+    const lockBody =
+      '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>' +
+      '<D:locktype><D:write/></D:locktype></D:lockinfo>';
+    const lock = await request(daemon, '/bobs.txt', { method: 'LOCK', body: lockBody, user: alice });
+    assert.equal(lock.status, 403, 'a lock needs the right to write the resource');
+    // She can still read it: the kernel allows that.
+    assert.equal((await request(daemon, '/bobs.txt', { user: alice })).status, 200);
+    const put = await request(daemon, '/shared.txt', { method: 'PUT', body: 'still bob\n', user: bob });
+    assert.equal(put.status, 204);
   });
 
   test('an interrupted PUT leaves the old content and no temporary file', async () => {

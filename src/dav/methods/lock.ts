@@ -44,6 +44,9 @@ export async function handleLock(request: DavRequest): Promise<void> {
   } else {
     // Other locks are not "tokens to submit" here but conflicts, which acquire() judges.
     await checkIfHeader(request);
+    // Locks are keyed by the real file: without this, a symlink to someone else's readable file
+    // would let a user lock it and keep its owner from writing it.
+    await request.storage.checkWritable(path);
   }
 
   const root = await realPathIfParentExists(request, path);
