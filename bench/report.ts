@@ -24,13 +24,10 @@ export interface ServerSummary {
   peakRssBytesByRole: Record<string, number>;
 }
 
-export interface WorkloadReport {
-  id: string;
-  title: string;
-  unit: string;
-  better: 'higher' | 'lower';
-  ratioTarget: number | null;
-  maximumTarget: number | null;
+export interface WorkloadReport extends Pick<
+  Workload,
+  'id' | 'title' | 'unit' | 'better' | 'ratioTarget' | 'maximumTarget'
+> {
   turns: Partial<Record<ServerName, RecordedTurn[]>>;
   privdav: ServerSummary | null;
   apache: ServerSummary | null;

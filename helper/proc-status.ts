@@ -34,3 +34,23 @@ function readWhole(fd: number): string {
   const length = readSync(fd, buffer, 0, buffer.length, 0);
   return buffer.subarray(0, length).toString('utf8');
 }
+
+/**
+ * Why a drop to `uid`/`gid` is not complete and irrevocable, or null when it is: all four uid
+ * and gid slots must hold the target, and setuid(0) must fail. Shared by the worker and the web
+ * process, each of which also checks its groups.
+ */
+export function dropProblem(status: ProcIdentity, uid: number, gid: number): string | null {
+  if (status.uids.length !== 4 || !status.uids.every((value) => value === uid)) {
+    return `uid not dropped: ${status.uids.join(' ')}`;
+  }
+  if (status.gids.length !== 4 || !status.gids.every((value) => value === gid)) {
+    return `gid not dropped: ${status.gids.join(' ')}`;
+  }
+  try {
+    process.setuid!(0);
+  } catch {
+    return null; // EPERM: the drop is irrevocable.
+  }
+  return 'setuid(0) succeeded after the drop';
+}

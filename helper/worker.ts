@@ -4,7 +4,7 @@
 //
 // This file loads nothing that touches the outside world until the identity is dropped and verified.
 
-import { readProcStatus } from './proc-status';
+import { dropProblem, readProcStatus } from './proc-status';
 import type { WorkerIdentity } from './protocol';
 
 function fatal(message: string): never {
@@ -48,25 +48,13 @@ function dropIdentity(identity: WorkerIdentity): void {
     fatal(`started as uid ${process.getuid!()} to serve uid ${uid}: only root can switch users`);
   }
   const status = readProcStatus();
-  if (status.uids.length !== 4 || !status.uids.every((value) => value === uid)) {
-    fatal(`uid not dropped: ${status.uids.join(' ')}`);
-  }
-  if (status.gids.length !== 4 || !status.gids.every((value) => value === gid)) {
-    fatal(`gid not dropped: ${status.gids.join(' ')}`);
-  }
+  const problem = dropProblem(status, uid, gid);
+  if (problem !== null) fatal(problem);
   const groups = process.getgroups!().sort((a, b) => a - b);
   const kernelGroups = status.groups.sort((a, b) => a - b);
   if (groups.join(' ') !== kernelGroups.join(' ') || kernelGroups.includes(0)) {
     fatal(`unexpected supplementary groups: ${kernelGroups.join(' ')}`);
   }
-  let regained = false;
-  try {
-    process.setuid!(0);
-    regained = true;
-  } catch {
-    // Expected: EPERM. The drop is irrevocable.
-  }
-  if (regained) fatal('setuid(0) succeeded after the drop');
 }
 
 const identity = parseIdentity(process.env.PRIVDAV_WORKER);

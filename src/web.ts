@@ -8,7 +8,7 @@ import { closeSync, openSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Server } from 'node:net';
-import { readProcStatus } from '../helper/proc-status';
+import { dropProblem, readProcStatus } from '../helper/proc-status';
 import { Logger } from '../helper/log';
 import type { WebInit } from '../helper/protocol';
 import { setNoNewPrivs } from '../native';
@@ -54,16 +54,9 @@ function confine(stateDir: string): string {
   process.setuid!(account.uid);
   const status = readProcStatus({ fd: statusFd });
   closeSync(statusFd);
-  if (!status.uids.every((uid) => uid === account.uid) || !status.gids.every((gid) => gid === account.gid)) {
-    fatal('identity drop failed');
-  }
+  const problem = dropProblem(status, account.uid, account.gid);
+  if (problem !== null) fatal(problem);
   if (status.groups.length !== 0) fatal('supplementary groups remain');
-  try {
-    process.setuid!(0);
-    fatal('setuid(0) succeeded after the drop');
-  } catch {
-    // Expected: the drop is irrevocable.
-  }
   return '/';
 }
 

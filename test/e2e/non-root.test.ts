@@ -9,12 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readProcStatus } from '../../helper/proc-status';
-import { MAIN, freePort, request } from '../support/daemon';
+import { freePort, request } from '../support/daemon';
 import {
   UserDaemon,
   childrenOf,
   configText,
   processesOfUid,
+  serveAsArguments,
   running,
   startDaemonAs,
   userOwnedDir,
@@ -175,23 +176,7 @@ test('a port below 1024 fails at start with a message that says it needs root', 
   try {
     const path = join(dir, 'privdav.toml');
     writeConfig(path, configText({ port: 81, stateDir: join(dir, 'state') }), alice);
-    const result = spawnSync(
-      'setpriv',
-      [
-        '--reuid',
-        String(alice.uid),
-        '--regid',
-        String(alice.gid),
-        '--init-groups',
-        '--',
-        process.execPath,
-        MAIN,
-        'serve',
-        '--config',
-        path,
-      ],
-      { encoding: 'utf8', timeout: 10_000 },
-    );
+    const result = spawnSync('setpriv', serveAsArguments(alice, path), { encoding: 'utf8', timeout: 10_000 });
     assert.equal(result.status, 1, result.stderr);
     assert.match(result.stderr, /cannot listen on 127\.0\.0\.1:81: EACCES \(ports below 1024 need root\)/);
   } finally {

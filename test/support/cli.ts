@@ -160,29 +160,34 @@ export interface UserDaemon {
  * Starts the daemon as `user` (non-root mode): `setpriv` switches uid, gid and groups and execs
  * node, so the pid returned is the monitor's own. `dir` (alice's) is removed on stop.
  */
+/** setpriv's arguments that run `privdav serve --config configPath` as `user` (with their groups). */
+export function serveAsArguments(user: TestUser, configPath: string): string[] {
+  return [
+    '--reuid',
+    String(user.uid),
+    '--regid',
+    String(user.gid),
+    '--init-groups',
+    '--',
+    process.execPath,
+    MAIN,
+    'serve',
+    '--config',
+    configPath,
+  ];
+}
+
 export async function startDaemonAs(
   user: TestUser,
   configPath: string,
   port: number,
   dir: string,
 ): Promise<UserDaemon> {
-  const child: ChildProcess = spawn(
-    'setpriv',
-    [
-      '--reuid',
-      String(user.uid),
-      '--regid',
-      String(user.gid),
-      '--init-groups',
-      '--',
-      process.execPath,
-      MAIN,
-      'serve',
-      '--config',
-      configPath,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir, env: { PATH: '/usr/bin:/bin', HOME: user.home } },
-  );
+  const child: ChildProcess = spawn('setpriv', serveAsArguments(user, configPath), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: dir,
+    env: { PATH: '/usr/bin:/bin', HOME: user.home },
+  });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
