@@ -53,6 +53,15 @@ interface Addon extends ChannelBinding {
     durable: boolean,
     callback: (error: NodeJS.ErrnoException | null) => void,
   ): void;
+  sendFile(
+    socketFd: number,
+    fileFd: number,
+    offset: number,
+    length: number,
+    idleMs: number,
+    callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
+  ): SendFileHandle;
+  abortSendFile(handle: SendFileHandle): void;
   listDirectory(
     path: string,
     xattrs: 0 | 1 | 2,
@@ -119,6 +128,35 @@ export function commitUpload(
       error === null ? resolve() : reject(error),
     ),
   );
+}
+
+declare const sendFileHandleBrand: unique symbol;
+/** A transfer started by sendFile; only abortSendFile accepts it. */
+export interface SendFileHandle {
+  readonly [sendFileHandleBrand]: never;
+}
+
+/**
+ * Sends `length` bytes of `fileFd` from `offset` to the stream socket `socketFd` with sendfile(2),
+ * in threadpool steps, waiting for the socket to drain between them (on a dup of `socketFd`, so
+ * the caller's descriptor is untouched). `callback(error, sent)` runs once: error null when all
+ * was sent; ETIMEDOUT when the socket accepted nothing for `idleMs` (0: no limit); ENODATA when
+ * the file ended early; ECANCELED after abortSendFile. The caller must not write to the socket
+ * meanwhile, and keeps `fileFd` open until the callback.
+ */
+export function sendFile(
+  socketFd: number,
+  fileFd: number,
+  offset: number,
+  length: number,
+  idleMs: number,
+  callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
+): SendFileHandle {
+  return addon.sendFile(socketFd, fileFd, offset, length, idleMs, callback);
+}
+
+export function abortSendFile(handle: SendFileHandle): void {
+  addon.abortSendFile(handle);
 }
 
 /** Extended attribute names of `path` (following symlinks), e.g. `user.dav:{DAV:}x`. */

@@ -8,6 +8,7 @@
 #include "commit.h"
 #include "errors.h"
 #include "listdir.h"
+#include "sendfile.h"
 #include "xattr.h"
 
 #include <errno.h>
@@ -614,6 +615,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"xattrGet", NULL, privdav_xattr_get, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xattrSet", NULL, privdav_xattr_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xattrRemove", NULL, privdav_xattr_remove, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendFile", NULL, privdav_send_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"abortSendFile", NULL, privdav_abort_send_file, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   napi_value constants;

@@ -2,7 +2,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import { once } from 'node:events';
 import { davRequest, startDavTestServer, type DavTestServer } from '../support/dav-test-server';
 
 let server: DavTestServer;
@@ -135,4 +137,54 @@ test('GET of a collection is an HTML listing with escaped names and encoded link
   const root = await davRequest(server, 'GET', '/');
   assert.ok(root.body.includes('small.txt'));
   assert.ok(root.body.includes('href="/dir%20%3C%26%3E/"'));
+});
+
+/** Raw bytes of everything the server sends on one connection until it closes. */
+async function rawExchange(request: string, hangUpAfter?: number): Promise<Buffer> {
+  const socket = net.connect(server.port, '127.0.0.1');
+  await once(socket, 'connect');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  socket.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    total += chunk.length;
+    if (hangUpAfter !== undefined && total >= hangUpAfter) socket.destroy();
+  });
+  socket.write(request);
+  await once(socket, 'close');
+  return Buffer.concat(chunks);
+}
+
+test('pipelined GETs of large files on one connection come back whole and in order', async () => {
+  // The first response owns the socket (sendfile); the ones queued behind it are streamed.
+  const get = 'GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n';
+  const ranged = 'GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000-200999\r\n\r\n';
+  const last = 'GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+  const raw = await rawExchange(get + ranged + get + last);
+  const bodies: Buffer[] = [];
+  let rest = raw;
+  while (rest.length > 0) {
+    const headerEnd = rest.indexOf('\r\n\r\n');
+    assert.ok(headerEnd > 0, 'a response header');
+    const header = rest.subarray(0, headerEnd).toString('latin1');
+    const length = Number(/content-length: (\d+)/i.exec(header)?.[1]);
+    bodies.push(rest.subarray(headerEnd + 4, headerEnd + 4 + length));
+    rest = rest.subarray(headerEnd + 4 + length);
+  }
+  assert.equal(bodies.length, 4);
+  assert.ok(bodies[0]!.equals(big));
+  assert.ok(bodies[1]!.equals(big.subarray(1000, 201000)));
+  assert.ok(bodies[2]!.equals(big));
+  assert.equal(bodies[3]!.toString(), small);
+});
+
+test('a client that hangs up in the middle of a large body leaves the server serving', async () => {
+  for (let i = 0; i < 5; i++) {
+    const raw = await rawExchange('GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n', 70_000);
+    assert.ok(raw.length < big.length);
+  }
+  const res = await davRequest(server, 'GET', '/big.bin');
+  assert.equal(res.status, 200);
+  assert.equal(res.body.length, big.length);
+  assert.deepEqual(server.problems, []);
 });

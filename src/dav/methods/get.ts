@@ -10,6 +10,7 @@ import { baseName, encodeHref, parentPath } from '../paths';
 import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
 import { escapeXml } from '../xml';
+import { sendFileBody, sendFileSocket } from '../../http/send-file';
 
 /** Bodies up to this size are read in one positional read and sent with one write. */
 const SMALL_BODY = 64 * 1024;
@@ -103,6 +104,12 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
     return;
   }
   res.writeHead(status, headers);
+  const socket = sendFileSocket(res);
+  if (socket !== null) {
+    await sendFileBody(res, socket, fd, start, length);
+    closeQuietly(fd);
+    return;
+  }
   const stream = fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK, autoClose: true });
   // pipeline destroys the read stream (closing the fd) when the client goes away mid-body.
   await new Promise<void>((resolve) => {

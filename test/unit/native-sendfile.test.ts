@@ -1,0 +1,141 @@
+// The addon's sendFile on real TCP sockets over loopback: exact bytes from an offset, a file that
+// ends early, a peer that stops reading (idle timeout), one that hangs up, abort, and refusals.
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { abortSendFile, sendFile } from '../../native';
+
+let dir: string;
+let content: Buffer;
+let server: net.Server;
+let sparse: number;
+
+before(async () => {
+  dir = fs.mkdtempSync('/tmp/privdav-sendfile-');
+  content = Buffer.alloc(3 * 1024 * 1024 + 17);
+  for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 11)) & 0xff;
+  fs.writeFileSync(`${dir}/data`, content);
+  // Larger than loopback socket buffers can hold, without writing it: a sparse file reads zeros.
+  sparse = fs.openSync(`${dir}/sparse`, 'w+');
+  fs.ftruncateSync(sparse, 256 * 1024 * 1024);
+  server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+});
+after(() => {
+  fs.closeSync(sparse);
+  server.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A connected pair: `sender` is the accepted side whose descriptor sendFile writes to. */
+async function connect(): Promise<{ sender: net.Socket; receiver: net.Socket }> {
+  const accepted = once(server, 'connection') as Promise<[net.Socket]>;
+  const receiver = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const [[sender]] = await Promise.all([accepted, once(receiver, 'connect')]);
+  return { sender, receiver };
+}
+
+function fdOf(socket: net.Socket): number {
+  return (socket as unknown as { _handle: { fd: number } })._handle.fd;
+}
+
+function run(
+  socket: net.Socket,
+  fd: number,
+  offset: number,
+  length: number,
+  idleMs = 0,
+): { done: Promise<{ error: NodeJS.ErrnoException | null; sent: number }>; handle: ReturnType<typeof sendFile> } {
+  let handle!: ReturnType<typeof sendFile>;
+  const done = new Promise<{ error: NodeJS.ErrnoException | null; sent: number }>((resolve) => {
+    handle = sendFile(fdOf(socket), fd, offset, length, idleMs, (error, sent) => resolve({ error, sent }));
+  });
+  return { done, handle };
+}
+
+function collect(socket: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return once(socket, 'end').then(() => Buffer.concat(chunks));
+}
+
+test('sends exactly length bytes from offset, and the socket stays usable afterwards', async () => {
+  const { sender, receiver } = await connect();
+  const received = collect(receiver);
+  const fd = fs.openSync(`${dir}/data`, 'r');
+  const { done } = run(sender, fd, 1000, content.length - 2000);
+  const result = await done;
+  fs.closeSync(fd);
+  assert.equal(result.error, null);
+  assert.equal(result.sent, content.length - 2000);
+  sender.end('trailer');
+  const body = await received;
+  assert.ok(body.subarray(0, content.length - 2000).equals(content.subarray(1000, content.length - 1000)));
+  assert.equal(body.subarray(content.length - 2000).toString(), 'trailer');
+});
+
+test('a file shorter than the length promised ends with ENODATA after what it had', async () => {
+  const { sender, receiver } = await connect();
+  const received = collect(receiver);
+  const fd = fs.openSync(`${dir}/data`, 'r');
+  const result = await run(sender, fd, content.length - 100, 1000).done;
+  fs.closeSync(fd);
+  assert.equal(result.error?.code, 'ENODATA');
+  assert.equal(result.sent, 100);
+  sender.destroy();
+  assert.equal((await received).length, 100);
+});
+
+test('a peer that stops reading is given up after idleMs with ETIMEDOUT', async () => {
+  const { sender, receiver } = await connect();
+  receiver.pause();
+  const started = Date.now();
+  const result = await run(sender, sparse, 0, 256 * 1024 * 1024, 300).done;
+  assert.equal(result.error?.code, 'ETIMEDOUT');
+  assert.ok(result.sent > 0 && result.sent < 256 * 1024 * 1024);
+  assert.ok(Date.now() - started >= 300);
+  sender.destroy();
+  receiver.destroy();
+});
+
+test('a peer that hangs up mid-transfer ends it with EPIPE or ECONNRESET', async () => {
+  const { sender, receiver } = await connect();
+  receiver.once('data', () => receiver.destroy());
+  const result = await run(sender, sparse, 0, 256 * 1024 * 1024, 10_000).done;
+  assert.ok(['EPIPE', 'ECONNRESET'].includes(String(result.error?.code)), String(result.error));
+  sender.destroy();
+});
+
+test('abortSendFile ends a waiting transfer with ECANCELED; aborting again is harmless', async () => {
+  const { sender, receiver } = await connect();
+  receiver.pause();
+  const { done, handle } = run(sender, sparse, 0, 256 * 1024 * 1024, 0);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  abortSendFile(handle);
+  abortSendFile(handle);
+  const result = await done;
+  assert.equal(result.error?.code, 'ECANCELED');
+  abortSendFile(handle);
+  sender.destroy();
+  receiver.destroy();
+});
+
+test('refuses what is not a stream socket, and bad arguments, before sending anything', () => {
+  const fd = fs.openSync(`${dir}/data`, 'r');
+  try {
+    assert.throws(() => sendFile(fd, fd, 0, 10, 0, () => {}), { code: 'ENOTSOCK' });
+    const [readEnd] = [fs.openSync('/dev/null', 'r')];
+    assert.throws(() => sendFile(readEnd, fd, 0, 10, 0, () => {}), { code: 'ENOTSOCK' });
+    fs.closeSync(readEnd);
+    assert.throws(() => sendFile(-1, fd, 0, 10, 0, () => {}), TypeError);
+    assert.throws(() => sendFile(fd, fd, -5, 10, 0, () => {}), TypeError);
+    assert.throws(() => sendFile(fd, fd, 0, 0, 0, () => {}), TypeError);
+    assert.throws(() => sendFile(fd, fd, 0, 1.5, 0, () => {}), TypeError);
+    assert.throws(() => abortSendFile({} as ReturnType<typeof sendFile>), TypeError);
+  } finally {
+    fs.closeSync(fd);
+  }
+});
