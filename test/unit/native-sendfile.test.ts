@@ -48,7 +48,10 @@ function run(
   offset: number,
   length: number,
   idleMs = 0,
-): { done: Promise<{ error: NodeJS.ErrnoException | null; sent: number }>; handle: ReturnType<typeof sendFile> } {
+): {
+  done: Promise<{ error: NodeJS.ErrnoException | null; sent: number }>;
+  handle: ReturnType<typeof sendFile>;
+} {
   let handle!: ReturnType<typeof sendFile>;
   const done = new Promise<{ error: NodeJS.ErrnoException | null; sent: number }>((resolve) => {
     handle = sendFile(fdOf(socket), fd, offset, length, idleMs, (error, sent) => resolve({ error, sent }));
