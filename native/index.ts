@@ -40,6 +40,8 @@ interface Addon extends ChannelBinding {
   linkTmpfile(fd: number, newPath: string): void;
   setNoNewPrivs(): void;
   closeFd(fd: number): void;
+  closeFds(fds: Int32Array, callback: () => void): void;
+  readCached(fd: number, buffer: Buffer, position: number): number;
   dupFd(fd: number): number;
   xattrList(path: string): string[];
   xattrGet(path: string, name: string): Buffer;
@@ -157,6 +159,38 @@ export function sendFile(
 
 export function abortSendFile(handle: SendFileHandle): void {
   addon.abortSendFile(handle);
+}
+
+let pendingCloses: number[] = [];
+let closing = false;
+
+function flushCloses(): void {
+  if (pendingCloses.length === 0) {
+    closing = false;
+    return;
+  }
+  const batch = Int32Array.from(pendingCloses.splice(0, 65536));
+  closing = true;
+  addon.closeFds(batch, flushCloses);
+}
+
+/**
+ * Closes `fd` soon, off the event loop (close can wait on FUSE or NFS): descriptors given while
+ * a batch is being closed are closed together in the next one, one threadpool job per batch.
+ */
+export function closeLater(fd: number): void {
+  if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`closeLater: not a descriptor: ${fd}`);
+  pendingCloses.push(fd);
+  if (!closing) flushCloses();
+}
+
+/**
+ * Fills `buffer` from `position` of `fd` with what the page cache already holds (preadv2 with
+ * RWF_NOWAIT), never waiting for the disk. Returns the bytes read (fewer at end of file or when
+ * only part was cached) or -errno, -EAGAIN (-11) when nothing was cached.
+ */
+export function readCached(fd: number, buffer: Buffer, position: number): number {
+  return addon.readCached(fd, buffer, position);
 }
 
 /** Extended attribute names of `path` (following symlinks), e.g. `user.dav:{DAV:}x`. */

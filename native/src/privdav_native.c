@@ -5,6 +5,7 @@
 #include <node_api.h>
 #include <uv.h>
 
+#include "closefds.h"
 #include "commit.h"
 #include "errors.h"
 #include "listdir.h"
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 // The kernel's per-message limit on SCM_RIGHTS (include/net/scm.h); not exported to userspace.
@@ -140,6 +142,34 @@ static napi_value native_close_fd(napi_env env, napi_callback_info info) {
   // a descriptor another thread has just been given.
   if (close(fd) != 0 && errno != EINTR) return throw_errno(env, errno, "close", NULL);
   return NULL;
+}
+
+// readCached(fd, buffer, position): preadv2 with RWF_NOWAIT, filling `buffer` from `position`
+// only with what is already in the page cache. Returns the bytes read (fewer at end of file, or
+// when only part was cached) or -errno: -EAGAIN when nothing could be read without waiting for
+// the disk. Lets the web process answer small GETs without a threadpool round trip.
+static napi_value native_read_cached(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int fd;
+  void *data = NULL;
+  size_t length = 0;
+  double position;
+  bool is_buffer = false;
+  napi_valuetype type;
+  if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd))
+    return throw_type_error(env, "fd must be a non-negative integer");
+  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
+      napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok)
+    return throw_type_error(env, "buffer must be a Buffer");
+  if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, argv[2], &position) != napi_ok || !(position >= 0 && position <= 9007199254740991.0) ||
+      position != (double)(int64_t)position)
+    return throw_type_error(env, "position must be a non-negative integer");
+  struct iovec iov = {.iov_base = data, .iov_len = length};
+  ssize_t n;
+  do n = preadv2(fd, &iov, 1, (off_t)position, RWF_NOWAIT);
+  while (n < 0 && errno == EINTR);
+  return int_value(env, n < 0 ? -errno : (int)n);
 }
 
 // F_DUPFD_CLOEXEC: the copy must not leak into processes we spawn.
@@ -601,6 +631,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"linkTmpfile", NULL, native_link_tmpfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNoNewPrivs", NULL, native_set_no_new_privs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dupFd", NULL, native_dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readCached", NULL, native_read_cached, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, native_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendmsg", NULL, native_sendmsg, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvmsg", NULL, native_recvmsg, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -615,6 +646,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"xattrGet", NULL, privdav_xattr_get, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xattrSet", NULL, privdav_xattr_set, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xattrRemove", NULL, privdav_xattr_remove, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeFds", NULL, privdav_close_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFile", NULL, privdav_send_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"abortSendFile", NULL, privdav_abort_send_file, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -11,16 +11,16 @@ import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
 import { escapeXml } from '../xml';
 import { sendFileBody, sendFileSocket } from '../../http/send-file';
+import { closeLater, readCached } from '../../../native';
 
 /** Bodies up to this size are read in one positional read and sent with one write. */
 const SMALL_BODY = 64 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 
+/** The descriptor storage opened, closed off the event loop (see closeLater). */
 function closeQuietly(fd: number): void {
-  fs.close(fd, ignoreError);
+  closeLater(fd);
 }
-
-function ignoreError(): void {}
 
 export async function handleGet(request: DavRequest): Promise<void> {
   await checkIfHeader(request);
@@ -97,7 +97,7 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
     return;
   }
   if (length <= SMALL_BODY) {
-    const body = await readExactly(fd, start, length);
+    const body = readFromCache(fd, start, length) ?? (await readExactly(fd, start, length));
     closeQuietly(fd);
     res.writeHead(status, headers);
     res.end(body);
@@ -118,6 +118,13 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
       resolve();
     });
   });
+}
+
+/** The body when the page cache holds all of it (no threadpool trip), else null. */
+function readFromCache(fd: number, position: number, length: number): Buffer | null {
+  const buffer = Buffer.allocUnsafe(length);
+  // Partly cached, shorter than expected, or an error: readExactly takes the careful path.
+  return readCached(fd, buffer, position) === length ? buffer : null;
 }
 
 function readExactly(fd: number, position: number, length: number): Promise<Buffer> {

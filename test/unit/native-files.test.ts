@@ -1,11 +1,12 @@
-// The addon's sendFile on real TCP sockets over loopback: exact bytes from an offset, a file that
-// ends early, a peer that stops reading (idle timeout), one that hangs up, abort, and refusals.
+// The addon's calls for file bodies: sendFile on real TCP sockets over loopback (exact bytes from
+// an offset, a file that ends early, a peer that stops reading, one that hangs up, abort,
+// refusals), readCached (page-cache reads) and closeLater (batched closes off the event loop).
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { abortSendFile, sendFile } from '../../native';
+import { abortSendFile, closeLater, readCached, sendFile } from '../../native';
 
 let dir: string;
 let content: Buffer;
@@ -130,9 +131,9 @@ test('refuses what is not a stream socket, and bad arguments, before sending any
   const fd = fs.openSync(`${dir}/data`, 'r');
   try {
     assert.throws(() => sendFile(fd, fd, 0, 10, 0, () => {}), { code: 'ENOTSOCK' });
-    const [readEnd] = [fs.openSync('/dev/null', 'r')];
-    assert.throws(() => sendFile(readEnd, fd, 0, 10, 0, () => {}), { code: 'ENOTSOCK' });
-    fs.closeSync(readEnd);
+    const device = fs.openSync('/dev/null', 'r');
+    assert.throws(() => sendFile(device, fd, 0, 10, 0, () => {}), { code: 'ENOTSOCK' });
+    fs.closeSync(device);
     assert.throws(() => sendFile(-1, fd, 0, 10, 0, () => {}), TypeError);
     assert.throws(() => sendFile(fd, fd, -5, 10, 0, () => {}), TypeError);
     assert.throws(() => sendFile(fd, fd, 0, 0, 0, () => {}), TypeError);
@@ -141,4 +142,42 @@ test('refuses what is not a stream socket, and bad arguments, before sending any
   } finally {
     fs.closeSync(fd);
   }
+});
+
+test('readCached reads what the page cache holds, stops at end of file, reports errors as -errno', () => {
+  const fd = fs.openSync(`${dir}/data`, 'r');
+  try {
+    fs.readFileSync(`${dir}/data`); // now cached
+    const buffer = Buffer.alloc(4096);
+    assert.equal(readCached(fd, buffer, 5000), 4096);
+    assert.ok(buffer.equals(content.subarray(5000, 9096)));
+    assert.equal(readCached(fd, buffer, content.length - 10), 10);
+    assert.equal(readCached(fd, buffer, content.length + 10), 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const closed = fs.openSync(`${dir}/data`, 'r');
+  fs.closeSync(closed);
+  assert.equal(readCached(closed, Buffer.alloc(8), 0), -9); // EBADF
+  assert.throws(() => readCached(0, 'x' as unknown as Buffer, 0), TypeError);
+  assert.throws(() => readCached(0, Buffer.alloc(1), -1), TypeError);
+});
+
+test('closeLater closes every descriptor it is given, in batches off the event loop', async () => {
+  const fds = Array.from({ length: 50 }, () => fs.openSync(`${dir}/data`, 'r'));
+  for (const fd of fds) closeLater(fd);
+  const deadline = Date.now() + 5000;
+  const open = (): number[] =>
+    fds.filter((fd) => {
+      try {
+        fs.fstatSync(fd);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  while (open().length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(open(), []);
+  assert.throws(() => closeLater(-1), TypeError);
+  assert.throws(() => closeLater(1.5), TypeError);
 });
