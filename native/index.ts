@@ -161,7 +161,7 @@ export function abortSendFile(handle: SendFileHandle): void {
   addon.abortSendFile(handle);
 }
 
-let pendingCloses: number[] = [];
+const pendingCloses: number[] = [];
 let closing = false;
 
 function flushCloses(): void {
