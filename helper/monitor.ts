@@ -67,6 +67,41 @@ interface Worker {
   leaving: boolean;
 }
 
+/** A worker process started ahead of need, waiting (as root, idle) to be told whom it serves. */
+interface Spare {
+  child: ChildProcess;
+  control: Channel;
+}
+
+/** How long after a spare is taken (or died) the next one is started. */
+const SPARE_DELAY_MS = 250;
+const SPARE_MAX_DELAY_MS = 60_000;
+
+/**
+ * Spawned as root on purpose: the worker calls initgroups itself (spawn's uid/gid would drop
+ * every supplementary group), then setgid and setuid, before it reads anything but its identity.
+ */
+function spawnWorker(env: Record<string, string>, args: string[]): Spare {
+  const [monitorEnd, workerEnd] = socketpair();
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [WORKER_ENTRY, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', workerEnd],
+      env: { PATH: '/usr/bin:/bin', ...env },
+      cwd: '/',
+    });
+  } catch (error) {
+    closeAll([monitorEnd]);
+    throw error;
+  } finally {
+    closeFd(workerEnd);
+  }
+  const control = new Channel(monitorEnd);
+  // Its death is handled on 'exit'; a channel error alone must not be an unhandled 'error'.
+  control.on('error', () => undefined);
+  return { child, control };
+}
+
 export class Monitor {
   #config: Config;
   readonly #log: Logger;
@@ -84,6 +119,9 @@ export class Monitor {
   #pendingAuth = 0;
   #workerGeneration = 0;
   #stopping = false;
+  #spare: Spare | null = null;
+  #spareTimer: NodeJS.Timeout | null = null;
+  #spareDelayMs = SPARE_DELAY_MS;
   #webAccount: Account;
   readonly #requests: Record<string, RequestSpec>;
 
@@ -177,6 +215,7 @@ export class Monitor {
       this.#restartDelays[slot] = RESTART_MIN_MS;
       this.#startWeb(slot);
     }
+    this.#startSpare();
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGHUP', () => this.#reload());
@@ -202,8 +241,11 @@ export class Monitor {
         }
       }),
     );
+    if (this.#spareTimer !== null) clearTimeout(this.#spareTimer);
+    const spare = this.#spare;
+    this.#spare = null;
     await Promise.all(
-      [...this.#workers.values()].map(async (worker) => {
+      [...this.#workers.values(), ...(spare === null ? [] : [spare])].map(async (worker) => {
         worker.control.destroy();
         worker.child.kill('SIGTERM');
         if (!(await waitForExit(worker.child, 2000))) worker.child.kill('SIGKILL');
@@ -431,16 +473,16 @@ export class Monitor {
   #workerFor(account: Account): Worker {
     const existing = this.#workers.get(account.uid);
     if (existing !== undefined && !existing.leaving) return existing;
-    const [monitorEnd, workerEnd] = socketpair();
-    // Spawned as root on purpose: the worker calls initgroups itself (spawn's uid/gid would
-    // drop every supplementary group), then setgid and setuid, before it reads anything.
-    const child = spawn(process.execPath, [WORKER_ENTRY], {
-      stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-      env: { PATH: '/usr/bin:/bin', PRIVDAV_WORKER: JSON.stringify(workerIdentity(account)) },
-      cwd: '/',
-    });
-    closeFd(workerEnd);
-    const control = new Channel(monitorEnd);
+    const identity = workerIdentity(account);
+    const spare = this.#takeSpare();
+    let child: ChildProcess;
+    let control: Channel;
+    if (spare !== null) {
+      ({ child, control } = spare);
+      control.send(encodeMessage(identity));
+    } else {
+      ({ child, control } = spawnWorker({ PRIVDAV_WORKER: JSON.stringify(identity) }, []));
+    }
     const worker: Worker = { child, control, uid: account.uid, leaving: false };
     this.#workers.set(account.uid, worker);
     const forget = (): void => {
@@ -468,6 +510,53 @@ export class Monitor {
     );
     this.#log.info('worker started', { user: account.user, pid: child.pid });
     return worker;
+  }
+
+  // ---- the spare worker ------------------------------------------------------------------
+
+  /** The spare if it is alive (it is then no longer the spare), else null. */
+  #takeSpare(): Spare | null {
+    const spare = this.#spare;
+    this.#spare = null;
+    this.#scheduleSpare(SPARE_DELAY_MS);
+    if (spare === null || spare.child.exitCode !== null || spare.child.signalCode !== null) return null;
+    spare.child.removeAllListeners('exit');
+    return spare;
+  }
+
+  #scheduleSpare(delayMs: number): void {
+    if (this.#stopping || this.#spareTimer !== null) return;
+    this.#spareTimer = setTimeout(() => {
+      this.#spareTimer = null;
+      if (this.#spare === null) this.#startSpare();
+    }, delayMs);
+  }
+
+  #startSpare(): void {
+    if (this.#stopping) return;
+    let spare: Spare;
+    try {
+      spare = spawnWorker({}, ['--spare']);
+    } catch (error) {
+      this.#log.error('cannot start a spare worker', { error: (error as Error).message });
+      this.#scheduleSpare(SPARE_MAX_DELAY_MS);
+      return;
+    }
+    const startedAt = Date.now();
+    this.#spare = spare;
+    spare.child.on('exit', (code, signal) => {
+      spare.control.destroy();
+      if (this.#spare !== spare) return;
+      this.#spare = null;
+      if (this.#stopping) return;
+      // A spare only ever dies of something outside us: wait longer each time it happens early.
+      this.#spareDelayMs =
+        Date.now() - startedAt < 10_000
+          ? Math.min(this.#spareDelayMs * 2, SPARE_MAX_DELAY_MS)
+          : SPARE_DELAY_MS;
+      this.#log.warn('spare worker exited', { code, signal, restartInMs: this.#spareDelayMs });
+      this.#scheduleSpare(this.#spareDelayMs);
+    });
   }
 
   #workerSettings(config: Config): WorkerSettings {

@@ -3,7 +3,10 @@
 // with LocalStorage on every channel the monitor attaches. Its only secret is K_u.
 //
 // This file loads nothing that touches the outside world until the identity is dropped and verified.
+// A spare worker (`--spare`) is started before it is needed and waits for the monitor to name its
+// user on the control channel; it reads nothing else before it drops.
 
+import { readSync } from 'node:fs';
 import { dropProblem, readProcStatus } from './proc-status';
 import type { WorkerIdentity } from './protocol';
 
@@ -57,10 +60,40 @@ function dropIdentity(identity: WorkerIdentity): void {
   }
 }
 
-const identity = parseIdentity(process.env.PRIVDAV_WORKER);
+/** The control channel from the monitor (a SEQPACKET socket: one read, one whole message). */
+const CONTROL_FD = 3;
+
+/**
+ * A spare worker is started before anyone needs it, so that a user's first request does not
+ * wait for Node to boot: it blocks here, as root and having loaded nothing else, until the
+ * monitor names the user it is to serve, the same identity a worker otherwise finds in its
+ * environment. The monitor is the only peer of this socket.
+ */
+function identityFromMonitor(): string {
+  const buffer = Buffer.alloc(64 * 1024);
+  for (;;) {
+    let length: number;
+    try {
+      length = readSync(CONTROL_FD, buffer, 0, buffer.length, null);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EINTR') continue;
+      fatal(`cannot read an identity from the monitor: ${code ?? String(error)}`);
+    }
+    // The monitor closed the channel: it is stopping and needs no worker.
+    if (length === 0) process.exit(0);
+    return buffer.toString('utf8', 0, length);
+  }
+}
+
+const spare = process.argv.includes('--spare');
+// A spare also loads its code while it waits (defining modules only: nothing in them runs or
+// reads anything until runWorker), so a user's first request waits for neither boot nor load.
+const preloaded = spare ? (require('./worker-main') as typeof import('./worker-main')) : null;
+const identity = parseIdentity(spare ? identityFromMonitor() : process.env.PRIVDAV_WORKER);
 delete process.env.PRIVDAV_WORKER;
 dropIdentity(identity);
 process.umask(identity.umask);
 
 // Only now load the code that talks to the outside world.
-(require('./worker-main') as typeof import('./worker-main')).runWorker(identity);
+(preloaded ?? (require('./worker-main') as typeof import('./worker-main'))).runWorker(identity);

@@ -84,6 +84,52 @@ describe('home layout', () => {
       assert.notEqual(readProcStatus(pid).uids[0], 0, `pid ${pid} is not root`);
   });
 
+  test('a spare worker waits as root holding only its control channel, then becomes the next user', async () => {
+    const waitFor = async (what: string, check: () => boolean): Promise<void> => {
+      for (let tries = 0; !check(); tries++) {
+        assert.ok(tries < 100, `timed out waiting for ${what}`);
+        await sleep(50);
+      }
+    };
+    await waitFor('a spare', () => daemon.processes().spares.length === 1);
+    const [spare] = daemon.processes().spares as [number];
+    assert.deepEqual(readProcStatus(spare).uids, [0, 0, 0, 0]);
+    // Nothing reaches it but the monitor: one socket of its own (fd 3, the control channel), no users' files.
+    const links = readdirSync(`/proc/${spare}/fd`).map((fd) => ({
+      fd,
+      target: (() => {
+        try {
+          return execFileSync('readlink', [`/proc/${spare}/fd/${fd}`], { encoding: 'utf8' }).trim();
+        } catch {
+          return '';
+        }
+      })(),
+    }));
+    // (stdout and stderr are the monitor's own, whatever they are.)
+    const sockets = links.filter(
+      (link) => link.target.startsWith('socket:') && !['1', '2'].includes(link.fd),
+    );
+    assert.deepEqual(
+      sockets.map((link) => link.fd),
+      ['3'],
+      JSON.stringify(links),
+    );
+    assert.ok(!links.some((link) => link.target.startsWith('/home')), JSON.stringify(links));
+
+    // bob has no worker yet (each test user's first request needs one): the spare becomes his.
+    const { bob } = users;
+    const before = daemon.processes().workers.filter((pid) => readProcStatus(pid).uids[0] === bob.uid);
+    assert.deepEqual(before, []);
+    const response = await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user: bob });
+    assert.equal(response.status, 207);
+    const status = readProcStatus(spare);
+    assert.deepEqual(status.uids, [bob.uid, bob.uid, bob.uid, bob.uid]);
+    assert.deepEqual(status.gids, [bob.gid, bob.gid, bob.gid, bob.gid]);
+    assert.ok(daemon.processes().workers.includes(spare));
+    // And a fresh spare takes its place.
+    await waitFor('a new spare', () => daemon.processes().spares.some((pid) => pid !== spare));
+  });
+
   test('the web process is locked into state_dir and cannot read /etc/shadow', () => {
     const [web] = daemon.processes().web;
     // Its root is the state directory: the rest of the filesystem, homes included, is not there for it.

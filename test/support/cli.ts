@@ -149,7 +149,7 @@ export interface UserDaemon {
   pid: number;
   output(): string;
   /** Pids of the monitor's children by role. */
-  processes(): { web: number[]; workers: number[] };
+  processes(): ReturnType<typeof childrenByRole>;
   /** Resolves with the monitor's exit code (or signal name) once it has exited. */
   exited: Promise<number | string | null>;
   /** SIGTERM (SIGKILL 15 s later), removes `dir`; resolves with the exit code. */

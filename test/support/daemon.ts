@@ -26,8 +26,8 @@ export interface Daemon {
   pid: number;
   dir: string;
   output(): string;
-  /** Pids of the monitor's children by role. */
-  processes(): { web: number[]; workers: number[] };
+  /** Pids of the monitor's children by role; `spares`: the spare worker, waiting, not yet anyone's. */
+  processes(): { web: number[]; workers: number[]; spares: number[] };
   stop(): Promise<number | null>;
   /** Stops and starts again on the same config, port and state_dir. */
   restart(): Promise<Daemon>;
@@ -128,9 +128,10 @@ async function answers(port: number): Promise<boolean> {
   });
 }
 
-export function childrenByRole(monitorPid: number): { web: number[]; workers: number[] } {
+export function childrenByRole(monitorPid: number): { web: number[]; workers: number[]; spares: number[] } {
   const web: number[] = [];
   const workers: number[] = [];
+  const spares: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -139,12 +140,19 @@ export function childrenByRole(monitorPid: number): { web: number[]; workers: nu
       if (ppid !== monitorPid) continue;
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
       if (cmdline.includes('web.js')) web.push(Number(name));
-      else if (cmdline.includes('worker.js')) workers.push(Number(name));
+      else if (cmdline.includes('worker.js')) {
+        // A spare given its user keeps its command line, but then sets no_new_privs (every
+        // serving worker has it; a waiting spare has not, as the monitor has not).
+        const waiting =
+          cmdline.includes('--spare') &&
+          /^NoNewPrivs:\s+0$/m.test(readFileSync(`/proc/${name}/status`, 'utf8'));
+        (waiting ? spares : workers).push(Number(name));
+      }
     } catch {
       // The process went away while we looked.
     }
   }
-  return { web, workers };
+  return { web, workers, spares };
 }
 
 export function sleep(ms: number): Promise<void> {
