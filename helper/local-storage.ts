@@ -27,7 +27,7 @@ import {
 } from '../src/storage/storage';
 import {
   commitUpload,
-  listDirectoryAsync,
+  listDirectoryLazily,
   type ListDirectoryOptions,
   type ListedMember as NativeMember,
 } from '../native/index';
@@ -450,10 +450,10 @@ async function listMembersNatively(
   props: PropSelection,
   unreadableIsEmpty: boolean,
   room: number,
-): Promise<ListedMember[] | null> {
-  let listed: NativeMember[];
+): Promise<Iterable<ListedMember> | null> {
+  let listed: Iterable<NativeMember>;
   try {
-    listed = await listDirectoryAsync(dirFsPath, {
+    listed = await listDirectoryLazily(dirFsPath, {
       xattrs: xattrsFor(props),
       maxMembers: Math.max(0, Math.min(room, NATIVE_LIST_MAX_MEMBERS)),
     });
@@ -462,17 +462,25 @@ async function listMembersNatively(
     if (unreadableIsEmpty && (error as NodeJS.ErrnoException).syscall === 'opendir') return [];
     throw storageError(error);
   }
+  return listedMembers(listed, dirPath, dirFsPath, props);
+}
+
+/** Entries made as they are iterated, so only those in hand are JavaScript objects. */
+function* listedMembers(
+  listed: Iterable<NativeMember>,
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+): Generator<ListedMember> {
   const pathBytes = Buffer.byteLength(dirPath, 'utf8');
-  const members: ListedMember[] = [];
   for (const member of listed) {
     const name = addressableName(member.name, pathBytes);
     if (name === null) continue;
     const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
     const entry: Entry = { path: childDavPath(dirPath, name), stat: toStat(member.stat) };
     if (props !== 'none') entry.props = propsOfListed(member, props);
-    members.push({ entry, fsPath, stats: member.stat, isSymlink: member.isSymlink });
+    yield { entry, fsPath, stats: member.stat, isSymlink: member.isSymlink };
   }
-  return members;
 }
 
 /** Which xattrs the addon must read for `props`: values only where a property's content is wanted. */

@@ -274,7 +274,7 @@ export function listDirectory(
 ): void {
   addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, (error, listing) => {
     if (error !== null || listing === undefined) callback(error);
-    else callback(null, unpackListing(listing));
+    else callback(null, Array.from(membersOf(listing)));
   });
 }
 
@@ -285,38 +285,55 @@ export function listDirectoryAsync(path: string, options: ListDirectoryOptions):
   );
 }
 
-function unpackListing({ count, bytes, members, stats, attrs }: PackedListing): ListedMember[] {
-  const result = new Array<ListedMember>(count);
-  for (let i = 0; i < count; i++) {
-    const m = i * 5;
-    const s = i * 12;
-    const xattrs: ListedMember['xattrs'] = [];
-    for (let a = members[m + 3]! * 4, end = a + members[m + 4]! * 4; a < end; a += 4) {
-      const valueLength = attrs[a + 3]!;
-      xattrs.push({
-        name: bytes.subarray(attrs[a]!, attrs[a]! + attrs[a + 1]!),
-        value: valueLength === NO_VALUE ? null : bytes.subarray(attrs[a + 2]!, attrs[a + 2]! + valueLength),
-      });
-    }
-    result[i] = {
-      name: bytes.subarray(members[m]!, members[m]! + members[m + 1]!),
-      isSymlink: (members[m + 2]! & 1) !== 0,
-      stat: {
-        dev: stats[s]!,
-        ino: stats[s + 1]!,
-        mode: stats[s + 2]!,
-        uid: stats[s + 3]!,
-        gid: stats[s + 4]!,
-        size: stats[s + 5]!,
-        // As node:fs computes them, so ETags made from either agree.
-        mtimeNs: stats[s + 6]! * NS_PER_SECOND + stats[s + 7]!,
-        ctimeNs: stats[s + 8]! * NS_PER_SECOND + stats[s + 9]!,
-        birthtimeNs: stats[s + 10]! * NS_PER_SECOND + stats[s + 11]!,
-      },
-      xattrs,
-    };
+/**
+ * listDirectory with the members decoded one at a time as they are iterated: a listing of many
+ * thousands then costs JavaScript objects for the members in hand only, not all of them at once
+ * (the packed listing itself is a few flat arrays).
+ */
+export function listDirectoryLazily(
+  path: string,
+  options: ListDirectoryOptions,
+): Promise<Iterable<ListedMember>> {
+  return new Promise((resolve, reject) =>
+    addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, (error, listing) => {
+      if (error !== null || listing === undefined) reject(error);
+      else resolve({ [Symbol.iterator]: () => membersOf(listing) });
+    }),
+  );
+}
+
+function* membersOf(listing: PackedListing): Generator<ListedMember> {
+  for (let i = 0; i < listing.count; i++) yield unpackMember(listing, i);
+}
+
+function unpackMember({ bytes, members, stats, attrs }: PackedListing, i: number): ListedMember {
+  const m = i * 5;
+  const s = i * 12;
+  const xattrs: ListedMember['xattrs'] = [];
+  for (let a = members[m + 3]! * 4, end = a + members[m + 4]! * 4; a < end; a += 4) {
+    const valueLength = attrs[a + 3]!;
+    xattrs.push({
+      name: bytes.subarray(attrs[a]!, attrs[a]! + attrs[a + 1]!),
+      value: valueLength === NO_VALUE ? null : bytes.subarray(attrs[a + 2]!, attrs[a + 2]! + valueLength),
+    });
   }
-  return result;
+  return {
+    name: bytes.subarray(members[m]!, members[m]! + members[m + 1]!),
+    isSymlink: (members[m + 2]! & 1) !== 0,
+    stat: {
+      dev: stats[s]!,
+      ino: stats[s + 1]!,
+      mode: stats[s + 2]!,
+      uid: stats[s + 3]!,
+      gid: stats[s + 4]!,
+      size: stats[s + 5]!,
+      // As node:fs computes them, so ETags made from either agree.
+      mtimeNs: stats[s + 6]! * NS_PER_SECOND + stats[s + 7]!,
+      ctimeNs: stats[s + 8]! * NS_PER_SECOND + stats[s + 9]!,
+      birthtimeNs: stats[s + 10]! * NS_PER_SECOND + stats[s + 11]!,
+    },
+    xattrs,
+  };
 }
 
 export const channelBinding: ChannelBinding = addon;
