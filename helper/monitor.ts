@@ -73,6 +73,15 @@ interface Spare {
   control: Channel;
 }
 
+/**
+ * A worker's memory under PROPFIND load (10,000 members, then 1,000 x 4 connections): V8's young
+ * generation may grow to 3 x 16 MiB and glibc gives each threadpool thread its own arena; with
+ * these, peak private memory (RssAnon) fell from ~74 to ~35-45 MiB at no measurable cost in
+ * throughput. (VmRSS also counts ~40 MiB of the node binary, shared by all processes.)
+ */
+const WORKER_NODE_OPTIONS = ['--max-semi-space-size=2'];
+const WORKER_MEMORY_ENV = { MALLOC_ARENA_MAX: '2' };
+
 /** How long after a spare is taken (or died) the next one is started. */
 const SPARE_DELAY_MS = 250;
 const SPARE_MAX_DELAY_MS = 60_000;
@@ -85,9 +94,9 @@ function spawnWorker(env: Record<string, string>, args: string[]): Spare {
   const [monitorEnd, workerEnd] = socketpair();
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [WORKER_ENTRY, ...args], {
+    child = spawn(process.execPath, [...WORKER_NODE_OPTIONS, WORKER_ENTRY, ...args], {
       stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-      env: { PATH: '/usr/bin:/bin', ...env },
+      env: { PATH: '/usr/bin:/bin', ...WORKER_MEMORY_ENV, ...env },
       cwd: '/',
     });
   } catch (error) {

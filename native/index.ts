@@ -64,6 +64,7 @@ interface Addon extends ChannelBinding {
     callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
   ): SendFileHandle;
   abortSendFile(handle: SendFileHandle): void;
+  releaseListing(listing: PackedListing): void;
   listDirectory(
     path: string,
     xattrs: 0 | 1 | 2,
@@ -287,8 +288,9 @@ export function listDirectoryAsync(path: string, options: ListDirectoryOptions):
 
 /**
  * listDirectory with the members decoded one at a time as they are iterated: a listing of many
- * thousands then costs JavaScript objects for the members in hand only, not all of them at once
- * (the packed listing itself is a few flat arrays).
+ * thousands then costs JavaScript objects for the members in hand only, not all of them at once,
+ * and its memory is freed when the iteration ends. It can be iterated once, and the Buffers of
+ * its members (names, attributes) must not be kept past the iteration.
  */
 export function listDirectoryLazily(
   path: string,
@@ -297,13 +299,31 @@ export function listDirectoryLazily(
   return new Promise((resolve, reject) =>
     addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, (error, listing) => {
       if (error !== null || listing === undefined) reject(error);
-      else resolve({ [Symbol.iterator]: () => membersOf(listing) });
+      else {
+        let iterated = false;
+        resolve({
+          [Symbol.iterator]: () => {
+            if (iterated) throw new Error('listDirectoryLazily: a listing can be iterated once');
+            iterated = true;
+            return membersReleasing(listing);
+          },
+        });
+      }
     }),
   );
 }
 
 function* membersOf(listing: PackedListing): Generator<ListedMember> {
   for (let i = 0; i < listing.count; i++) yield unpackMember(listing, i);
+}
+
+/** membersOf, then the listing's memory is freed (its members' Buffers become empty). */
+function* membersReleasing(listing: PackedListing): Generator<ListedMember> {
+  try {
+    yield* membersOf(listing);
+  } finally {
+    addon.releaseListing(listing);
+  }
 }
 
 function unpackMember({ bytes, members, stats, attrs }: PackedListing, i: number): ListedMember {

@@ -326,6 +326,37 @@ static napi_value throw_type_error(napi_env env, const char *message) {
   return NULL;
 }
 
+// releaseListing(listing): detaches the listing's four arrays, so their memory is freed now rather
+// than whenever the garbage collector gets to them (a listing of 10,000 members holds ~1.5 MB, and
+// a worker answering PROPFINDs back to back otherwise carried tens of MB of them). Views made
+// from them become empty: only for a listing nothing refers into any more.
+napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  static const char *fields[] = {"bytes", "members", "stats", "attrs"};
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_valuetype type;
+  if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object)
+    return throw_type_error(env, "not a listing");
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    napi_value array, buffer;
+    bool is_typed = false;
+    if (napi_get_named_property(env, argv[0], fields[i], &array) != napi_ok ||
+        napi_is_typedarray(env, array, &is_typed) != napi_ok || !is_typed ||
+        napi_get_typedarray_info(env, array, NULL, NULL, NULL, &buffer, NULL) != napi_ok)
+      return throw_type_error(env, "not a listing");
+    bool detached = false;
+    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && !detached &&
+        napi_detach_arraybuffer(env, buffer) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (!pending) napi_throw_error(env, "ERR_LISTING", "cannot release the listing");
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
 // listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result)).
 napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   size_t argc = 4;

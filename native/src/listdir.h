@@ -6,4 +6,6 @@
 // listDirectory(path, xattrs, maxMembers, callback): see native/index.ts.
 napi_value privdav_list_directory(napi_env env, napi_callback_info info);
 
+napi_value privdav_release_listing(napi_env env, napi_callback_info info);
+
 #endif

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { xattrSet as setAttributeSync } from '../../native/index';
-import { listDirectory, listDirectoryAsync, type ListedMember } from '../../native';
+import { listDirectory, listDirectoryAsync, listDirectoryLazily, type ListedMember } from '../../native';
 import { LocalStorage } from '../../helper/local-storage';
 import { type Entry, type PropSelection } from '../../src/storage/storage';
 
@@ -133,6 +133,33 @@ describe('listDirectory', () => {
       'ENOTDIR',
       listDirectoryAsync(`${root}/plain.txt`, { xattrs: 'none', maxMembers: 1 }),
     );
+  });
+
+  test('listDirectoryLazily gives the same members once, then frees the listing', async () => {
+    const options = { xattrs: 'values', maxMembers: 100 } as const;
+    const eager = await listDirectoryAsync(root, options);
+    const lazy = await listDirectoryLazily(root, options);
+    const seen: Array<{ name: string; ino: bigint; xattrs: string[] }> = [];
+    let firstName: Buffer | null = null;
+    for (const member of lazy) {
+      firstName ??= member.name;
+      seen.push({
+        name: member.name.toString('latin1'),
+        ino: member.stat.ino,
+        xattrs: member.xattrs.map((x) => `${x.name.toString('latin1')}=${x.value?.toString('latin1')}`),
+      });
+    }
+    assert.deepEqual(
+      seen,
+      eager.map((member) => ({
+        name: member.name.toString('latin1'),
+        ino: member.stat.ino,
+        xattrs: member.xattrs.map((x) => `${x.name.toString('latin1')}=${x.value?.toString('latin1')}`),
+      })),
+    );
+    // Its memory went with the end of the iteration; a second pass is refused, not garbage.
+    assert.equal(firstName?.length, 0);
+    assert.throws(() => [...lazy], /iterated once/);
   });
 
   test('bad arguments throw at once instead of reaching the threadpool', () => {
