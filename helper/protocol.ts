@@ -227,6 +227,11 @@ export function entryToWire(entry: Entry): string {
 }
 
 const KINDS: readonly string[] = ['file', 'directory', 'other'];
+const NOT_ETAG_TEXT = /[^\x21-\x7e]/;
+
+function isFiniteNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
 
 /** The web process's check of what a worker listed: null for anything not shaped like an entry. */
 export function entryFromWire(value: unknown): Entry | null {
@@ -234,9 +239,19 @@ export function entryFromWire(value: unknown): Entry | null {
   const [path, kind, size, mtimeMs, birthtimeMs, etag, dev, ino, mode, uid, gid, props] = value as unknown[];
   if (typeof path !== 'string' || !path.startsWith('/') || typeof kind !== 'string' || !KINDS.includes(kind))
     return null;
-  if (typeof etag !== 'string' || /[^\x21-\x7e]/.test(etag)) return null;
-  const numbers = [size, mtimeMs, birthtimeMs, dev, ino, mode, uid, gid];
-  if (!numbers.every((number) => typeof number === 'number' && Number.isFinite(number))) return null;
+  if (typeof etag !== 'string' || NOT_ETAG_TEXT.test(etag)) return null;
+  // One by one, not through an array and a callback: this runs for every member of a listing.
+  if (
+    !isFiniteNumber(size) ||
+    !isFiniteNumber(mtimeMs) ||
+    !isFiniteNumber(birthtimeMs) ||
+    !isFiniteNumber(dev) ||
+    !isFiniteNumber(ino) ||
+    !isFiniteNumber(mode) ||
+    !isFiniteNumber(uid) ||
+    !isFiniteNumber(gid)
+  )
+    return null;
   if (props !== undefined && (typeof props !== 'object' || props === null || Array.isArray(props)))
     return null;
   const entry: Entry = {

@@ -20,11 +20,14 @@ export class MultistatusWriter {
     return this.started;
   }
 
-  /** Adds one complete <D:response> element. */
-  async add(responseXml: string): Promise<void> {
+  /**
+   * Adds one complete <D:response> element. Returns a promise only when text went out and the
+   * client has yet to take it (backpressure): a listing awaits once per 64 KiB, not per entry.
+   */
+  add(responseXml: string): Promise<void> | undefined {
     if (!this.started) this.start();
     this.pending += responseXml;
-    if (this.pending.length >= FLUSH_AT) await this.flush();
+    return this.pending.length >= FLUSH_AT ? this.flush() : undefined;
   }
 
   /** A response that carries only a status for an href (e.g. a member that could not be deleted). */

@@ -4,7 +4,7 @@ import type { Entry, Space, Stat } from '../storage/storage';
 import type { LockRecord } from './lock-store';
 import { activeLockXml, SUPPORTED_LOCK_XML } from './locks';
 import { baseName } from './paths';
-import { DAV_NS, escapeXml } from './xml';
+import { DAV_NS, escapeXmlText } from './xml';
 
 const D = `{${DAV_NS}}`;
 
@@ -61,13 +61,13 @@ export function livePropertyXml(name: string, entry: Entry, sources: LivePropert
     case CREATIONDATE:
       return `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
     case DISPLAYNAME:
-      return `<D:displayname>${escapeXml(baseName(entry.path))}</D:displayname>`;
+      return `<D:displayname>${escapeXmlText(baseName(entry.path))}</D:displayname>`;
     case GETCONTENTLENGTH:
       return isCollection ? null : `<D:getcontentlength>${stat.size}</D:getcontentlength>`;
     case GETCONTENTTYPE:
       return isCollection ? null : `<D:getcontenttype>${contentTypeFor(entry.path)}</D:getcontenttype>`;
     case GETETAG:
-      return `<D:getetag>${escapeXml(stat.etag)}</D:getetag>`;
+      return `<D:getetag>${escapeXmlText(stat.etag)}</D:getetag>`;
     case GETLASTMODIFIED:
       return `<D:getlastmodified>${httpDate(stat.mtimeMs)}</D:getlastmodified>`;
     case RESOURCETYPE:

@@ -61,7 +61,10 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
     for await (const entry of listing) entries.push(entry);
     for (const entry of entries) await multistatus.add(renderResponse(entry, query, sources));
   } else {
-    for await (const entry of listing) await multistatus.add(renderResponse(entry, query, sources));
+    for await (const entry of listing) {
+      const backpressure = multistatus.add(renderResponse(entry, query, sources));
+      if (backpressure !== undefined) await backpressure;
+    }
   }
   await multistatus.end();
 }
