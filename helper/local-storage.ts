@@ -153,7 +153,7 @@ export class LocalStorage implements Storage {
     const existing = await statOrNull(fsPath);
     if (existing !== null) refuseNonFile(existing);
     // Writing through the user's symlink replaces the file it points to, not the link.
-    const target = existing === null ? fsPath : await guard(fsp.realpath(fsPath));
+    const target = existing === null ? fsPath : realPathSync(fsPath);
     return LocalUpload.open(target, existing === null ? null : toStat(existing), this.#durable);
   }
 
@@ -354,9 +354,7 @@ class LocalUpload implements Upload {
     const directory = dirname(target);
     try {
       // Anonymous until commit: a killed worker leaves nothing behind. Mode 0666 & ~umask.
-      const fd = await call<number>((done) =>
-        fs.open(directory, fs.constants.O_WRONLY | O_TMPFILE, 0o666, done),
-      );
+      const fd = fs.openSync(directory, fs.constants.O_WRONLY | O_TMPFILE, 0o666);
       return new LocalUpload(fd, target, existing, durable, null);
     } catch (error) {
       // Filesystems without O_TMPFILE (and kernels that ignore the flag) fall back to a named file.
@@ -401,11 +399,14 @@ class LocalUpload implements Upload {
     if (current === null) return;
     refuseNonFile(current);
     // Set-id bits are dropped, as the kernel drops them when anyone writes to such a file.
-    await call((done) => fs.fchmod(this.fd, Number(current.mode) & 0o1777, done));
+    fs.fchmodSync(this.fd, Number(current.mode) & 0o1777);
     const fresh = await fstat(this.fd);
     if (fresh.gid !== current.gid) {
-      // Possible when the user is in that group; otherwise the file keeps the user's group.
-      await call((done) => fs.fchown(this.fd, -1, Number(current.gid), done)).catch(() => undefined);
+      try {
+        fs.fchownSync(this.fd, -1, Number(current.gid));
+      } catch {
+        // Possible when the user is in that group; otherwise the file keeps the user's group.
+      }
     }
     copyUserXattrs(this.#target, this.#temporaryPath ?? `/proc/self/fd/${this.fd}`);
   }
@@ -807,10 +808,11 @@ function refuseNonFile(stats: fs.BigIntStats): void {
   if (!stats.isFile()) throw new StorageError('EPERM', 'not a regular file');
 }
 
-// Metadata calls on the hot paths (stat, open for reading, listings) are synchronous on purpose:
+// Metadata calls on the hot paths (stat, open, realpath, chmod/chown of an upload, listings) are synchronous on purpose:
 // a worker serves one user, so a blocked loop delays only that user's other requests, and a
 // local stat costs microseconds where a threadpool round trip costs tens (measured: GET of a 4 KiB
-// file, 3 threadpool hops in the worker → 1). Data transfer and tree operations stay asynchronous.
+// file, 3 threadpool hops in the worker → 1; a PUT, 6 → 1). Data transfer, fdatasync, link and
+// rename (commitUpload) and tree operations stay asynchronous.
 async function statOrThrow(fsPath: string): Promise<fs.BigIntStats> {
   try {
     return fs.statSync(fsPath, { bigint: true });
@@ -870,6 +872,15 @@ function temporaryNameFor(target: string): string {
 }
 
 /** Awaits `operation`, turning any failure into a StorageError. */
+/** The resolved path (libc realpath), as a StorageError when it cannot be resolved. */
+function realPathSync(fsPath: string): string {
+  try {
+    return fs.realpathSync.native(fsPath);
+  } catch (error) {
+    throw storageError(error);
+  }
+}
+
 async function guard<T>(operation: Promise<T>): Promise<T> {
   try {
     return await operation;

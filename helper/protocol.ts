@@ -192,38 +192,45 @@ export function isUserName(value: unknown): value is string {
  * of them and the keys would be most of the bytes and of the serialising time.
  * [path, kind, size, mtimeMs, birthtimeMs, etag, dev, ino, mode, uid, gid, props?]
  */
-type WireEntry = [
-  string,
-  ResourceKind,
-  number,
-  number,
-  number,
-  string,
-  number,
-  number,
-  number,
-  number,
-  number,
-  Record<string, string>?,
-];
-
 export function entryToWire(entry: Entry): string {
-  const { stat } = entry;
-  const wire: WireEntry = [
-    entry.path,
-    stat.kind,
-    stat.size,
-    stat.mtimeMs,
-    stat.birthtimeMs,
-    stat.etag,
-    stat.dev,
-    stat.ino,
-    stat.mode,
-    stat.uid,
-    stat.gid,
-  ];
-  if (entry.props !== undefined) wire.push(entry.props);
-  return JSON.stringify(wire);
+  const { stat, props } = entry;
+  // Built by hand, not JSON.stringify of such an array: a listing serialises every member,
+  // and this is the same text in about half the time. Numbers print as JSON prints them.
+  let wire =
+    '[' +
+    JSON.stringify(entry.path) +
+    ',' +
+    JSON.stringify(stat.kind) +
+    ',' +
+    jsonNumber(stat.size) +
+    ',' +
+    jsonNumber(stat.mtimeMs) +
+    ',' +
+    jsonNumber(stat.birthtimeMs) +
+    ',' +
+    JSON.stringify(stat.etag) +
+    ',' +
+    jsonNumber(stat.dev) +
+    ',' +
+    jsonNumber(stat.ino) +
+    ',' +
+    jsonNumber(stat.mode) +
+    ',' +
+    jsonNumber(stat.uid) +
+    ',' +
+    jsonNumber(stat.gid);
+  if (props !== undefined) wire += ',' + (isEmpty(props) ? '{}' : JSON.stringify(props));
+  return wire + ']';
+}
+
+/** As JSON.stringify writes a number (NaN and the infinities are not JSON: null). */
+function jsonNumber(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
+function isEmpty(object: object): boolean {
+  for (const key in object) if (Object.prototype.hasOwnProperty.call(object, key)) return false;
+  return true;
 }
 
 const KINDS: readonly string[] = ['file', 'directory', 'other'];
