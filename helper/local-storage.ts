@@ -30,6 +30,7 @@ import {
   listDirectoryLazily,
   type ListDirectoryOptions,
   type ListedMember as NativeMember,
+  type ListedNumbers,
 } from '../native/index';
 import { copyUserXattrs, patchDeadProps, readDeadProps, selectDeadProps } from './dead-props';
 import {
@@ -119,9 +120,8 @@ export class LocalStorage implements Storage {
       for await (const member of members) {
         yield counted(member.entry);
         if (depth !== 'infinity' || member.isSymlink || member.entry.stat.kind !== 'directory') continue;
-        const identity = identityOf(member.stats);
-        if (visited.has(identity)) continue;
-        visited.add(identity);
+        if (visited.has(member.identity)) continue;
+        visited.add(member.identity);
         pending.push({ path: member.entry.path, fsPath: member.fsPath });
       }
     }
@@ -435,7 +435,8 @@ class LocalUpload implements Upload {
 interface ListedMember {
   entry: Entry;
   fsPath: string;
-  stats: StatFields;
+  /** dev:ino of a directory (to enter each once); '' for anything else. */
+  identity: string;
   isSymlink: boolean;
 }
 
@@ -478,9 +479,12 @@ function* listedMembers(
     const name = addressableName(member.name, pathBytes);
     if (name === null) continue;
     const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
-    const entry: Entry = { path: childDavPath(dirPath, name), stat: toStat(member.stat) };
+    const stat = statOfListed(member.numbers);
+    const entry: Entry = { path: childDavPath(dirPath, name), stat };
     if (props !== 'none') entry.props = propsOfListed(member, props);
-    yield { entry, fsPath, stats: member.stat, isSymlink: member.isSymlink };
+    // The exact (BigInt) dev:ino only where it is needed: directories, for Depth: infinity walks.
+    const identity = stat.kind === 'directory' ? identityOf(member.stat) : '';
+    yield { entry, fsPath, identity, isSymlink: member.isSymlink };
   }
 }
 
@@ -562,7 +566,9 @@ async function statMember(
   const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
   try {
     const stats = fs.statSync(fsPath, { bigint: true });
-    return { entry: makeEntry(childDavPath(dirPath, name), fsPath, stats, props), fsPath, stats, isSymlink };
+    const entry = makeEntry(childDavPath(dirPath, name), fsPath, stats, props);
+    const identity = entry.stat.kind === 'directory' ? identityOf(stats) : '';
+    return { entry, fsPath, identity, isSymlink };
   } catch {
     return null;
   }
@@ -786,6 +792,23 @@ function toStat(stats: StatFields): Stat {
     mode: Number(stats.mode),
     uid: Number(stats.uid),
     gid: Number(stats.gid),
+  };
+}
+
+/** toStat's result from what the addon computed for a listed member (no BigInt on the way). */
+function statOfListed(numbers: ListedNumbers): Stat {
+  const type = numbers.mode & fs.constants.S_IFMT;
+  return {
+    kind: type === fs.constants.S_IFREG ? 'file' : type === fs.constants.S_IFDIR ? 'directory' : 'other',
+    size: numbers.size,
+    mtimeMs: numbers.mtimeMs,
+    birthtimeMs: numbers.birthtimeMs,
+    etag: numbers.etag,
+    dev: numbers.dev,
+    ino: numbers.ino,
+    mode: numbers.mode,
+    uid: numbers.uid,
+    gid: numbers.gid,
   };
 }
 

@@ -190,7 +190,9 @@ export function isUserName(value: unknown): value is string {
 /**
  * A listed entry on the wire: a flat array instead of an object, because a listing is thousands
  * of them and the keys would be most of the bytes and of the serialising time.
- * [path, kind, size, mtimeMs, birthtimeMs, etag, dev, ino, mode, uid, gid, props?]
+ * [path, kind, size, mtimeUs, birthtimeUs, etag, dev, ino, mode, uid, gid, props?]: times in
+ * whole microseconds (a Stat's milliseconds carry no more), which print several times faster
+ * than fractional milliseconds and give back the same doubles (us / 1000).
  */
 export function entryToWire(entry: Entry): string {
   const { stat, props } = entry;
@@ -204,9 +206,9 @@ export function entryToWire(entry: Entry): string {
     ',' +
     jsonNumber(stat.size) +
     ',' +
-    jsonNumber(stat.mtimeMs) +
+    jsonNumber(Math.round(stat.mtimeMs * 1000)) +
     ',' +
-    jsonNumber(stat.birthtimeMs) +
+    jsonNumber(Math.round(stat.birthtimeMs * 1000)) +
     ',' +
     JSON.stringify(stat.etag) +
     ',' +
@@ -243,15 +245,15 @@ function isFiniteNumber(value: unknown): value is number {
 /** The web process's check of what a worker listed: null for anything not shaped like an entry. */
 export function entryFromWire(value: unknown): Entry | null {
   if (!Array.isArray(value) || value.length < 11 || value.length > 12) return null;
-  const [path, kind, size, mtimeMs, birthtimeMs, etag, dev, ino, mode, uid, gid, props] = value as unknown[];
+  const [path, kind, size, mtimeUs, birthtimeUs, etag, dev, ino, mode, uid, gid, props] = value as unknown[];
   if (typeof path !== 'string' || !path.startsWith('/') || typeof kind !== 'string' || !KINDS.includes(kind))
     return null;
   if (typeof etag !== 'string' || NOT_ETAG_TEXT.test(etag)) return null;
   // One by one, not through an array and a callback: this runs for every member of a listing.
   if (
     !isFiniteNumber(size) ||
-    !isFiniteNumber(mtimeMs) ||
-    !isFiniteNumber(birthtimeMs) ||
+    !isFiniteNumber(mtimeUs) ||
+    !isFiniteNumber(birthtimeUs) ||
     !isFiniteNumber(dev) ||
     !isFiniteNumber(ino) ||
     !isFiniteNumber(mode) ||
@@ -266,8 +268,8 @@ export function entryFromWire(value: unknown): Entry | null {
     stat: {
       kind: kind as ResourceKind,
       size: size as number,
-      mtimeMs: mtimeMs as number,
-      birthtimeMs: birthtimeMs as number,
+      mtimeMs: (mtimeUs as number) / 1000,
+      birthtimeMs: (birthtimeUs as number) / 1000,
       etag,
       dev: dev as number,
       ino: ino as number,

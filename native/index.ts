@@ -78,12 +78,14 @@ interface PackedListing {
   count: number;
   /** Member names, attribute names and attribute values, back to back. */
   bytes: Buffer;
-  /** Per member: name offset, name length, flags (1 = symlink), first attribute, attribute count. */
+  /** Per member: name offset, name length, flags (1 = symlink), first attribute, attribute count, ETag offset, ETag length. */
   members: Uint32Array;
   /** Per member: dev, ino, mode, uid, gid, size, mtime s, ns, ctime s, ns, birthtime s, ns. */
   stats: BigInt64Array;
   /** Per attribute: name offset, name length, value offset, value length (0xffffffff: not read). */
   attrs: Uint32Array;
+  /** Per member: size, mtimeMs, birthtimeMs, dev, ino, mode, uid, gid. */
+  numbers: Float64Array;
 }
 
 // Compiled code runs from dist/native/, sources from native/: both sit below the package root.
@@ -247,9 +249,29 @@ export interface ListedMember {
   name: Buffer;
   /** The entry itself is a symlink; `stat` describes what it points to. */
   isSymlink: boolean;
-  stat: ListedStat;
+  /** As node:fs's BigIntStats; made on first use (the BigInts cost more than the listing's JS). */
+  readonly stat: ListedStat;
+  /** The same stat as plain numbers, computed by the addon; see ListedNumbers. */
+  numbers: ListedNumbers;
   /** Its `user.dav:` and `user.dav#` attributes; `value` is null where only names were asked for. */
   xattrs: Array<{ name: Buffer; value: Buffer | null }>;
+}
+
+/**
+ * What helper/local-storage.ts's Stat is made of, as it makes it from a BigIntStats: the ETag
+ * `"<ino>-<size>-<mtime ns>"` in hex, times in milliseconds with microsecond precision, birthtime
+ * falling back to ctime, and the rest as Number(bigint) gives them.
+ */
+export interface ListedNumbers {
+  size: number;
+  mtimeMs: number;
+  birthtimeMs: number;
+  dev: number;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  etag: string;
 }
 
 export interface ListDirectoryOptions {
@@ -326,34 +348,74 @@ function* membersReleasing(listing: PackedListing): Generator<ListedMember> {
   }
 }
 
-function unpackMember({ bytes, members, stats, attrs }: PackedListing, i: number): ListedMember {
-  const m = i * 5;
-  const s = i * 12;
-  const xattrs: ListedMember['xattrs'] = [];
-  for (let a = members[m + 3]! * 4, end = a + members[m + 4]! * 4; a < end; a += 4) {
-    const valueLength = attrs[a + 3]!;
-    xattrs.push({
-      name: bytes.subarray(attrs[a]!, attrs[a]! + attrs[a + 1]!),
-      value: valueLength === NO_VALUE ? null : bytes.subarray(attrs[a + 2]!, attrs[a + 2]! + valueLength),
-    });
+const MEMBER_FIELDS = 7;
+const STAT_FIELDS = 12;
+const NUMBER_FIELDS = 8;
+
+/** One member of a packed listing; `stat` is computed from the listing when first asked for. */
+class PackedMember implements ListedMember {
+  readonly name: Buffer;
+  readonly isSymlink: boolean;
+  readonly numbers: ListedNumbers;
+  readonly xattrs: ListedMember['xattrs'];
+  #stat: ListedStat | null = null;
+  readonly #stats: BigInt64Array;
+  readonly #index: number;
+
+  constructor(listing: PackedListing, i: number) {
+    const { bytes, members, attrs, numbers } = listing;
+    const m = i * MEMBER_FIELDS;
+    const n = i * NUMBER_FIELDS;
+    this.name = bytes.subarray(members[m]!, members[m]! + members[m + 1]!);
+    this.isSymlink = (members[m + 2]! & 1) !== 0;
+    this.numbers = {
+      size: numbers[n]!,
+      mtimeMs: numbers[n + 1]!,
+      birthtimeMs: numbers[n + 2]!,
+      dev: numbers[n + 3]!,
+      ino: numbers[n + 4]!,
+      mode: numbers[n + 5]!,
+      uid: numbers[n + 6]!,
+      gid: numbers[n + 7]!,
+      etag: bytes.toString('latin1', members[m + 5]!, members[m + 5]! + members[m + 6]!),
+    };
+    const xattrs: ListedMember['xattrs'] = [];
+    for (let a = members[m + 3]! * 4, end = a + members[m + 4]! * 4; a < end; a += 4) {
+      const valueLength = attrs[a + 3]!;
+      xattrs.push({
+        name: bytes.subarray(attrs[a]!, attrs[a]! + attrs[a + 1]!),
+        value: valueLength === NO_VALUE ? null : bytes.subarray(attrs[a + 2]!, attrs[a + 2]! + valueLength),
+      });
+    }
+    this.xattrs = xattrs;
+    this.#stats = listing.stats;
+    this.#index = i;
   }
-  return {
-    name: bytes.subarray(members[m]!, members[m]! + members[m + 1]!),
-    isSymlink: (members[m + 2]! & 1) !== 0,
-    stat: {
-      dev: stats[s]!,
-      ino: stats[s + 1]!,
-      mode: stats[s + 2]!,
-      uid: stats[s + 3]!,
-      gid: stats[s + 4]!,
-      size: stats[s + 5]!,
-      // As node:fs computes them, so ETags made from either agree.
-      mtimeNs: stats[s + 6]! * NS_PER_SECOND + stats[s + 7]!,
-      ctimeNs: stats[s + 8]! * NS_PER_SECOND + stats[s + 9]!,
-      birthtimeNs: stats[s + 10]! * NS_PER_SECOND + stats[s + 11]!,
-    },
-    xattrs,
-  };
+
+  get stat(): ListedStat {
+    if (this.#stat === null) {
+      const stats = this.#stats;
+      const s = this.#index * STAT_FIELDS;
+      if (s + STAT_FIELDS > stats.length) throw new Error('listDirectory: the listing was released');
+      this.#stat = {
+        dev: stats[s]!,
+        ino: stats[s + 1]!,
+        mode: stats[s + 2]!,
+        uid: stats[s + 3]!,
+        gid: stats[s + 4]!,
+        size: stats[s + 5]!,
+        // As node:fs computes them, so ETags made from either agree.
+        mtimeNs: stats[s + 6]! * NS_PER_SECOND + stats[s + 7]!,
+        ctimeNs: stats[s + 8]! * NS_PER_SECOND + stats[s + 9]!,
+        birthtimeNs: stats[s + 10]! * NS_PER_SECOND + stats[s + 11]!,
+      };
+    }
+    return this.#stat;
+  }
+}
+
+function unpackMember(listing: PackedListing, i: number): ListedMember {
+  return new PackedMember(listing, i);
 }
 
 export const channelBinding: ChannelBinding = addon;

@@ -32,12 +32,17 @@
 
 enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
 
-// Per member in `members` (uint32): name offset, name length, flags, first attribute, attribute count.
-#define MEMBER_FIELDS 5
+// Per member in `members` (uint32): name offset, name length, flags, first attribute, attribute
+// count, ETag offset, ETag length.
+#define MEMBER_FIELDS 7
 #define MEMBER_IS_SYMLINK 1u
 // Per member in `stats` (int64, as node:fs's BigIntStats): dev, ino, mode, uid, gid, size, then
 // seconds and nanoseconds of mtime, ctime and birthtime (0/0 where the filesystem has none).
 #define STAT_FIELDS 12
+// Per member in `numbers` (double), what helper/local-storage.ts's Stat holds, computed here so
+// that JavaScript builds no BigInt per member: size, mtime and birthtime in milliseconds (as
+// Number(ns / 1000n) / 1000; birthtime falls back to ctime), dev, ino, mode, uid, gid.
+#define NUMBER_FIELDS 8
 // Per attribute in `attrs` (uint32): name offset, name length, value offset, value length
 // (NO_VALUE when the value was not asked for).
 #define ATTR_FIELDS 4
@@ -60,7 +65,7 @@ typedef struct {
   int error;             // errno, 0 on success
   const char *syscall;   // what failed
   uint32_t count;        // members
-  growable bytes, members, stats, attrs;
+  growable bytes, members, stats, attrs, numbers;
 } list_job;
 
 static void growable_free(growable *buffer) {
@@ -87,7 +92,8 @@ static void *growable_append(growable *buffer, const void *source, size_t length
 }
 
 static bool listing_too_large(const list_job *job) {
-  return job->bytes.length + job->members.length + job->stats.length + job->attrs.length > MAX_LISTING_BYTES;
+  return job->bytes.length + job->members.length + job->stats.length + job->attrs.length + job->numbers.length >
+         MAX_LISTING_BYTES;
 }
 
 // Lists the member's attributes into `names` (grown as needed); returns the list's length, or
@@ -149,6 +155,39 @@ static bool read_attributes(list_job *job, const char *member_path, uint32_t *me
   return true;
 }
 
+// Appends `value` in lowercase hex, with a '-' when negative: BigInt.prototype.toString(16).
+static char *put_hex(char *out, __int128 value) {
+  char digits[40];
+  int n = 0;
+  unsigned __int128 magnitude = value < 0 ? -(unsigned __int128)value : (unsigned __int128)value;
+  if (value < 0) *out++ = '-';
+  do {
+    digits[n++] = "0123456789abcdef"[magnitude & 15];
+    magnitude >>= 4;
+  } while (magnitude != 0);
+  while (n > 0) *out++ = digits[--n];
+  return out;
+}
+
+// The ETag helper/local-storage.ts's toStat makes from a BigIntStats: "<ino>-<size>-<mtime ns>" in
+// hex, where ino and size are the signed 64-bit values node:fs reports.
+static size_t format_etag(char *out, int64_t ino, int64_t size, __int128 mtime_ns) {
+  char *at = out;
+  *at++ = '"';
+  at = put_hex(at, ino);
+  *at++ = '-';
+  at = put_hex(at, size);
+  *at++ = '-';
+  at = put_hex(at, mtime_ns);
+  *at++ = '"';
+  return (size_t)(at - out);
+}
+
+static double milliseconds(__int128 ns) {
+  // Number(ns / 1000n) / 1000: BigInt division truncates toward zero, as C's does.
+  return (double)(ns / 1000) / 1000.0;
+}
+
 // Runs on the threadpool: no Node-API calls here.
 static void list_execute(napi_env env, void *data) {
   (void)env;
@@ -205,7 +244,7 @@ static void list_execute(napi_env env, void *data) {
       break;
     }
     uint32_t member[MEMBER_FIELDS] = {(uint32_t)job->bytes.length, (uint32_t)name_length,
-                                      is_symlink ? MEMBER_IS_SYMLINK : 0u, 0, 0};
+                                      is_symlink ? MEMBER_IS_SYMLINK : 0u, 0, 0, 0, 0};
     bool stored = growable_append(&job->bytes, name, name_length) != NULL;
     if (stored && job->xattrs != XATTRS_NONE) {
       memcpy(member_path + path_length, name, name_length + 1);
@@ -226,8 +265,27 @@ static void list_execute(napi_env env, void *data) {
         has_btime ? st.stx_btime.tv_sec : 0,
         has_btime ? st.stx_btime.tv_nsec : 0,
     };
-    stored = stored && growable_append(&job->members, member, sizeof member) != NULL &&
-             growable_append(&job->stats, fields, sizeof fields) != NULL;
+    __int128 mtime_ns = (__int128)st.stx_mtime.tv_sec * 1000000000 + st.stx_mtime.tv_nsec;
+    __int128 ctime_ns = (__int128)st.stx_ctime.tv_sec * 1000000000 + st.stx_ctime.tv_nsec;
+    __int128 btime_ns = has_btime ? (__int128)st.stx_btime.tv_sec * 1000000000 + st.stx_btime.tv_nsec : 0;
+    char etag[128];
+    size_t etag_length = format_etag(etag, (int64_t)st.stx_ino, (int64_t)st.stx_size, mtime_ns);
+    member[5] = (uint32_t)job->bytes.length;
+    member[6] = (uint32_t)etag_length;
+    double numbers[NUMBER_FIELDS] = {
+        (double)(int64_t)st.stx_size,
+        milliseconds(mtime_ns),
+        milliseconds(btime_ns != 0 ? btime_ns : ctime_ns),
+        (double)(int64_t)makedev(st.stx_dev_major, st.stx_dev_minor),
+        (double)(int64_t)st.stx_ino,
+        (double)st.stx_mode,
+        (double)st.stx_uid,
+        (double)st.stx_gid,
+    };
+    stored = stored && growable_append(&job->bytes, etag, etag_length) != NULL &&
+             growable_append(&job->members, member, sizeof member) != NULL &&
+             growable_append(&job->stats, fields, sizeof fields) != NULL &&
+             growable_append(&job->numbers, numbers, sizeof numbers) != NULL;
     if (!stored) {
       job->error = ENOMEM;
       job->syscall = "realloc";
@@ -257,7 +315,7 @@ static napi_value typed_array_copy(napi_env env, napi_typedarray_type type, size
 }
 
 static napi_value make_result(napi_env env, list_job *job) {
-  napi_value result, count, bytes, members, stats, attrs;
+  napi_value result, count, bytes, members, stats, attrs, numbers;
   if (napi_create_object(env, &result) != napi_ok || napi_create_uint32(env, job->count, &count) != napi_ok ||
       napi_create_buffer_copy(env, job->bytes.length, job->bytes.length > 0 ? job->bytes.data : "", NULL,
                               &bytes) != napi_ok)
@@ -265,12 +323,14 @@ static napi_value make_result(napi_env env, list_job *job) {
   members = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->members);
   stats = typed_array_copy(env, napi_bigint64_array, sizeof(int64_t), &job->stats);
   attrs = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->attrs);
-  if (members == NULL || stats == NULL || attrs == NULL) return NULL;
+  numbers = typed_array_copy(env, napi_float64_array, sizeof(double), &job->numbers);
+  if (members == NULL || stats == NULL || attrs == NULL || numbers == NULL) return NULL;
   napi_set_named_property(env, result, "count", count);
   napi_set_named_property(env, result, "bytes", bytes);
   napi_set_named_property(env, result, "members", members);
   napi_set_named_property(env, result, "stats", stats);
   napi_set_named_property(env, result, "attrs", attrs);
+  napi_set_named_property(env, result, "numbers", numbers);
   return result;
 }
 
@@ -282,6 +342,7 @@ static void list_job_free(napi_env env, list_job *job) {
   growable_free(&job->members);
   growable_free(&job->stats);
   growable_free(&job->attrs);
+  growable_free(&job->numbers);
   free(job);
 }
 
@@ -326,14 +387,14 @@ static napi_value throw_type_error(napi_env env, const char *message) {
   return NULL;
 }
 
-// releaseListing(listing): detaches the listing's four arrays, so their memory is freed now rather
+// releaseListing(listing): detaches the listing's arrays, so their memory is freed now rather
 // than whenever the garbage collector gets to them (a listing of 10,000 members holds ~1.5 MB, and
 // a worker answering PROPFINDs back to back otherwise carried tens of MB of them). Views made
 // from them become empty: only for a listing nothing refers into any more.
 napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  static const char *fields[] = {"bytes", "members", "stats", "attrs"};
+  static const char *fields[] = {"bytes", "members", "stats", "attrs", "numbers"};
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   napi_valuetype type;
   if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object)

@@ -195,6 +195,26 @@ describe('LocalStorage listings through the addon', () => {
     for (const entry of members) assert.deepEqual(entry.stat, await storage.stat(entry.path), entry.path);
   });
 
+  test('times and sizes computed by the addon match node:fs to the microsecond, before 1970 too', async () => {
+    const dir = makeRoot();
+    const times = [-1234567.891234, 0.000001, 1.5, 1764237909.123456, 4102444800.999999];
+    times.forEach((seconds, i) => {
+      fs.writeFileSync(`${dir}/t${i}`, 'x'.repeat(i));
+      fs.utimesSync(`${dir}/t${i}`, seconds, seconds);
+    });
+    const sparse = fs.openSync(`${dir}/sparse`, 'w');
+    fs.ftruncateSync(sparse, 2 ** 40 + 12345);
+    fs.closeSync(sparse);
+    const local = new LocalStorage({ layout: { kind: 'home', root: dir }, durable: false });
+    let members = 0;
+    for await (const entry of local.list('/', 1, { props: 'none', limit: 100 })) {
+      if (entry.path === '/') continue;
+      members++;
+      assert.deepEqual(entry.stat, await local.stat(entry.path), entry.path);
+    }
+    assert.equal(members, times.length + 1);
+  });
+
   test('each member has the same dead properties as getProps gives, for every selection', async () => {
     const selections: PropSelection[] = ['names', 'all', ['{urn:x}p'], [LONG_NAME, '{urn:x}absent'], []];
     for (const selection of selections) {
