@@ -90,7 +90,7 @@ const SPARE_MAX_DELAY_MS = 60_000;
  * Spawned as root on purpose: the worker calls initgroups itself (spawn's uid/gid would drop
  * every supplementary group), then setgid and setuid, before it reads anything but its identity.
  */
-function spawnWorker(env: Record<string, string>, args: string[]): Spare {
+function spawnWorker(env: Record<string, string>, args: string[], log: Logger): Spare {
   const [monitorEnd, workerEnd] = socketpair();
   let child: ChildProcess;
   try {
@@ -105,6 +105,9 @@ function spawnWorker(env: Record<string, string>, args: string[]): Spare {
   } finally {
     closeFd(workerEnd);
   }
+  // A process that could not be started (EAGAIN, ENOMEM) is reported here, not thrown: without a
+  // listener it would take the monitor down. Its channel then ends, and callers treat it as gone.
+  child.on('error', (error) => log.error('cannot start a worker process', { error: error.message }));
   const control = new Channel(monitorEnd);
   // Its death is handled on 'exit'; a channel error alone must not be an unhandled 'error'.
   control.on('error', () => undefined);
@@ -490,7 +493,7 @@ export class Monitor {
       ({ child, control } = spare);
       control.send(encodeMessage(identity));
     } else {
-      ({ child, control } = spawnWorker({ PRIVDAV_WORKER: JSON.stringify(identity) }, []));
+      ({ child, control } = spawnWorker({ PRIVDAV_WORKER: JSON.stringify(identity) }, [], this.#log));
     }
     const worker: Worker = { child, control, uid: account.uid, leaving: false };
     this.#workers.set(account.uid, worker);
@@ -528,8 +531,14 @@ export class Monitor {
     const spare = this.#spare;
     this.#spare = null;
     this.#scheduleSpare(SPARE_DELAY_MS);
-    if (spare === null || spare.child.exitCode !== null || spare.child.signalCode !== null) return null;
-    spare.child.removeAllListeners('exit');
+    if (spare === null) return null;
+    const { child } = spare;
+    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
+      spare.control.destroy();
+      return null;
+    }
+    // From now on it is a worker: #workerFor watches its exit.
+    child.removeAllListeners('exit');
     return spare;
   }
 
@@ -545,7 +554,7 @@ export class Monitor {
     if (this.#stopping) return;
     let spare: Spare;
     try {
-      spare = spawnWorker({}, ['--spare']);
+      spare = spawnWorker({}, ['--spare'], this.#log);
     } catch (error) {
       this.#log.error('cannot start a spare worker', { error: (error as Error).message });
       this.#scheduleSpare(SPARE_MAX_DELAY_MS);
@@ -553,6 +562,13 @@ export class Monitor {
     }
     const startedAt = Date.now();
     this.#spare = spare;
+    spare.child.on('error', () => {
+      // Never started (logged by spawnWorker): try again later.
+      if (this.#spare !== spare) return;
+      this.#spare = null;
+      spare.control.destroy();
+      this.#scheduleSpare(SPARE_MAX_DELAY_MS);
+    });
     spare.child.on('exit', (code, signal) => {
       spare.control.destroy();
       if (this.#spare !== spare) return;

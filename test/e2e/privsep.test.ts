@@ -130,6 +130,32 @@ describe('home layout', () => {
     await waitFor('a new spare', () => daemon.processes().spares.some((pid) => pid !== spare));
   });
 
+  test('a spare worker killed while it waits is replaced, and the monitor keeps serving', async () => {
+    const spares = async (): Promise<number[]> => {
+      for (let tries = 0; tries < 100; tries++) {
+        const found = daemon.processes().spares;
+        if (found.length > 0) return found;
+        await sleep(50);
+      }
+      assert.fail('no spare worker');
+    };
+    const [first] = (await spares()) as [number];
+    process.kill(first, 'SIGKILL');
+    for (let tries = 0; alive(first); tries++) {
+      assert.ok(tries < 100, 'the spare did not die');
+      await sleep(20);
+    }
+    const [second] = (await spares()) as [number];
+    assert.notEqual(second, first);
+    assert.ok(alive(daemon.pid));
+    const response = await request(daemon, '/', {
+      method: 'PROPFIND',
+      headers: { Depth: '0' },
+      user: users.alice,
+    });
+    assert.equal(response.status, 207);
+  });
+
   test('the web process is locked into state_dir and cannot read /etc/shadow', () => {
     const [web] = daemon.processes().web;
     // Its root is the state directory: the rest of the filesystem, homes included, is not there for it.
