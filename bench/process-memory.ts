@@ -1,5 +1,7 @@
-// Samples the resident memory (VmRSS) of a server's process tree every 100 ms during a workload and
-// keeps each process's peak, labelled with its role (privdav: monitor / web / worker).
+// Samples the resident memory (VmRSS, and RssAnon: the part that is the process's own, not pages
+// of the node binary shared with every other node process) of a server's process tree every 100 ms
+// during a workload and keeps each process's peaks, labelled with its role (privdav: monitor / web
+// / worker).
 import * as fs from 'node:fs';
 import { descendantPids } from './bench-server';
 
@@ -9,6 +11,8 @@ export interface ProcessPeak {
   uid: number;
   command: string;
   peakRssBytes: number;
+  /** Peak RssAnon: memory only this process holds. */
+  peakPrivateBytes: number;
 }
 
 /** Decides a process's role from what /proc says about it. */
@@ -63,8 +67,10 @@ export class ProcessMemorySampler {
       const facts = readStatus(pid);
       if (facts === null) continue;
       const known = this.peaks.get(pid);
-      if (known !== undefined) {
+      // A process that changed identity (privdav's spare worker becoming a user's) is looked at anew.
+      if (known !== undefined && known.uid === facts.uid) {
         known.peakRssBytes = Math.max(known.peakRssBytes, facts.rssBytes);
+        known.peakPrivateBytes = Math.max(known.peakPrivateBytes, facts.privateBytes);
         continue;
       }
       const command = readCommand(pid);
@@ -74,18 +80,24 @@ export class ProcessMemorySampler {
         command,
         role: this.roleOf({ isRoot: pid === root, uid: facts.uid, command }),
         peakRssBytes: facts.rssBytes,
+        peakPrivateBytes: facts.privateBytes,
       });
     }
   }
 }
 
-function readStatus(pid: number): { rssBytes: number; uid: number } | null {
+function readStatus(pid: number): { rssBytes: number; privateBytes: number; uid: number } | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
+    const anon = /^RssAnon:\s+(\d+) kB/m.exec(status);
     const uid = /^Uid:\s+\d+\s+(\d+)/m.exec(status);
     if (rss === null || uid === null) return null; // a zombie has no VmRSS
-    return { rssBytes: Number(rss[1]) * 1024, uid: Number(uid[1]) };
+    return {
+      rssBytes: Number(rss[1]) * 1024,
+      privateBytes: Number(anon?.[1] ?? 0) * 1024,
+      uid: Number(uid[1]),
+    };
   } catch {
     return null;
   }
@@ -99,9 +111,12 @@ function readCommand(pid: number): string {
   }
 }
 
-/** The largest peak per role, e.g. { monitor: ..., web: ..., worker: ... }. */
-export function peakByRole(peaks: ProcessPeak[]): Record<string, number> {
+/** The largest peak per role, e.g. { monitor: ..., web: ..., worker: ... }: VmRSS, or RssAnon. */
+export function peakByRole(peaks: ProcessPeak[], of: 'rss' | 'private' = 'rss'): Record<string, number> {
   const result: Record<string, number> = {};
-  for (const peak of peaks) result[peak.role] = Math.max(result[peak.role] ?? 0, peak.peakRssBytes);
+  for (const peak of peaks) {
+    const bytes = of === 'rss' ? peak.peakRssBytes : peak.peakPrivateBytes;
+    result[peak.role] = Math.max(result[peak.role] ?? 0, bytes);
+  }
   return result;
 }

@@ -22,6 +22,8 @@ export interface ServerSummary {
   p50Ms: number | null;
   p99Ms: number | null;
   peakRssBytesByRole: Record<string, number>;
+  /** Peak RssAnon per role: memory the process holds alone (VmRSS minus shared file pages). */
+  peakPrivateBytesByRole: Record<string, number>;
 }
 
 export interface WorkloadReport extends Pick<
@@ -64,6 +66,8 @@ export interface BenchReport {
   memory: {
     webPeakBytes: number | null;
     workerPeakBytes: number | null;
+    webPrivatePeakBytes: number | null;
+    workerPrivatePeakBytes: number | null;
     webMet: boolean | null;
     workerMet: boolean | null;
   };
@@ -97,6 +101,10 @@ function summarize(turns: RecordedTurn[] | undefined): ServerSummary | null {
     p50Ms: p50.length > 0 ? median(p50) : null,
     p99Ms: p99.length > 0 ? median(p99) : null,
     peakRssBytesByRole: peakByRole(turns.flatMap((turn) => turn.processes)),
+    peakPrivateBytesByRole: peakByRole(
+      turns.flatMap((turn) => turn.processes),
+      'private',
+    ),
   };
 }
 
@@ -138,16 +146,20 @@ export function summarizeWorkload(
 }
 
 export function memoryVerdict(workloads: WorkloadReport[]): BenchReport['memory'] {
-  const peaks = workloads.map((workload) => workload.privdav?.peakRssBytesByRole ?? {});
-  const peakOf = (role: string): number | null => {
-    const values = peaks.flatMap((byRole) => (byRole[role] === undefined ? [] : [byRole[role]]));
+  const peakOf = (role: string, of: 'peakRssBytesByRole' | 'peakPrivateBytesByRole'): number | null => {
+    const values = workloads.flatMap((workload) => {
+      const bytes = workload.privdav?.[of]?.[role];
+      return bytes === undefined ? [] : [bytes];
+    });
     return values.length > 0 ? Math.max(...values) : null;
   };
-  const webPeakBytes = peakOf('web');
-  const workerPeakBytes = peakOf('worker');
+  const webPeakBytes = peakOf('web', 'peakRssBytesByRole');
+  const workerPeakBytes = peakOf('worker', 'peakRssBytesByRole');
   return {
     webPeakBytes,
     workerPeakBytes,
+    webPrivatePeakBytes: peakOf('web', 'peakPrivateBytesByRole'),
+    workerPrivatePeakBytes: peakOf('worker', 'peakPrivateBytesByRole'),
     webMet: webPeakBytes === null ? null : webPeakBytes <= memoryTargets.web,
     workerMet: workerPeakBytes === null ? null : workerPeakBytes <= memoryTargets.worker,
   };
@@ -218,7 +230,10 @@ export function renderMarkdown(report: BenchReport): string {
     `Memory (peak VmRSS over all workloads, sampled every 100 ms): web process ${mebibytes(memory.webPeakBytes ?? undefined)} MiB ` +
       `(target ≤ ${memoryTargets.web / 1024 / 1024} MiB: ${verdict(memory.webMet) || 'not measured'}), ` +
       `worker ${mebibytes(memory.workerPeakBytes ?? undefined)} MiB ` +
-      `(target ≤ ${memoryTargets.worker / 1024 / 1024} MiB: ${verdict(memory.workerMet) || 'not measured'}).`,
+      `(target ≤ ${memoryTargets.worker / 1024 / 1024} MiB: ${verdict(memory.workerMet) || 'not measured'}). ` +
+      `Of that, private to the process (peak RssAnon; the rest is mostly the node binary's pages, shared ` +
+      `by all processes): web ${mebibytes(memory.webPrivatePeakBytes ?? undefined)} MiB, ` +
+      `worker ${mebibytes(memory.workerPrivatePeakBytes ?? undefined)} MiB.`,
   );
   const noisy = report.workloads.filter((workload) => workload.noisy).map((workload) => workload.title);
   if (noisy.length > 0) {
