@@ -31,17 +31,12 @@ static void close_complete(napi_env env, napi_status status, void *data) {
   close_job *job = data;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value callback = NULL, receiver, ignored;
+  napi_value callback = NULL;
   napi_get_reference_value(env, job->callback, &callback);
   napi_delete_reference(env, job->callback);
   napi_delete_async_work(env, job->work);
   free(job);
-  napi_get_global(env, &receiver);
-  if (callback != NULL && napi_call_function(env, receiver, callback, 0, NULL, &ignored) == napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
+  privdav_call_back(env, callback, 0, NULL);
   napi_close_handle_scope(env, scope);
 }
 
@@ -58,19 +53,14 @@ napi_value privdav_close_fds(napi_env env, napi_callback_info info) {
   if (argc < 2 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
       napi_get_typedarray_info(env, argv[0], &type, &count, &data, NULL, NULL) != napi_ok || type != napi_int32_array ||
       count == 0 || count > MAX_BATCH) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fds must be an Int32Array of 1..65536 descriptors");
-    return NULL;
+    return privdav_throw_type_error(env, "fds must be an Int32Array of 1..65536 descriptors");
   }
   if (napi_typeof(env, argv[1], &callback_type) != napi_ok || callback_type != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "callback must be a function");
-    return NULL;
+    return privdav_throw_type_error(env, "callback must be a function");
   }
   const int *fds = data;
   for (size_t i = 0; i < count; i++)
-    if (fds[i] < 0) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fds must be non-negative");
-      return NULL;
-    }
+    if (fds[i] < 0) return privdav_throw_type_error(env, "fds must be non-negative");
   close_job *job = malloc(sizeof *job + count * sizeof(int));
   if (job == NULL) {
     napi_throw_error(env, "ENOMEM", "out of memory");

@@ -63,31 +63,21 @@ static void commit_complete(napi_env env, napi_status status, void *data) {
   commit_job *job = data;
   napi_handle_scope scope;
   napi_open_handle_scope(env, &scope);
-  napi_value callback = NULL, receiver, argv[1], ignored;
+  napi_value callback = NULL, argv[1];
   napi_get_reference_value(env, job->callback, &callback);
   if (status == napi_cancelled) argv[0] = privdav_errno_error(env, ECANCELED, "commit", NULL);
   else if (job->error != 0) argv[0] = privdav_errno_error(env, job->error, job->syscall, job->target);
   else napi_get_null(env, &argv[0]);
   commit_job_free(env, job);
-  napi_get_global(env, &receiver);
-  if (callback != NULL && napi_call_function(env, receiver, callback, 1, argv, &ignored) == napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
+  privdav_call_back(env, callback, 1, argv);
   napi_close_handle_scope(env, scope);
-}
-
-static napi_value type_error(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
 }
 
 // A string of 1 .. PATH_MAX-1 bytes without NUL, malloc'ed; NULL (and a thrown error) otherwise.
 static char *path_argument(napi_env env, napi_value value, const char *what) {
   size_t length;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0 || length >= PATH_MAX) {
-    type_error(env, what);
+    privdav_throw_type_error(env, what);
     return NULL;
   }
   char *path = malloc(length + 1);
@@ -98,7 +88,7 @@ static char *path_argument(napi_env env, napi_value value, const char *what) {
   napi_get_value_string_utf8(env, value, path, length + 1, &length);
   if (strlen(path) != length) {
     free(path);
-    type_error(env, what);
+    privdav_throw_type_error(env, what);
     return NULL;
   }
   return path;
@@ -109,21 +99,21 @@ napi_value privdav_commit_upload(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 6) return type_error(env, "commitUpload(fd, temporary, link, target, durable, callback)");
+  if (argc < 6) return privdav_throw_type_error(env, "commitUpload(fd, temporary, link, target, durable, callback)");
   napi_valuetype type;
   double fd;
   if (napi_typeof(env, argv[0], &type) != napi_ok || type != napi_number ||
       napi_get_value_double(env, argv[0], &fd) != napi_ok || !(fd >= 0 && fd <= INT_MAX) || fd != (double)(int)fd)
-    return type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   bool link, durable;
   if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_boolean ||
       napi_get_value_bool(env, argv[2], &link) != napi_ok)
-    return type_error(env, "link must be a boolean");
+    return privdav_throw_type_error(env, "link must be a boolean");
   if (napi_typeof(env, argv[4], &type) != napi_ok || type != napi_boolean ||
       napi_get_value_bool(env, argv[4], &durable) != napi_ok)
-    return type_error(env, "durable must be a boolean");
+    return privdav_throw_type_error(env, "durable must be a boolean");
   if (napi_typeof(env, argv[5], &type) != napi_ok || type != napi_function)
-    return type_error(env, "callback must be a function");
+    return privdav_throw_type_error(env, "callback must be a function");
 
   commit_job *job = calloc(1, sizeof *job);
   if (job == NULL) {

@@ -369,22 +369,11 @@ static void list_complete(napi_env env, napi_status status, void *data) {
     else argv[0] = privdav_errno_error(env, ENOMEM, "listDirectory", job->path);
     napi_get_undefined(env, &argv[1]);
   }
-  napi_value callback = NULL, receiver, ignored;
+  napi_value callback = NULL;
   napi_get_reference_value(env, job->callback, &callback);
   list_job_free(env, job);
-  napi_get_global(env, &receiver);
-  // A throwing callback is an uncaught exception, exactly as for a node:fs callback.
-  if (callback != NULL && napi_call_function(env, receiver, callback, 2, argv, &ignored) == napi_pending_exception) {
-    napi_value exception;
-    napi_get_and_clear_last_exception(env, &exception);
-    napi_fatal_exception(env, exception);
-  }
+  privdav_call_back(env, callback, 2, argv);
   napi_close_handle_scope(env, scope);
-}
-
-static napi_value throw_type_error(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
 }
 
 // releaseListing(listing): detaches the listing's arrays, so their memory is freed now rather
@@ -398,14 +387,14 @@ napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   napi_valuetype type;
   if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object)
-    return throw_type_error(env, "not a listing");
+    return privdav_throw_type_error(env, "not a listing");
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     napi_value array, buffer;
     bool is_typed = false;
     if (napi_get_named_property(env, argv[0], fields[i], &array) != napi_ok ||
         napi_is_typedarray(env, array, &is_typed) != napi_ok || !is_typed ||
         napi_get_typedarray_info(env, array, NULL, NULL, NULL, &buffer, NULL) != napi_ok)
-      return throw_type_error(env, "not a listing");
+      return privdav_throw_type_error(env, "not a listing");
     bool detached = false;
     if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && !detached &&
         napi_detach_arraybuffer(env, buffer) != napi_ok) {
@@ -423,24 +412,24 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 4) return throw_type_error(env, "listDirectory(path, xattrs, maxMembers, callback)");
+  if (argc < 4) return privdav_throw_type_error(env, "listDirectory(path, xattrs, maxMembers, callback)");
 
   size_t path_length;
   if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_length) != napi_ok)
-    return throw_type_error(env, "path must be a string");
-  if (path_length == 0 || path_length >= PATH_MAX) return throw_type_error(env, "path must be 1 to PATH_MAX - 1 bytes");
+    return privdav_throw_type_error(env, "path must be a string");
+  if (path_length == 0 || path_length >= PATH_MAX) return privdav_throw_type_error(env, "path must be 1 to PATH_MAX - 1 bytes");
   double mode, max_members;
   napi_valuetype type;
   if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number ||
       napi_get_value_double(env, argv[1], &mode) != napi_ok ||
       !(mode == XATTRS_NONE || mode == XATTRS_NAMES || mode == XATTRS_VALUES))
-    return throw_type_error(env, "xattrs must be 0 (none), 1 (names) or 2 (values)");
+    return privdav_throw_type_error(env, "xattrs must be 0 (none), 1 (names) or 2 (values)");
   if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_number ||
       napi_get_value_double(env, argv[2], &max_members) != napi_ok ||
       !(max_members >= 0 && max_members <= UINT32_MAX) || max_members != (double)(uint32_t)max_members)
-    return throw_type_error(env, "maxMembers must be an integer 0 to 2^32 - 1");
+    return privdav_throw_type_error(env, "maxMembers must be an integer 0 to 2^32 - 1");
   if (napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function)
-    return throw_type_error(env, "callback must be a function");
+    return privdav_throw_type_error(env, "callback must be a function");
 
   list_job *job = calloc(1, sizeof *job);
   char *path = malloc(path_length + 1);
@@ -455,7 +444,7 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   // An embedded NUL would silently name another directory.
   if (strlen(path) != path_length) {
     list_job_free(env, job);
-    return throw_type_error(env, "path must not contain NUL bytes");
+    return privdav_throw_type_error(env, "path must not contain NUL bytes");
   }
   job->xattrs = (enum xattr_mode)mode;
   job->max_members = (uint32_t)max_members;

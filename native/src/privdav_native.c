@@ -68,9 +68,23 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   return privdav_throw_errno(env, err, syscall, path);
 }
 
-static napi_value throw_type_error(napi_env env, const char *message) {
+napi_value privdav_throw_type_error(napi_env env, const char *message) {
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
   return NULL;
+}
+
+void privdav_uncaught_if_thrown(napi_env env, napi_status status) {
+  if (status != napi_pending_exception) return;
+  napi_value exception;
+  napi_get_and_clear_last_exception(env, &exception);
+  napi_fatal_exception(env, exception);
+}
+
+void privdav_call_back(napi_env env, napi_value callback, size_t argc, const napi_value *argv) {
+  if (callback == NULL) return;
+  napi_value receiver, ignored;
+  napi_get_global(env, &receiver);
+  privdav_uncaught_if_thrown(env, napi_call_function(env, receiver, callback, argc, argv, &ignored));
 }
 
 // ---- argument helpers --------------------------------------------------------------------
@@ -137,7 +151,7 @@ static napi_value native_close_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int fd;
   if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   // On Linux the descriptor is released even when close() reports EINTR: retrying could close
   // a descriptor another thread has just been given.
   if (close(fd) != 0 && errno != EINTR) return throw_errno(env, errno, "close", NULL);
@@ -157,14 +171,14 @@ static napi_value native_read_cached(napi_env env, napi_callback_info info) {
   bool is_buffer = false;
   napi_valuetype type;
   if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok)
-    return throw_type_error(env, "buffer must be a Buffer");
+    return privdav_throw_type_error(env, "buffer must be a Buffer");
   if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_number ||
       napi_get_value_double(env, argv[2], &position) != napi_ok || !(position >= 0 && position <= 9007199254740991.0) ||
       position != (double)(int64_t)position)
-    return throw_type_error(env, "position must be a non-negative integer");
+    return privdav_throw_type_error(env, "position must be a non-negative integer");
   struct iovec iov = {.iov_base = data, .iov_len = length};
   ssize_t n;
   do n = preadv2(fd, &iov, 1, (off_t)position, RWF_NOWAIT);
@@ -177,7 +191,7 @@ static napi_value native_dup_fd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int fd;
   if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return throw_errno(env, errno, "fcntl", NULL);
   return int_value(env, copy);
@@ -195,9 +209,9 @@ static napi_value native_link_tmpfile(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int fd;
   if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   char *new_path = get_c_string(env, argv[1]);
-  if (new_path == NULL) return throw_type_error(env, "newPath must be a string without NUL bytes");
+  if (new_path == NULL) return privdav_throw_type_error(env, "newPath must be a string without NUL bytes");
   char proc_path[64];
   snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
   int rc = linkat(AT_FDCWD, proc_path, AT_FDCWD, new_path, AT_SYMLINK_FOLLOW);
@@ -213,11 +227,11 @@ static napi_value native_tcp_listen(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int port, backlog;
   if (!get_args(env, info, 3, argv)) return NULL;
-  if (!get_int(env, argv[1], 0, 65535, &port)) return throw_type_error(env, "port must be an integer 0-65535");
+  if (!get_int(env, argv[1], 0, 65535, &port)) return privdav_throw_type_error(env, "port must be an integer 0-65535");
   if (!get_int(env, argv[2], 0, INT32_MAX, &backlog))
-    return throw_type_error(env, "backlog must be a non-negative integer");
+    return privdav_throw_type_error(env, "backlog must be a non-negative integer");
   char *host = get_c_string(env, argv[0]);
-  if (host == NULL) return throw_type_error(env, "host must be a string without NUL bytes");
+  if (host == NULL) return privdav_throw_type_error(env, "host must be a string without NUL bytes");
 
   // Accept "[::1]" as well as "::1": the configuration spells IPv6 listen addresses in brackets.
   char *bare = host;
@@ -287,10 +301,10 @@ static napi_value native_sendmsg(napi_env env, napi_callback_info info) {
   size_t length;
   bool is_buffer = false;
   if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok)
-    return throw_type_error(env, "payload must be a Buffer");
+    return privdav_throw_type_error(env, "payload must be a Buffer");
 
   int fds[PRIVDAV_SCM_MAX_FD];
   uint32_t count = 0;
@@ -299,13 +313,13 @@ static napi_value native_sendmsg(napi_env env, napi_callback_info info) {
   if (fds_type != napi_undefined && fds_type != napi_null) {
     bool is_array = false;
     if (napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array)
-      return throw_type_error(env, "fds must be an array");
+      return privdav_throw_type_error(env, "fds must be an array");
     napi_get_array_length(env, argv[2], &count);
-    if (count > PRIVDAV_SCM_MAX_FD) return throw_type_error(env, "too many fds for one message");
+    if (count > PRIVDAV_SCM_MAX_FD) return privdav_throw_type_error(env, "too many fds for one message");
     for (uint32_t i = 0; i < count; i++) {
       napi_value element;
       napi_get_element(env, argv[2], i, &element);
-      if (!get_fd(env, element, &fds[i])) return throw_type_error(env, "fds must be non-negative integers");
+      if (!get_fd(env, element, &fds[i])) return privdav_throw_type_error(env, "fds must be non-negative integers");
     }
   }
 
@@ -344,17 +358,17 @@ static napi_value native_recvmsg(napi_env env, napi_callback_info info) {
   size_t length;
   bool is_buffer = false, is_typedarray = false;
   if (!get_args(env, info, 3, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok)
-    return throw_type_error(env, "buffer must be a Buffer");
+    return privdav_throw_type_error(env, "buffer must be a Buffer");
   napi_typedarray_type out_type;
   size_t out_length;
   void *out_data;
   if (napi_is_typedarray(env, argv[2], &is_typedarray) != napi_ok || !is_typedarray ||
       napi_get_typedarray_info(env, argv[2], &out_type, &out_length, &out_data, NULL, NULL) != napi_ok ||
       out_type != napi_int32_array || out_length < 2)
-    return throw_type_error(env, "out must be an Int32Array of length >= 2");
+    return privdav_throw_type_error(env, "out must be an Int32Array of length >= 2");
   int32_t *out = out_data;
   size_t capacity = out_length - 2;
   if (capacity > PRIVDAV_SCM_MAX_FD) capacity = PRIVDAV_SCM_MAX_FD;
@@ -405,7 +419,7 @@ static napi_value native_socket_error(napi_env env, napi_callback_info info) {
   int fd, error = 0;
   socklen_t length = sizeof error;
   if (!get_args(env, info, 1, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
   return int_value(env, -error);
 }
@@ -493,11 +507,7 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     // The callback may have closed the handle: the struct stays valid until on_poll_closed runs
     // (a later loop phase), and the references it could not drop are dropped now.
     if (poll->closing) channel_poll_release_references(env, poll);
-    if (call_status == napi_pending_exception) {
-      napi_value exception;
-      napi_get_and_clear_last_exception(env, &exception);
-      napi_fatal_exception(env, exception);
-    }
+    privdav_uncaught_if_thrown(env, call_status);
   }
   napi_close_handle_scope(env, scope);
 }
@@ -509,7 +519,7 @@ static channel_poll *get_poll(napi_env env, napi_value value) {
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_object ||
       napi_check_object_type_tag(env, value, &channel_poll_tag, &tagged) != napi_ok || !tagged ||
       napi_unwrap(env, value, &data) != napi_ok || data == NULL) {
-    throw_type_error(env, "not a channel poll handle");
+    privdav_throw_type_error(env, "not a channel poll handle");
     return NULL;
   }
   channel_poll *poll = data;
@@ -527,9 +537,9 @@ static napi_value native_poll_open(napi_env env, napi_callback_info info) {
   int fd;
   napi_valuetype callback_type;
   if (!get_args(env, info, 2, argv) || !get_fd(env, argv[0], &fd))
-    return throw_type_error(env, "fd must be a non-negative integer");
+    return privdav_throw_type_error(env, "fd must be a non-negative integer");
   if (napi_typeof(env, argv[1], &callback_type) != napi_ok || callback_type != napi_function)
-    return throw_type_error(env, "callback must be a function");
+    return privdav_throw_type_error(env, "callback must be a function");
   int type = 0;
   socklen_t type_length = sizeof type;
   if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_length) != 0)
@@ -575,7 +585,7 @@ static napi_value native_poll_set(napi_env env, napi_callback_info info) {
   channel_poll *poll = get_poll(env, argv[0]);
   if (poll == NULL) return NULL;
   if (!get_int(env, argv[1], 0, UV_READABLE | UV_WRITABLE, &events))
-    return throw_type_error(env, "events must be a combination of UV_READABLE and UV_WRITABLE");
+    return privdav_throw_type_error(env, "events must be a combination of UV_READABLE and UV_WRITABLE");
   if (events != 0) {
     int rc = uv_poll_start(&poll->poll, events, on_poll);
     if (rc != 0) return throw_errno(env, -rc, "uv_poll_start", NULL);
@@ -596,7 +606,7 @@ static napi_value native_poll_ref(napi_env env, napi_callback_info info) {
   channel_poll *poll = get_poll(env, argv[0]);
   if (poll == NULL) return NULL;
   if (napi_get_value_bool(env, argv[1], &keep_alive) != napi_ok)
-    return throw_type_error(env, "keepAlive must be a boolean");
+    return privdav_throw_type_error(env, "keepAlive must be a boolean");
   if (keep_alive)
     uv_ref((uv_handle_t *)&poll->poll);
   else
@@ -612,7 +622,7 @@ static napi_value native_poll_close(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv)) return NULL;
   if (napi_check_object_type_tag(env, argv[0], &channel_poll_tag, &tagged) != napi_ok || !tagged ||
       napi_unwrap(env, argv[0], &data) != napi_ok || data == NULL)
-    return throw_type_error(env, "not a channel poll handle");
+    return privdav_throw_type_error(env, "not a channel poll handle");
   channel_poll *poll = data;
   if (!poll->closing) channel_poll_release(env, poll);
   return NULL;

@@ -123,14 +123,8 @@ static void finish(sendfile_job *job, int error, const char *syscall) {
     napi_get_null(env, &argv[0]);
   napi_create_int64(env, job->sent, &argv[1]);
   napi_get_global(env, &receiver);
-  if (callback != NULL) {
-    napi_status call_status = napi_make_callback(env, job->async_context, receiver, callback, 2, argv, &result);
-    if (call_status == napi_pending_exception) {
-      napi_value exception;
-      napi_get_and_clear_last_exception(env, &exception);
-      napi_fatal_exception(env, exception);
-    }
-  }
+  if (callback != NULL)
+    privdav_uncaught_if_thrown(env, napi_make_callback(env, job->async_context, receiver, callback, 2, argv, &result));
   napi_delete_reference(env, job->callback);
   job->callback = NULL;
   napi_async_destroy(env, job->async_context);
@@ -186,11 +180,6 @@ static void step_complete(uv_work_t *work, int status) {
   if (job->idle_ms > 0) uv_timer_start(&job->timer, on_timeout, job->idle_ms, 0);
 }
 
-static napi_value type_error(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
-}
-
 static bool get_integer(napi_env env, napi_value value, double min, double max, double *out) {
   napi_valuetype type;
   if (napi_typeof(env, value, &type) != napi_ok || type != napi_number) return false;
@@ -203,19 +192,19 @@ napi_value privdav_send_file(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 6) return type_error(env, "sendFile(socketFd, fileFd, offset, length, idleMs, callback)");
+  if (argc < 6) return privdav_throw_type_error(env, "sendFile(socketFd, fileFd, offset, length, idleMs, callback)");
   double socket_fd, file_fd, offset, length, idle_ms;
-  if (!get_integer(env, argv[0], 0, INT_MAX, &socket_fd)) return type_error(env, "socketFd must be a descriptor");
-  if (!get_integer(env, argv[1], 0, INT_MAX, &file_fd)) return type_error(env, "fileFd must be a descriptor");
+  if (!get_integer(env, argv[0], 0, INT_MAX, &socket_fd)) return privdav_throw_type_error(env, "socketFd must be a descriptor");
+  if (!get_integer(env, argv[1], 0, INT_MAX, &file_fd)) return privdav_throw_type_error(env, "fileFd must be a descriptor");
   if (!get_integer(env, argv[2], 0, 9007199254740991.0, &offset))
-    return type_error(env, "offset must be a non-negative integer");
+    return privdav_throw_type_error(env, "offset must be a non-negative integer");
   if (!get_integer(env, argv[3], 1, 9007199254740991.0, &length))
-    return type_error(env, "length must be a positive integer");
+    return privdav_throw_type_error(env, "length must be a positive integer");
   if (!get_integer(env, argv[4], 0, 86400000.0 * 365, &idle_ms))
-    return type_error(env, "idleMs must be a non-negative integer");
+    return privdav_throw_type_error(env, "idleMs must be a non-negative integer");
   napi_valuetype type;
   if (napi_typeof(env, argv[5], &type) != napi_ok || type != napi_function)
-    return type_error(env, "callback must be a function");
+    return privdav_throw_type_error(env, "callback must be a function");
 
   // Only a stream socket: anything else is a caller's mistake that must not reach sendfile.
   int socket_type = 0;
@@ -277,7 +266,7 @@ napi_value privdav_abort_send_file(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   if (argc < 1 || napi_check_object_type_tag(env, argv[0], &sendfile_tag, &tagged) != napi_ok || !tagged ||
       napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL)
-    return type_error(env, "not a sendFile handle");
+    return privdav_throw_type_error(env, "not a sendFile handle");
   sendfile_job *job = data;
   if (job->finished || job->aborted) return NULL;
   job->aborted = true;

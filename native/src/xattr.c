@@ -18,22 +18,17 @@
 #define LIST_MAX 65536
 #define NAME_MAX_BYTES 255
 
-static napi_value type_error(napi_env env, const char *message) {
-  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
-  return NULL;
-}
-
 // Copies a JS string argument into `out` (capacity bytes); false (with a TypeError thrown) when it
 // is not a string, is empty, too long, or holds a NUL that would silently name something else.
 static bool string_argument(napi_env env, napi_value value, char *out, size_t capacity, const char *what) {
   size_t length;
   if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0 || length >= capacity) {
-    type_error(env, what);
+    privdav_throw_type_error(env, what);
     return false;
   }
   napi_get_value_string_utf8(env, value, out, capacity, &length);
   if (strlen(out) != length) {
-    type_error(env, what);
+    privdav_throw_type_error(env, what);
     return false;
   }
   return true;
@@ -43,7 +38,7 @@ static bool get_arguments(napi_env env, napi_callback_info info, size_t count, n
   size_t argc = count;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
   if (argc < count) {
-    type_error(env, "missing arguments");
+    privdav_throw_type_error(env, "missing arguments");
     return false;
   }
   return true;
@@ -112,7 +107,7 @@ napi_value privdav_xattr_set(napi_env env, napi_callback_info info) {
   size_t length;
   if (napi_is_buffer(env, argv[2], &is_buffer) != napi_ok || !is_buffer ||
       napi_get_buffer_info(env, argv[2], &data, &length) != napi_ok)
-    return type_error(env, "value must be a Buffer");
+    return privdav_throw_type_error(env, "value must be a Buffer");
   if (setxattr(path, name, data, length, 0) != 0) return privdav_throw_errno(env, errno, "setxattr", path);
   return NULL;
 }
