@@ -773,13 +773,8 @@ type StatFields = Pick<
   'dev' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'birthtimeNs'
 >;
 
-const S_IFMT = BigInt(fs.constants.S_IFMT);
-const S_IFREG = BigInt(fs.constants.S_IFREG);
-const S_IFDIR = BigInt(fs.constants.S_IFDIR);
-
 function toStat(stats: StatFields): Stat {
-  const type = stats.mode & S_IFMT;
-  const kind = type === S_IFREG ? 'file' : type === S_IFDIR ? 'directory' : 'other';
+  const kind = kindOf(Number(stats.mode));
   const birthtimeNs = stats.birthtimeNs !== 0n ? stats.birthtimeNs : stats.ctimeNs;
   return {
     kind,
@@ -795,11 +790,15 @@ function toStat(stats: StatFields): Stat {
   };
 }
 
+function kindOf(mode: number): Stat['kind'] {
+  const type = mode & fs.constants.S_IFMT;
+  return type === fs.constants.S_IFREG ? 'file' : type === fs.constants.S_IFDIR ? 'directory' : 'other';
+}
+
 /** toStat's result from what the addon computed for a listed member (no BigInt on the way). */
 function statOfListed(numbers: ListedNumbers): Stat {
-  const type = numbers.mode & fs.constants.S_IFMT;
   return {
-    kind: type === fs.constants.S_IFREG ? 'file' : type === fs.constants.S_IFDIR ? 'directory' : 'other',
+    kind: kindOf(numbers.mode),
     size: numbers.size,
     mtimeMs: numbers.mtimeMs,
     birthtimeMs: numbers.birthtimeMs,
@@ -894,7 +893,6 @@ function temporaryNameFor(target: string): string {
   return `${dirname(target)}/${stem}${random}.tmp`;
 }
 
-/** Awaits `operation`, turning any failure into a StorageError. */
 /** The resolved path (libc realpath), as a StorageError when it cannot be resolved. */
 function realPathSync(fsPath: string): string {
   try {
@@ -904,6 +902,7 @@ function realPathSync(fsPath: string): string {
   }
 }
 
+/** Awaits `operation`, turning any failure into a StorageError. */
 async function guard<T>(operation: Promise<T>): Promise<T> {
   try {
     return await operation;

@@ -336,7 +336,7 @@ export function listDirectoryLazily(
 }
 
 function* membersOf(listing: PackedListing): Generator<ListedMember> {
-  for (let i = 0; i < listing.count; i++) yield unpackMember(listing, i);
+  for (let i = 0; i < listing.count; i++) yield new PackedMember(listing, i);
 }
 
 /** membersOf, then the listing's memory is freed (its members' Buffers become empty). */
@@ -412,10 +412,6 @@ class PackedMember implements ListedMember {
     }
     return this.#stat;
   }
-}
-
-function unpackMember(listing: PackedListing, i: number): ListedMember {
-  return new PackedMember(listing, i);
 }
 
 export const channelBinding: ChannelBinding = addon;

@@ -17,11 +17,6 @@ import { closeLater, readCached } from '../../../native';
 const SMALL_BODY = 64 * 1024;
 const STREAM_CHUNK = 1024 * 1024;
 
-/** The descriptor storage opened, closed off the event loop (see closeLater). */
-function closeQuietly(fd: number): void {
-  closeLater(fd);
-}
-
 export async function handleGet(request: DavRequest): Promise<void> {
   await checkIfHeader(request);
   let opened: OpenedFile;
@@ -35,13 +30,13 @@ export async function handleGet(request: DavRequest): Promise<void> {
     throw error;
   }
   if (opened.stat.kind === 'directory') {
-    closeQuietly(opened.fd);
+    closeLater(opened.fd);
     return sendCollection(request, opened.stat);
   }
   try {
     await sendFile(request, opened);
   } catch (error) {
-    closeQuietly(opened.fd);
+    closeLater(opened.fd);
     throw error;
   }
 }
@@ -58,7 +53,7 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
     checkPreconditions(req, stat, true);
   } catch (error) {
     if (!(error instanceof NotModified)) throw error;
-    closeQuietly(fd);
+    closeLater(fd);
     res.writeHead(304, validatorHeaders(stat));
     res.end();
     return;
@@ -76,7 +71,7 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
   if (req.headers.range !== undefined && ifRangeHolds(req, stat)) {
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
-      closeQuietly(fd);
+      closeLater(fd);
       sendEmpty(res, 416, { 'Content-Range': `bytes */${size}`, ETag: stat.etag });
       return;
     }
@@ -91,14 +86,14 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
   headers['Content-Length'] = length;
 
   if (isHead || length === 0) {
-    closeQuietly(fd);
+    closeLater(fd);
     res.writeHead(status, headers);
     res.end();
     return;
   }
   if (length <= SMALL_BODY) {
     const body = readFromCache(fd, start, length) ?? (await readExactly(fd, start, length));
-    closeQuietly(fd);
+    closeLater(fd);
     res.writeHead(status, headers);
     res.end(body);
     return;
@@ -107,7 +102,7 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
   const socket = sendFileSocket(res);
   if (socket !== null) {
     await sendFileBody(res, socket, fd, start, length);
-    closeQuietly(fd);
+    closeLater(fd);
     return;
   }
   const stream = fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK, autoClose: true });
