@@ -14,7 +14,7 @@ import {
 } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
-import { MAIN, childrenByRole, sleep } from './daemon';
+import { MAIN, childrenByRole, untilReady } from './daemon';
 import type { TestUser } from './users';
 
 export const PRIVDAV_BIN = join(__dirname, '..', '..', '..', 'bin', 'privdav');
@@ -188,26 +188,14 @@ export async function startDaemonAs(
     cwd: dir,
     env: { PATH: '/usr/bin:/bin', HOME: user.home },
   });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | string | null>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal)),
   );
-  const deadline = Date.now() + 15_000;
-  while (!/web process ready/.test(output) || (await tryConnect(port)) !== 'connected') {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`daemon exited at start:\n${output}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`daemon did not become ready:\n${output}`);
-    }
-    await sleep(50);
-  }
+  const output = await untilReady(child, port);
   return {
     port,
     pid: child.pid!,
-    output: () => output,
+    output,
     processes: () => childrenByRole(child.pid!),
     exited,
     async stop() {

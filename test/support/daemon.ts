@@ -70,29 +70,16 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
 /** Starts the daemon on a config file the test wrote itself; `dir` is removed on stop. */
 export async function startDaemonWithConfig(configPath: string, port: number, dir?: string): Promise<Daemon> {
   const workDir = dir ?? mkdtempSync(join(tmpdir(), 'privdav-test-'));
-  let output = '';
   const child: ChildProcess = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`daemon exited at start:\n${output}`);
-    if (/web process ready/.test(output) && (await answers(port))) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`daemon did not become ready:\n${output}`);
-    }
-    await sleep(50);
-  }
+  const output = await untilReady(child, port);
   return {
     port,
-    url,
+    url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
     dir: workDir,
-    output: () => output,
+    output,
     processes: () => childrenByRole(child.pid!),
     async stop() {
       const code = await halt(child);
@@ -115,6 +102,27 @@ async function halt(child: ChildProcess): Promise<number | null> {
   const code = await exited;
   clearTimeout(timer);
   return code;
+}
+
+/**
+ * Collects a just-started daemon's output and waits (15 s at most) until its web process says it
+ * is ready and `port` answers HTTP; throws with the output if it exits or never gets there.
+ */
+export async function untilReady(child: ChildProcess, port: number): Promise<() => string> {
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`daemon exited at start:\n${output}`);
+    if (/web process ready/.test(output) && (await answers(port))) return () => output;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`daemon did not become ready:\n${output}`);
+    }
+    await sleep(50);
+  }
 }
 
 async function answers(port: number): Promise<boolean> {
