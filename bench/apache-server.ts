@@ -3,7 +3,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BenchServer, ServerName, ServerProcess, waitForTcp } from './bench-server';
+import { BenchServer, ProcessBackedServer, ServerName, ServerProcess, waitForTcp } from './bench-server';
 import { BenchUser } from './bench-user';
 
 const apacheBinary = '/usr/sbin/apache2';
@@ -20,15 +20,15 @@ export interface ApacheOptions {
   requireAuth: boolean;
 }
 
-export class ApacheServer implements BenchServer {
+export class ApacheServer extends ProcessBackedServer implements BenchServer {
   readonly name: ServerName;
   readonly label: string;
   readonly port: number;
   readonly authorization: string | null;
-  private process: ServerProcess | null = null;
   private readonly configPath: string;
 
   constructor(private readonly options: ApacheOptions) {
+    super();
     this.name = options.name;
     this.port = options.port;
     this.label = options.requireAuth
@@ -60,21 +60,6 @@ export class ApacheServer implements BenchServer {
     } catch (error) {
       throw new Error(`${this.label} did not start: ${(error as Error).message}\n${this.errorLogTail()}`);
     }
-  }
-
-  async stop(): Promise<void> {
-    await this.process?.stop();
-    this.process = null;
-  }
-
-  /** Apache has no per-user state: its cold start is the first request after the parent has bound the port. */
-  async restartCold(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
-  rootPid(): number | null {
-    return this.process?.pid ?? null;
   }
 
   roleOf(facts: { isRoot: boolean }): string {

@@ -28,6 +28,34 @@ export interface BenchServer {
   roleOf(facts: { isRoot: boolean; uid: number; command: string }): string;
 }
 
+/**
+ * What both servers share: one ServerProcess at a time, stopped the same way, and a cold restart
+ * that is a stop and a start (each server's start() decides when it can take requests).
+ */
+export abstract class ProcessBackedServer {
+  protected process: ServerProcess | null = null;
+
+  abstract start(): Promise<void>;
+
+  async stop(): Promise<void> {
+    await this.process?.stop();
+    this.process = null;
+  }
+
+  /**
+   * privdav: the next authenticated request pays for PAM and for a worker for the user (the
+   * spare's). Apache has no per-user state: its cold start is the first request after start.
+   */
+  async restartCold(): Promise<void> {
+    await this.stop();
+    await this.start();
+  }
+
+  rootPid(): number | null {
+    return this.process?.pid ?? null;
+  }
+}
+
 /** Picks a free loopback port by binding port 0 and closing again (racy in theory, fine on a bench box). */
 export async function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {

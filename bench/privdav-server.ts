@@ -3,7 +3,13 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BenchServer, ServerName, ServerProcess, waitForHttpAnswer } from './bench-server';
+import {
+  BenchServer,
+  ProcessBackedServer,
+  ServerName,
+  ServerProcess,
+  waitForHttpAnswer,
+} from './bench-server';
 import { BenchUser } from './bench-user';
 
 /** The built daemon, found relative to this file (dist/bench/ -> dist/helper/main.js). */
@@ -21,16 +27,16 @@ export interface PrivdavOptions {
   durable: boolean;
 }
 
-export class PrivdavServer implements BenchServer {
+export class PrivdavServer extends ProcessBackedServer implements BenchServer {
   readonly name: ServerName = 'privdav';
   readonly label: string;
   readonly port: number;
   readonly authorization: string;
-  private process: ServerProcess | null = null;
   private webAccountUid = -1;
   private readonly configPath: string;
 
   constructor(private readonly options: PrivdavOptions) {
+    super();
     this.port = options.port;
     this.label = `privdav (storage.durable = ${options.durable})`;
     this.authorization = `Basic ${Buffer.from(`${options.user.name}:${options.user.password}`).toString('base64')}`;
@@ -76,21 +82,6 @@ export class PrivdavServer implements BenchServer {
     } catch (error) {
       throw new Error(`privdav did not start: ${(error as Error).message}\n${started.tailOfLog()}`);
     }
-  }
-
-  async stop(): Promise<void> {
-    await this.process?.stop();
-    this.process = null;
-  }
-
-  /** A fresh daemon: the next authenticated request pays for PAM and for spawning the user's worker. */
-  async restartCold(): Promise<void> {
-    await this.stop();
-    await this.start();
-  }
-
-  rootPid(): number | null {
-    return this.process?.pid ?? null;
   }
 
   roleOf(facts: { isRoot: boolean; uid: number; command: string }): string {
