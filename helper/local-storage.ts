@@ -27,10 +27,12 @@ import {
 } from '../src/storage/storage';
 import {
   commitUpload,
+  listDirectoryAsWire,
   listDirectoryLazily,
   type ListDirectoryOptions,
   type ListedMember as NativeMember,
   type ListedNumbers,
+  type WireItem,
 } from '../native/index';
 import { copyUserXattrs, patchDeadProps, readDeadProps, selectDeadProps } from './dead-props';
 import {
@@ -38,11 +40,13 @@ import {
   isSameOrInside,
   isValidSegment,
   MAX_PATH_BYTES,
+  MAX_SEGMENT_BYTES,
   parentDavPath,
   resolvePath,
   shareRootOf,
   type LayoutConfig,
 } from './layout';
+import { wireRunOf, type WireRun } from './protocol';
 
 export type { LayoutConfig } from './layout';
 
@@ -124,6 +128,67 @@ export class LocalStorage implements Storage {
         visited.add(member.identity);
         pending.push({ path: member.entry.path, fsPath: member.fsPath });
       }
+    }
+  }
+
+  /**
+   * list() in helper/protocol.ts's wire form: runs of entry texts, each entry followed by a comma,
+   * of at most `bounds` entries and bytes (a single entry may be larger). The members of a Depth 1
+   * listing come mostly as text the addon wrote, without a JavaScript object each — a worker
+   * answering PROPFINDs spent most of its time making and serialising those. Same entries, order,
+   * errors and limit as list().
+   */
+  async *listWire(
+    path: DavPath,
+    depth: Depth,
+    options: ListOptions,
+    bounds: { entries: number; bytes: number },
+  ): AsyncGenerator<WireRun> {
+    if (depth !== 1) {
+      for await (const entry of this.list(path, depth, options)) yield wireRunOf(entry);
+      return;
+    }
+    const fsPath = this.#resolve(path);
+    checkListArguments(depth, options);
+    const props = options.props;
+    const root = await statOrThrow(fsPath);
+    yield wireRunOf(makeEntry(path, fsPath, root, props));
+    if (!root.isDirectory()) return;
+    let count = 1;
+    const counted = (n: number): void => {
+      count += n;
+      if (count > options.limit) throw new StorageError('LIMIT', 'too many entries');
+    };
+    const pathBytes = Buffer.byteLength(path, 'utf8');
+    let items: Iterable<WireItem>;
+    try {
+      items = await listDirectoryAsWire(fsPath, {
+        xattrs: xattrsFor(props),
+        maxMembers: Math.max(0, Math.min(options.limit - count, NATIVE_LIST_MAX_MEMBERS)),
+        prefix: JSON.stringify(childDavPath(path, '')).slice(0, -1),
+        maxNameBytes: Math.max(0, Math.min(MAX_SEGMENT_BYTES, MAX_PATH_BYTES - pathBytes - 1)),
+        props: props !== 'none',
+        maxRunEntries: bounds.entries,
+        maxRunBytes: bounds.bytes,
+      });
+    } catch (error) {
+      if (errnoOf(error) !== 'E2BIG') throw storageError(error);
+      for await (const member of listMembers(path, fsPath, props, false)) {
+        counted(1);
+        yield wireRunOf(member.entry);
+      }
+      return;
+    }
+    for (const item of items) {
+      if (item.member === undefined) {
+        counted(item.count);
+        yield item;
+        continue;
+      }
+      const member = listedMember(item.member, path, fsPath, props, pathBytes);
+      if (member === null) continue;
+      counted(1);
+      yield wireRunOf(member.entry);
     }
   }
 
@@ -476,16 +541,28 @@ function* listedMembers(
 ): Generator<ListedMember> {
   const pathBytes = Buffer.byteLength(dirPath, 'utf8');
   for (const member of listed) {
-    const name = addressableName(member.name, pathBytes);
-    if (name === null) continue;
-    const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
-    const stat = statOfListed(member.numbers);
-    const entry: Entry = { path: childDavPath(dirPath, name), stat };
-    if (props !== 'none') entry.props = propsOfListed(member, props);
-    // The exact (BigInt) dev:ino only where it is needed: directories, for Depth: infinity walks.
-    const identity = stat.kind === 'directory' ? identityOf(member.stat) : '';
-    yield { entry, fsPath, identity, isSymlink: member.isSymlink };
+    const listedOne = listedMember(member, dirPath, dirFsPath, props, pathBytes);
+    if (listedOne !== null) yield listedOne;
   }
+}
+
+/** The entry of one member the addon listed, or null when its name cannot be a DavPath segment. */
+function listedMember(
+  member: NativeMember,
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+  pathBytes: number,
+): ListedMember | null {
+  const name = addressableName(member.name, pathBytes);
+  if (name === null) return null;
+  const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
+  const stat = statOfListed(member.numbers);
+  const entry: Entry = { path: childDavPath(dirPath, name), stat };
+  if (props !== 'none') entry.props = propsOfListed(member, props);
+  // The exact (BigInt) dev:ino only where it is needed: directories, for Depth: infinity walks.
+  const identity = stat.kind === 'directory' ? identityOf(member.stat) : '';
+  return { entry, fsPath, identity, isSymlink: member.isSymlink };
 }
 
 /** Which xattrs the addon must read for `props`: values only where a property's content is wanted. */

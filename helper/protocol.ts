@@ -225,6 +225,16 @@ export function entryToWire(entry: Entry): string {
   return wire + ']';
 }
 
+/** Entry texts (entryToWire), each followed by a comma: `count` of them. */
+export interface WireRun {
+  text: Buffer;
+  count: number;
+}
+
+export function wireRunOf(entry: Entry): WireRun {
+  return { text: Buffer.from(entryToWire(entry) + ',', 'utf8'), count: 1 };
+}
+
 /** As JSON.stringify writes a number (NaN and the infinities are not JSON: null). */
 function jsonNumber(value: number): string {
   return Number.isFinite(value) ? String(value) : 'null';

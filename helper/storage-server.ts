@@ -15,12 +15,15 @@ import {
   StorageOp,
   decodeMessage,
   encodeMessage,
-  entryToWire,
   isBoundedString,
   isRequestId,
+  wireRunOf,
+  type WireRun,
 } from './protocol';
 import {
   Depth,
+  Entry,
+  ListOptions,
   PropPatchOp,
   PropSelection,
   Storage,
@@ -35,8 +38,18 @@ const MAX_PROP_NAMES = 1024;
 const MAX_PATCH_OPS = 1024;
 const MAX_UPLOADS_PER_CHANNEL = 256;
 
+/** A Storage that can list in wire form itself (LocalStorage.listWire), skipping the Entry objects. */
+interface WireListing {
+  listWire?(
+    path: string,
+    depth: Depth,
+    options: ListOptions,
+    bounds: { entries: number; bytes: number },
+  ): AsyncIterable<WireRun>;
+}
+
 export interface StorageServerOptions {
-  storage: Storage;
+  storage: Storage & WireListing;
   userKey: Buffer;
   uid: number;
   maxInfinityEntries: number;
@@ -178,6 +191,22 @@ export interface StorageServerState {
   readonly open: boolean;
 }
 
+async function* wireRunsOf(entries: AsyncIterable<Entry>): AsyncGenerator<WireRun> {
+  for await (const entry of entries) yield wireRunOf(entry);
+}
+
+/** A list reply carrying `runs` (comma-terminated entry texts, `bytes` in all) as its result array. */
+function listReply(id: number, more: boolean, runs: readonly Buffer[], bytes: number): Buffer {
+  const head = `{"id":${id},"ok":true,"more":${more},"result":[`;
+  const payload = Buffer.allocUnsafe(head.length + Math.max(0, bytes - 1) + 2);
+  let at = payload.write(head, 0, 'latin1');
+  for (const run of runs) at += run.copy(payload, at);
+  // The last entry's comma becomes the array's end.
+  if (bytes > 0) at--;
+  payload.write(']}', at, 'latin1');
+  return payload;
+}
+
 export function serveStorage(channel: Channel, options: StorageServerOptions): StorageServerState {
   const context: Context = { uploads: new Map() };
   let inFlight = 0;
@@ -231,23 +260,29 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     }
     // The configured bound is for Depth: infinity; a Depth 1 listing of a big directory is fine.
     const limit = depth === 'infinity' ? Math.min(requested, options.maxInfinityEntries) : requested;
-    let batch: string[] = [];
+    // Runs of entries already in wire form (each followed by a comma), batched so that a batch
+    // never exceeds one message.
+    let batch: Buffer[] = [];
+    let entries = 0;
     let bytes = 0;
     const flush = (more: boolean): void => {
-      // Entries are pre-serialised so a batch never exceeds one message.
-      const payload = `{"id":${id},"ok":true,"more":${more},"result":[${batch.join(',')}]}`;
-      if (peerGone) return;
-      channel.send(Buffer.from(payload, 'utf8'));
+      if (!peerGone) channel.send(listReply(id, more, batch, bytes));
       batch = [];
+      entries = 0;
       bytes = 0;
     };
-    for await (const entry of options.storage.list(path, depth, { props: selection, limit })) {
-      const json = entryToWire(entry);
-      if (Buffer.byteLength(json) > MAX_MESSAGE_BYTES - 256)
-        throw new StorageError('E2BIG', 'entry too large');
-      if (batch.length >= LIST_BATCH_ENTRIES || bytes + json.length > LIST_BATCH_BYTES) flush(true);
-      batch.push(json);
-      bytes += json.length;
+    const listArgs = { props: selection, limit };
+    const bounds = { entries: LIST_BATCH_ENTRIES, bytes: LIST_BATCH_BYTES };
+    const runs =
+      options.storage.listWire?.(path, depth, listArgs, bounds) ??
+      wireRunsOf(options.storage.list(path, depth, listArgs));
+    for await (const run of runs) {
+      if (run.text.length > MAX_MESSAGE_BYTES - 256) throw new StorageError('E2BIG', 'entry too large');
+      if (entries > 0 && (entries + run.count > LIST_BATCH_ENTRIES || bytes + run.text.length > LIST_BATCH_BYTES))
+        flush(true);
+      batch.push(run.text);
+      entries += run.count;
+      bytes += run.text.length;
     }
     flush(false);
   };

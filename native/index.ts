@@ -70,6 +70,7 @@ interface Addon extends ChannelBinding {
     xattrs: 0 | 1 | 2,
     maxMembers: number,
     callback: (error: NodeJS.ErrnoException | null, listing?: PackedListing) => void,
+    wire?: { prefix: string; maxNameBytes: number; props: boolean },
   ): void;
 }
 
@@ -78,7 +79,10 @@ interface PackedListing {
   count: number;
   /** Member names, attribute names and attribute values, back to back. */
   bytes: Buffer;
-  /** Per member: name offset, name length, flags (1 = symlink), first attribute, attribute count, ETag offset, ETag length. */
+  /**
+   * Per member: name offset, name length, flags (1 = symlink, 2 = has no wire text), first
+   * attribute, attribute count, ETag offset, ETag length, wire text offset, wire text length.
+   */
   members: Uint32Array;
   /** Per member: dev, ino, mode, uid, gid, size, mtime s, ns, ctime s, ns, birthtime s, ns. */
   stats: BigInt64Array;
@@ -86,6 +90,8 @@ interface PackedListing {
   attrs: Uint32Array;
   /** Per member: size, mtimeMs, birthtimeMs, dev, ino, mode, uid, gid. */
   numbers: Float64Array;
+  /** With the wire option: the members' wire texts, back to back, each followed by a comma. */
+  wire?: Buffer;
 }
 
 // Compiled code runs from dist/native/, sources from native/: both sit below the package root.
@@ -321,18 +327,92 @@ export function listDirectoryLazily(
   return new Promise((resolve, reject) =>
     addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, (error, listing) => {
       if (error !== null || listing === undefined) reject(error);
-      else {
-        let iterated = false;
-        resolve({
-          [Symbol.iterator]: () => {
-            if (iterated) throw new Error('listDirectoryLazily: a listing can be iterated once');
-            iterated = true;
-            return membersReleasing(listing);
-          },
-        });
-      }
+      else resolve(onlyOnce(() => membersReleasing(listing), 'listDirectoryLazily'));
     }),
   );
+}
+
+export interface WireListingOptions extends ListDirectoryOptions {
+  /**
+   * The JSON text of the directory's DavPath followed by "/", without the closing quote (e.g.
+   * `"/docs/`): each member's path is this plus its name.
+   */
+  prefix: string;
+  /** Longer names make too long a path: such members come as members, for JavaScript to judge. */
+  maxNameBytes: number;
+  /** Entries carry dead properties (`{}` when a member has none) — helper/protocol.ts entryToWire. */
+  props: boolean;
+  /** Bounds of one run of text. */
+  maxRunEntries: number;
+  maxRunBytes: number;
+}
+
+/**
+ * Either a run of consecutive members the addon wrote as wire text (`count` entries, each followed
+ * by a comma; the Buffer is the caller's), or one member it left to JavaScript: a name JSON needs
+ * escapes for or that may not be addressable, dead properties to decode, times beyond 2^53 µs.
+ */
+export type WireItem = { text: Buffer; count: number; member?: undefined } | { member: ListedMember };
+
+/**
+ * listDirectoryLazily for helper/protocol.ts's wire: most members come as ready-made entry text
+ * written by the addon (no JavaScript object per member), the rest as members.
+ */
+export function listDirectoryAsWire(path: string, options: WireListingOptions): Promise<Iterable<WireItem>> {
+  const wire = { prefix: options.prefix, maxNameBytes: options.maxNameBytes, props: options.props };
+  return new Promise((resolve, reject) =>
+    addon.listDirectory(
+      path,
+      XATTR_MODES[options.xattrs],
+      options.maxMembers,
+      (error, listing) => {
+        if (error !== null || listing === undefined) reject(error);
+        else resolve(onlyOnce(() => wireItemsReleasing(listing, options), 'listDirectoryAsWire'));
+      },
+      wire,
+    ),
+  );
+}
+
+function onlyOnce<T>(iterate: () => Iterator<T>, what: string): Iterable<T> {
+  let iterated = false;
+  return {
+    [Symbol.iterator]: () => {
+      if (iterated) throw new Error(`${what}: a listing can be iterated once`);
+      iterated = true;
+      return iterate();
+    },
+  };
+}
+
+function* wireItemsReleasing(listing: PackedListing, options: WireListingOptions): Generator<WireItem> {
+  const { members, wire } = listing;
+  try {
+    let runStart = 0;
+    let runEnd = 0;
+    let runCount = 0;
+    for (let i = 0; i < listing.count; i++) {
+      const m = i * MEMBER_FIELDS;
+      if ((members[m + 2]! & MEMBER_NEEDS_JS) !== 0) {
+        if (runCount > 0) yield { text: Buffer.from(wire!.subarray(runStart, runEnd)), count: runCount };
+        runCount = 0;
+        yield { member: new PackedMember(listing, i) };
+        continue;
+      }
+      const start = members[m + 7]!;
+      const end = start + members[m + 8]!;
+      if (runCount > 0 && (runCount >= options.maxRunEntries || end - runStart > options.maxRunBytes)) {
+        yield { text: Buffer.from(wire!.subarray(runStart, runEnd)), count: runCount };
+        runCount = 0;
+      }
+      if (runCount === 0) runStart = start;
+      runEnd = end;
+      runCount++;
+    }
+    if (runCount > 0) yield { text: Buffer.from(wire!.subarray(runStart, runEnd)), count: runCount };
+  } finally {
+    addon.releaseListing(listing);
+  }
 }
 
 function* membersOf(listing: PackedListing): Generator<ListedMember> {
@@ -348,7 +428,9 @@ function* membersReleasing(listing: PackedListing): Generator<ListedMember> {
   }
 }
 
-const MEMBER_FIELDS = 7;
+const MEMBER_FIELDS = 9;
+const MEMBER_IS_SYMLINK = 1;
+const MEMBER_NEEDS_JS = 2;
 const STAT_FIELDS = 12;
 const NUMBER_FIELDS = 8;
 
@@ -367,7 +449,7 @@ class PackedMember implements ListedMember {
     const m = i * MEMBER_FIELDS;
     const n = i * NUMBER_FIELDS;
     this.name = bytes.subarray(members[m]!, members[m]! + members[m + 1]!);
-    this.isSymlink = (members[m + 2]! & 1) !== 0;
+    this.isSymlink = (members[m + 2]! & MEMBER_IS_SYMLINK) !== 0;
     this.numbers = {
       size: numbers[n]!,
       mtimeMs: numbers[n + 1]!,

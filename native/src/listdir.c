@@ -33,9 +33,12 @@
 enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
 
 // Per member in `members` (uint32): name offset, name length, flags, first attribute, attribute
-// count, ETag offset, ETag length.
-#define MEMBER_FIELDS 7
+// count, ETag offset, ETag length, wire text offset, wire text length.
+#define MEMBER_FIELDS 9
 #define MEMBER_IS_SYMLINK 1u
+// Set when the listing was asked for wire text but this member has none: JavaScript makes its
+// entry (a name that is not plain UTF-8 JSON can carry, dead properties to decode, huge numbers).
+#define MEMBER_NEEDS_JS 2u
 // Per member in `stats` (int64, as node:fs's BigIntStats): dev, ino, mode, uid, gid, size, then
 // seconds and nanoseconds of mtime, ctime and birthtime (0/0 where the filesystem has none).
 #define STAT_FIELDS 12
@@ -61,11 +64,17 @@ typedef struct {
   char *path;
   enum xattr_mode xattrs;
   uint32_t max_members;
+  // Wire text (helper/protocol.ts entryToWire) is written for each member when wire_prefix is set:
+  // the JSON text of the directory's DavPath plus "/", without its closing quote.
+  char *wire_prefix;
+  size_t wire_prefix_length;
+  uint32_t wire_max_name_bytes;  // longer names would make too long a DavPath: left to JavaScript
+  bool wire_props;               // entries end in {} (no dead properties) rather than without
   // Outputs, filled on the threadpool.
   int error;             // errno, 0 on success
   const char *syscall;   // what failed
   uint32_t count;        // members
-  growable bytes, members, stats, attrs, numbers;
+  growable bytes, members, stats, attrs, numbers, wire;
 } list_job;
 
 static void growable_free(growable *buffer) {
@@ -92,7 +101,8 @@ static void *growable_append(growable *buffer, const void *source, size_t length
 }
 
 static bool listing_too_large(const list_job *job) {
-  return job->bytes.length + job->members.length + job->stats.length + job->attrs.length + job->numbers.length >
+  return job->bytes.length + job->members.length + job->stats.length + job->attrs.length + job->numbers.length +
+             job->wire.length >
          MAX_LISTING_BYTES;
 }
 
@@ -188,6 +198,99 @@ static double milliseconds(__int128 ns) {
   return (double)(ns / 1000) / 1000.0;
 }
 
+// ---- wire text ------------------------------------------------------------------------------
+
+// The length of the UTF-8 sequence at `at` (at most `left` bytes) as a strict decoder (TextDecoder
+// with fatal: true) accepts it — no overlong forms, no surrogates, nothing above U+10FFFF — or 0.
+static size_t utf8_sequence(const unsigned char *at, size_t left) {
+  unsigned char lead = at[0];
+  size_t length;
+  unsigned char low = 0x80, high = 0xbf;  // the allowed range of the second byte
+  if (lead < 0x80) return 1;
+  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    if (lead == 0xe0) low = 0xa0;
+    if (lead == 0xed) high = 0x9f;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    if (lead == 0xf0) low = 0x90;
+    if (lead == 0xf4) high = 0x8f;
+  } else
+    return 0;
+  if (left < length || at[1] < low || at[1] > high) return 0;
+  for (size_t i = 2; i < length; i++)
+    if (at[i] < 0x80 || at[i] > 0xbf) return 0;
+  return length;
+}
+
+// Appends `name` as JSON string content (without quotes), or returns false when it is not a name
+// this text can carry as the JavaScript path would: not strict UTF-8, control characters (they
+// need escapes), a backslash (layout.ts has rules about "\\." pieces). Such names go to JavaScript.
+static bool put_json_name(growable *out, const char *name, size_t length) {
+  const unsigned char *at = (const unsigned char *)name;
+  const unsigned char *end = at + length;
+  while (at < end) {
+    if (*at < 0x20 || *at == '\\') return false;
+    if (*at == '"') {
+      if (growable_append(out, "\\\"", 2) == NULL) return false;
+      at++;
+      continue;
+    }
+    size_t n = utf8_sequence(at, (size_t)(end - at));
+    if (n == 0 || growable_append(out, at, n) == NULL) return false;
+    at += n;
+  }
+  return true;
+}
+
+// 2^53: integers below it are exact doubles, printed as JSON.stringify prints them.
+#define EXACT_INTEGER 9007199254740992.0
+
+// Appends a number as JSON: integers in decimal; anything else so that JSON.parse gives back
+// the same double (%.17g), which is all the receiving side needs.
+static bool put_number(growable *out, double value) {
+  char text[40];
+  int n;
+  if (value > -EXACT_INTEGER && value < EXACT_INTEGER && value == (double)(int64_t)value)
+    n = snprintf(text, sizeof text, "%lld", (long long)(int64_t)value);
+  else
+    n = snprintf(text, sizeof text, "%.17g", value);
+  return growable_append(out, ",", 1) != NULL && growable_append(out, text, (size_t)n) != NULL;
+}
+
+// Writes the member's wire text, followed by a comma: [path, kind, size, mtimeUs, birthtimeUs,
+// etag, dev, ino, mode, uid, gid(, {})] as helper/protocol.ts's entryToWire writes it for what
+// local-storage.ts makes of this member. Returns false (and writes nothing) when JavaScript must
+// make this entry instead.
+static bool put_wire_entry(list_job *job, const char *name, size_t name_length, const double *numbers,
+                           __int128 mtime_ns, __int128 birth_ns, const char *etag, size_t etag_length,
+                           uint32_t attribute_count) {
+  if (name_length > job->wire_max_name_bytes || (job->wire_props && attribute_count > 0)) return false;
+  // Times as whole microseconds, as entryToWire's Math.round(ms * 1000); beyond 2^53 µs (year
+  // 287,396) the JavaScript path decides.
+  __int128 mtime_us = mtime_ns / 1000, birth_us = birth_ns / 1000;
+  if (mtime_us <= -(__int128)EXACT_INTEGER || mtime_us >= (__int128)EXACT_INTEGER ||
+      birth_us <= -(__int128)EXACT_INTEGER || birth_us >= (__int128)EXACT_INTEGER)
+    return false;
+  growable *out = &job->wire;
+  size_t start = out->length;
+  unsigned mode = (unsigned)numbers[5];
+  const char *kind = S_ISREG(mode) ? "\",\"file\"" : S_ISDIR(mode) ? "\",\"directory\"" : "\",\"other\"";
+  bool ok = growable_append(out, "[", 1) != NULL &&
+            growable_append(out, job->wire_prefix, job->wire_prefix_length) != NULL &&
+            put_json_name(out, name, name_length) && growable_append(out, kind, strlen(kind)) != NULL &&
+            put_number(out, numbers[0]) && put_number(out, (double)(int64_t)mtime_us) &&
+            put_number(out, (double)(int64_t)birth_us) && growable_append(out, ",\"\\\"", 4) != NULL &&
+            // The ETag is hex digits and '-' between its quotes: only those quotes need escapes.
+            growable_append(out, etag + 1, etag_length - 2) != NULL &&
+            growable_append(out, "\\\"\"", 3) != NULL;
+  for (int i = 3; ok && i < NUMBER_FIELDS; i++) ok = put_number(out, numbers[i]);
+  ok = ok && (job->wire_props ? growable_append(out, ",{}],", 5) : growable_append(out, "],", 2)) != NULL;
+  if (!ok) out->length = start;
+  return ok;
+}
+
 // Runs on the threadpool: no Node-API calls here.
 static void list_execute(napi_env env, void *data) {
   (void)env;
@@ -244,7 +347,7 @@ static void list_execute(napi_env env, void *data) {
       break;
     }
     uint32_t member[MEMBER_FIELDS] = {(uint32_t)job->bytes.length, (uint32_t)name_length,
-                                      is_symlink ? MEMBER_IS_SYMLINK : 0u, 0, 0, 0, 0};
+                                      is_symlink ? MEMBER_IS_SYMLINK : 0u, 0, 0, 0, 0, 0, 0};
     bool stored = growable_append(&job->bytes, name, name_length) != NULL;
     if (stored && job->xattrs != XATTRS_NONE) {
       memcpy(member_path + path_length, name, name_length + 1);
@@ -282,6 +385,15 @@ static void list_execute(napi_env env, void *data) {
         (double)st.stx_uid,
         (double)st.stx_gid,
     };
+    if (job->wire_prefix != NULL) {
+      size_t wire_start = job->wire.length;
+      if (stored && put_wire_entry(job, name, name_length, numbers, mtime_ns, btime_ns != 0 ? btime_ns : ctime_ns,
+                                   etag, etag_length, member[4])) {
+        member[7] = (uint32_t)wire_start;
+        member[8] = (uint32_t)(job->wire.length - wire_start);
+      } else
+        member[2] |= MEMBER_NEEDS_JS;
+    }
     stored = stored && growable_append(&job->bytes, etag, etag_length) != NULL &&
              growable_append(&job->members, member, sizeof member) != NULL &&
              growable_append(&job->stats, fields, sizeof fields) != NULL &&
@@ -331,6 +443,13 @@ static napi_value make_result(napi_env env, list_job *job) {
   napi_set_named_property(env, result, "stats", stats);
   napi_set_named_property(env, result, "attrs", attrs);
   napi_set_named_property(env, result, "numbers", numbers);
+  if (job->wire_prefix != NULL) {
+    napi_value wire;
+    if (napi_create_buffer_copy(env, job->wire.length, job->wire.length > 0 ? job->wire.data : "", NULL, &wire) !=
+        napi_ok)
+      return NULL;
+    napi_set_named_property(env, result, "wire", wire);
+  }
   return result;
 }
 
@@ -338,6 +457,8 @@ static void list_job_free(napi_env env, list_job *job) {
   if (job->callback != NULL) napi_delete_reference(env, job->callback);
   if (job->work != NULL) napi_delete_async_work(env, job->work);
   free(job->path);
+  free(job->wire_prefix);
+  growable_free(&job->wire);
   growable_free(&job->bytes);
   growable_free(&job->members);
   growable_free(&job->stats);
@@ -383,14 +504,16 @@ static void list_complete(napi_env env, napi_status status, void *data) {
 napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  static const char *fields[] = {"bytes", "members", "stats", "attrs", "numbers"};
+  static const char *fields[] = {"bytes", "members", "stats", "attrs", "numbers", "wire"};
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   napi_valuetype type;
   if (argc < 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_object)
     return privdav_throw_type_error(env, "not a listing");
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     napi_value array, buffer;
-    bool is_typed = false;
+    bool is_typed = false, has = false;
+    // "wire" is there only when wire text was asked for.
+    if (i == 5 && (napi_has_named_property(env, argv[0], fields[i], &has) != napi_ok || !has)) continue;
     if (napi_get_named_property(env, argv[0], fields[i], &array) != napi_ok ||
         napi_is_typedarray(env, array, &is_typed) != napi_ok || !is_typed ||
         napi_get_typedarray_info(env, array, NULL, NULL, NULL, &buffer, NULL) != napi_ok)
@@ -407,10 +530,38 @@ napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result)).
+// Reads listDirectory's optional wire argument {prefix: string, maxNameBytes: number, props:
+// boolean} into the job; false (with a TypeError thrown) when it is malformed.
+static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
+  napi_value prefix, max_name_bytes, props;
+  napi_valuetype type;
+  double max;
+  size_t length;
+  if (napi_typeof(env, options, &type) != napi_ok || type != napi_object ||
+      napi_get_named_property(env, options, "prefix", &prefix) != napi_ok ||
+      napi_get_named_property(env, options, "maxNameBytes", &max_name_bytes) != napi_ok ||
+      napi_get_named_property(env, options, "props", &props) != napi_ok ||
+      napi_get_value_string_utf8(env, prefix, NULL, 0, &length) != napi_ok || length == 0 || length >= PATH_MAX * 2 ||
+      napi_get_value_double(env, max_name_bytes, &max) != napi_ok || !(max >= 0 && max <= NAME_MAX) ||
+      napi_get_value_bool(env, props, &job->wire_props) != napi_ok) {
+    privdav_throw_type_error(env, "wire must be {prefix: string, maxNameBytes: 0 to 255, props: boolean}");
+    return false;
+  }
+  job->wire_prefix = malloc(length + 1);
+  if (job->wire_prefix == NULL) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return false;
+  }
+  napi_get_value_string_utf8(env, prefix, job->wire_prefix, length + 1, &job->wire_prefix_length);
+  job->wire_max_name_bytes = (uint32_t)max;
+  return true;
+}
+
+// listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result),
+// wire?: {prefix, maxNameBytes, props}).
 napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   if (argc < 4) return privdav_throw_type_error(env, "listDirectory(path, xattrs, maxMembers, callback)");
 
@@ -448,6 +599,11 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   }
   job->xattrs = (enum xattr_mode)mode;
   job->max_members = (uint32_t)max_members;
+  if (argc >= 5 && napi_typeof(env, argv[4], &type) == napi_ok && type != napi_undefined &&
+      !get_wire_options(env, argv[4], job)) {
+    list_job_free(env, job);
+    return NULL;
+  }
 
   napi_value resource_name;
   napi_create_string_utf8(env, "PRIVDAV_LIST_DIRECTORY", NAPI_AUTO_LENGTH, &resource_name);

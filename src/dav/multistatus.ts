@@ -40,7 +40,7 @@ export class MultistatusWriter {
 
   async end(): Promise<void> {
     if (!this.started) this.start();
-    this.res.end(this.pending + '</D:multistatus>');
+    this.res.end(Buffer.from(this.pending + '</D:multistatus>', 'utf8'));
     this.pending = '';
   }
 
@@ -54,7 +54,9 @@ export class MultistatusWriter {
     const chunk = this.pending;
     this.pending = '';
     if (this.res.destroyed) throw new Error('client went away');
-    if (!this.res.write(chunk)) await waitForDrain(this.res);
+    // As one Buffer: the text is a rope of many small strings, and a string chunk is flattened
+    // and encoded twice by node:http (once to measure it for chunked encoding, once to send it).
+    if (!this.res.write(Buffer.from(chunk, 'utf8'))) await waitForDrain(this.res);
   }
 }
 
