@@ -278,7 +278,10 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       wireRunsOf(options.storage.list(path, depth, listArgs));
     for await (const run of runs) {
       if (run.text.length > MAX_MESSAGE_BYTES - 256) throw new StorageError('E2BIG', 'entry too large');
-      if (entries > 0 && (entries + run.count > LIST_BATCH_ENTRIES || bytes + run.text.length > LIST_BATCH_BYTES))
+      if (
+        entries > 0 &&
+        (entries + run.count > LIST_BATCH_ENTRIES || bytes + run.text.length > LIST_BATCH_BYTES)
+      )
         flush(true);
       batch.push(run.text);
       entries += run.count;

@@ -59,26 +59,23 @@ export function livePropertyXml(name: string, entry: Entry, sources: LivePropert
   const isCollection = stat.kind === 'directory';
   switch (name) {
     case CREATIONDATE:
-      return `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
+      return creationdateXml(stat);
     case DISPLAYNAME:
-      return `<D:displayname>${escapeXmlText(baseName(entry.path))}</D:displayname>`;
+      return displaynameXml(entry);
     case GETCONTENTLENGTH:
-      return isCollection ? null : `<D:getcontentlength>${stat.size}</D:getcontentlength>`;
+      return isCollection ? null : getcontentlengthXml(stat);
     case GETCONTENTTYPE:
-      return isCollection ? null : `<D:getcontenttype>${contentTypeFor(entry.path)}</D:getcontenttype>`;
+      return isCollection ? null : getcontenttypeXml(entry);
     case GETETAG:
-      return `<D:getetag>${escapeXmlText(stat.etag)}</D:getetag>`;
+      return getetagXml(stat);
     case GETLASTMODIFIED:
-      return `<D:getlastmodified>${httpDate(stat.mtimeMs)}</D:getlastmodified>`;
+      return getlastmodifiedXml(stat);
     case RESOURCETYPE:
-      return isCollection ? '<D:resourcetype><D:collection/></D:resourcetype>' : '<D:resourcetype/>';
-    case LOCKDISCOVERY: {
-      let xml = '<D:lockdiscovery>';
-      for (const lock of sources.locksFor(entry)) xml += activeLockXml(lock, sources.nowMs);
-      return xml + '</D:lockdiscovery>';
-    }
+      return resourcetypeXml(isCollection);
+    case LOCKDISCOVERY:
+      return lockdiscoveryXml(entry, sources);
     case SUPPORTEDLOCK:
-      return `<D:supportedlock>${SUPPORTED_LOCK_XML}</D:supportedlock>`;
+      return SUPPORTEDLOCK_XML;
     case QUOTA_AVAILABLE:
       return sources.space === null
         ? null
@@ -90,6 +87,48 @@ export function livePropertyXml(name: string, entry: Entry, sources: LivePropert
     default:
       return null;
   }
+}
+
+/**
+ * What livePropertyXml gives for each of ALLPROP_LIVE, in that order, in one piece: a listing
+ * renders these for every member, and a loop over the names costs a third of the rendering.
+ */
+export function allpropLiveXml(entry: Entry, sources: LivePropertySources): string {
+  const stat = entry.stat;
+  const isCollection = stat.kind === 'directory';
+  const content = isCollection ? '' : getcontentlengthXml(stat) + getcontenttypeXml(entry);
+  return (
+    creationdateXml(stat) +
+    displaynameXml(entry) +
+    content +
+    getetagXml(stat) +
+    getlastmodifiedXml(stat) +
+    resourcetypeXml(isCollection) +
+    lockdiscoveryXml(entry, sources) +
+    SUPPORTEDLOCK_XML
+  );
+}
+
+const creationdateXml = (stat: Stat): string =>
+  `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
+const displaynameXml = (entry: Entry): string =>
+  `<D:displayname>${escapeXmlText(baseName(entry.path))}</D:displayname>`;
+const getcontentlengthXml = (stat: Stat): string => `<D:getcontentlength>${stat.size}</D:getcontentlength>`;
+const getcontenttypeXml = (entry: Entry): string =>
+  `<D:getcontenttype>${contentTypeFor(entry.path)}</D:getcontenttype>`;
+const getetagXml = (stat: Stat): string => `<D:getetag>${escapeXmlText(stat.etag)}</D:getetag>`;
+const getlastmodifiedXml = (stat: Stat): string =>
+  `<D:getlastmodified>${httpDate(stat.mtimeMs)}</D:getlastmodified>`;
+const resourcetypeXml = (isCollection: boolean): string =>
+  isCollection ? '<D:resourcetype><D:collection/></D:resourcetype>' : '<D:resourcetype/>';
+const SUPPORTEDLOCK_XML = `<D:supportedlock>${SUPPORTED_LOCK_XML}</D:supportedlock>`;
+
+function lockdiscoveryXml(entry: Entry, sources: LivePropertySources): string {
+  const locks = sources.locksFor(entry);
+  if (locks.length === 0) return '<D:lockdiscovery></D:lockdiscovery>';
+  let xml = '<D:lockdiscovery>';
+  for (const lock of locks) xml += activeLockXml(lock, sources.nowMs);
+  return xml + '</D:lockdiscovery>';
 }
 
 /** RFC 3339 without fractional seconds, as DAV:creationdate wants. */

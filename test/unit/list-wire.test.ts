@@ -25,7 +25,7 @@ const NAMES = [
   'tab\there',
   'new\nline',
   'del\x7f',
-  '<&>\'',
+  "<&>'",
   Buffer.from('ünïcödé ✓', 'utf8').toString('latin1'),
   Buffer.from('😀.txt', 'utf8').toString('latin1'),
   Buffer.from('\u2028 line separator', 'utf8').toString('latin1'),
@@ -108,7 +108,10 @@ describe('LocalStorage.listWire', () => {
       assert.ok(run.count === 1 || run.text.length <= 2000, `${run.text.length} bytes`);
       assert.equal(run.text.toString('utf8').match(/\],(?=\[|$)/g)?.length, run.count);
     }
-    assert.ok(runs.some((run) => run.count > 1), 'members are written in runs, not one by one');
+    assert.ok(
+      runs.some((run) => run.count > 1),
+      'members are written in runs, not one by one',
+    );
   });
 
   test('the limit fails the listing as list() does', async () => {
@@ -120,7 +123,12 @@ describe('LocalStorage.listWire', () => {
   test('a missing path fails as list() does; a file is listed as itself', async () => {
     const list = async (path: string) => {
       const runs: WireRun[] = [];
-      for await (const run of storage.listWire(path, 1, { props: 'all', limit: 10 }, { entries: 4, bytes: 100 }))
+      for await (const run of storage.listWire(
+        path,
+        1,
+        { props: 'all', limit: 10 },
+        { entries: 4, bytes: 100 },
+      ))
         runs.push(run);
       return parsed(runs);
     };

@@ -7,6 +7,7 @@ import { MultistatusWriter } from '../multistatus';
 import { encodeHref } from '../paths';
 import {
   ALLPROP_LIVE,
+  allpropLiveXml,
   isLiveProperty,
   livePropertyXml,
   QUOTA_AVAILABLE,
@@ -114,7 +115,7 @@ function renderResponse(entry: Entry, query: PropfindQuery, sources: LivePropert
     }
     for (const name in entry.props) found += emptyPropertyElement(name);
   } else if (query.kind === 'allprop') {
-    for (const name of ALLPROP_LIVE) found += livePropertyXml(name, entry, sources) ?? '';
+    found += allpropLiveXml(entry, sources);
     for (const name in entry.props) found += (entry.props as Record<string, string>)[name];
     for (const name of query.include) {
       if (ALLPROP_LIVE.includes(name) || (entry.props !== undefined && name in entry.props)) continue;
