@@ -195,16 +195,37 @@ async function* wireRunsOf(entries: AsyncIterable<Entry>): AsyncGenerator<WireRu
   for await (const entry of entries) yield wireRunOf(entry);
 }
 
-/** A list reply carrying `runs` (comma-terminated entry texts, `bytes` in all) as its result array. */
-function listReply(id: number, more: boolean, runs: readonly Buffer[], bytes: number): Buffer {
-  const head = `{"id":${id},"ok":true,"more":${more},"result":[`;
-  const payload = Buffer.allocUnsafe(head.length + Math.max(0, bytes - 1) + 2);
-  let at = payload.write(head, 0, 'latin1');
-  for (const run of runs) at += run.copy(payload, at);
-  // The last entry's comma becomes the array's end.
-  if (bytes > 0) at--;
-  payload.write(']}', at, 'latin1');
-  return payload;
+/**
+ * One list reply being filled: `{"id":…,"ok":true,"more":…,"result":[<entries>]}` in one buffer
+ * of a message's size, entries copied in as they come. The head is written last, right-aligned in
+ * the room left for it, because `more` is known only then.
+ */
+class ListReply {
+  static readonly #HEAD_ROOM = 64;
+  readonly #id: number;
+  readonly #buffer = Buffer.allocUnsafe(MAX_MESSAGE_BYTES);
+  entries = 0;
+  bytes = 0;
+
+  constructor(id: number) {
+    this.#id = id;
+  }
+
+  /** Takes a copy of the run's text: at most MAX_MESSAGE_BYTES - 256 bytes in all. */
+  add(run: WireRun): void {
+    this.bytes += run.text.copy(this.#buffer, ListReply.#HEAD_ROOM + this.bytes);
+    this.entries += run.count;
+  }
+
+  finish(more: boolean): Buffer {
+    const head = `{"id":${this.#id},"ok":true,"more":${more},"result":[`;
+    const start = ListReply.#HEAD_ROOM - head.length;
+    this.#buffer.write(head, start, 'latin1');
+    // The last entry's comma becomes the array's end.
+    const end = ListReply.#HEAD_ROOM + Math.max(0, this.bytes - 1);
+    this.#buffer.write(']}', end, 'latin1');
+    return this.#buffer.subarray(start, end + 2);
+  }
 }
 
 export function serveStorage(channel: Channel, options: StorageServerOptions): StorageServerState {
@@ -260,16 +281,13 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     }
     // The configured bound is for Depth: infinity; a Depth 1 listing of a big directory is fine.
     const limit = depth === 'infinity' ? Math.min(requested, options.maxInfinityEntries) : requested;
-    // Runs of entries already in wire form (each followed by a comma), batched so that a batch
+    // Runs of entries already in wire form (each followed by a comma) are copied into the reply
+    // as they come (they may be views of a listing freed when it ends), batched so that a batch
     // never exceeds one message.
-    let batch: Buffer[] = [];
-    let entries = 0;
-    let bytes = 0;
+    let reply = new ListReply(id);
     const flush = (more: boolean): void => {
-      if (!peerGone) channel.send(listReply(id, more, batch, bytes));
-      batch = [];
-      entries = 0;
-      bytes = 0;
+      if (!peerGone) channel.send(reply.finish(more));
+      reply = new ListReply(id);
     };
     const listArgs = { props: selection, limit };
     const bounds = { entries: LIST_BATCH_ENTRIES, bytes: LIST_BATCH_BYTES };
@@ -279,13 +297,11 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     for await (const run of runs) {
       if (run.text.length > MAX_MESSAGE_BYTES - 256) throw new StorageError('E2BIG', 'entry too large');
       if (
-        entries > 0 &&
-        (entries + run.count > LIST_BATCH_ENTRIES || bytes + run.text.length > LIST_BATCH_BYTES)
+        reply.entries > 0 &&
+        (reply.entries + run.count > LIST_BATCH_ENTRIES || reply.bytes + run.text.length > LIST_BATCH_BYTES)
       )
         flush(true);
-      batch.push(run.text);
-      entries += run.count;
-      bytes += run.text.length;
+      reply.add(run);
     }
     flush(false);
   };

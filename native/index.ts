@@ -349,7 +349,7 @@ export interface WireListingOptions extends ListDirectoryOptions {
 
 /**
  * Either a run of consecutive members the addon wrote as wire text (`count` entries, each followed
- * by a comma; the Buffer is the caller's), or one member it left to JavaScript: a name JSON needs
+ * by a comma; a view of the listing, emptied when the iteration ends), or one member it left to JavaScript: a name JSON needs
  * escapes for or that may not be addressable, dead properties to decode, times beyond 2^53 µs.
  */
 export type WireItem = { text: Buffer; count: number; member?: undefined } | { member: ListedMember };
@@ -394,7 +394,7 @@ function* wireItemsReleasing(listing: PackedListing, options: WireListingOptions
     for (let i = 0; i < listing.count; i++) {
       const m = i * MEMBER_FIELDS;
       if ((members[m + 2]! & MEMBER_NEEDS_JS) !== 0) {
-        if (runCount > 0) yield { text: Buffer.from(wire!.subarray(runStart, runEnd)), count: runCount };
+        if (runCount > 0) yield { text: wire!.subarray(runStart, runEnd), count: runCount };
         runCount = 0;
         yield { member: new PackedMember(listing, i) };
         continue;
@@ -402,14 +402,14 @@ function* wireItemsReleasing(listing: PackedListing, options: WireListingOptions
       const start = members[m + 7]!;
       const end = start + members[m + 8]!;
       if (runCount > 0 && (runCount >= options.maxRunEntries || end - runStart > options.maxRunBytes)) {
-        yield { text: Buffer.from(wire!.subarray(runStart, runEnd)), count: runCount };
+        yield { text: wire!.subarray(runStart, runEnd), count: runCount };
         runCount = 0;
       }
       if (runCount === 0) runStart = start;
       runEnd = end;
       runCount++;
     }
-    if (runCount > 0) yield { text: Buffer.from(wire!.subarray(runStart, runEnd)), count: runCount };
+    if (runCount > 0) yield { text: wire!.subarray(runStart, runEnd), count: runCount };
   } finally {
     addon.releaseListing(listing);
   }
