@@ -200,10 +200,12 @@ async function* wireRunsOf(entries: AsyncIterable<Entry>): AsyncGenerator<WireRu
  * of a message's size, entries copied in as they come. The head is written last, right-aligned in
  * the room left for it, because `more` is known only then.
  */
+const EMPTY = Buffer.alloc(0);
+
 class ListReply {
   static readonly #HEAD_ROOM = 64;
   readonly #id: number;
-  readonly #buffer = Buffer.allocUnsafe(MAX_MESSAGE_BYTES);
+  #buffer = EMPTY;
   entries = 0;
   bytes = 0;
 
@@ -211,13 +213,19 @@ class ListReply {
     this.#id = id;
   }
 
-  /** Takes a copy of the run's text: at most MAX_MESSAGE_BYTES - 256 bytes in all. */
+  /**
+   * Takes a copy of the run's text. The first run may be up to MAX_MESSAGE_BYTES - 256 bytes (one
+   * large entry); after it, the batch stays within LIST_BATCH_BYTES.
+   */
   add(run: WireRun): void {
+    if (this.#buffer === EMPTY)
+      this.#buffer = Buffer.allocUnsafe(ListReply.#HEAD_ROOM + Math.max(LIST_BATCH_BYTES, run.text.length) + 2);
     this.bytes += run.text.copy(this.#buffer, ListReply.#HEAD_ROOM + this.bytes);
     this.entries += run.count;
   }
 
   finish(more: boolean): Buffer {
+    if (this.#buffer === EMPTY) this.#buffer = Buffer.allocUnsafe(ListReply.#HEAD_ROOM + 2);
     const head = `{"id":${this.#id},"ok":true,"more":${more},"result":[`;
     const start = ListReply.#HEAD_ROOM - head.length;
     this.#buffer.write(head, start, 'latin1');

@@ -34,7 +34,7 @@
 // that would not is refused like one with too many members, and the caller streams it instead.
 #define MAX_LISTING_BYTES (64u * 1024 * 1024)
 // Listings that held this much give their freed memory back to the system at once.
-#define TRIM_AFTER_BYTES (1024u * 1024)
+#define TRIM_AFTER_BYTES (256u * 1024)
 
 enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
 
