@@ -434,10 +434,14 @@ class LocalUpload implements Upload {
     return new LocalUpload(fd, target, existing, durable, temporary);
   }
 
-  async commit(): Promise<Stat> {
+  async commit(size?: number): Promise<Stat> {
     this.#finish();
     try {
-      await this.#inheritFromTarget();
+      // Belt and braces before the rename makes it visible: the file holds exactly what was sent.
+      const uploaded = await fstat(this.fd);
+      if (size !== undefined && Number(uploaded.size) !== size)
+        throw new StorageError('EIO', `upload is ${uploaded.size} bytes, ${size} were sent`);
+      await this.#inheritFromTarget(uploaded);
       // fdatasync, link (O_TMPFILE) and rename in one threadpool job: off the event loop, so
       // concurrent uploads commit in parallel.
       const link = this.#temporaryPath === null;
@@ -459,14 +463,16 @@ class LocalUpload implements Upload {
   }
 
   /** A replaced file keeps its permission bits, group and dead properties (a 0600 file stays 0600). */
-  async #inheritFromTarget(): Promise<void> {
+  async #inheritFromTarget(uploaded: fs.BigIntStats): Promise<void> {
     const current = await statOrNull(this.#target);
     if (current === null) return;
     refuseNonFile(current);
-    // Set-id bits are dropped, as the kernel drops them when anyone writes to such a file.
-    fs.fchmodSync(this.fd, Number(current.mode) & 0o1777);
-    const fresh = await fstat(this.fd);
-    if (fresh.gid !== current.gid) {
+    // Set-id bits are dropped, as the kernel drops them when anyone writes to such a file. Only
+    // when they differ: a chmod is a journalled inode update, and most uploads replace a file
+    // that has the default mode.
+    const mode = Number(current.mode) & 0o1777;
+    if ((Number(uploaded.mode) & 0o7777) !== mode) fs.fchmodSync(this.fd, mode);
+    if (uploaded.gid !== current.gid) {
       try {
         fs.fchownSync(this.fd, -1, Number(current.gid));
       } catch {

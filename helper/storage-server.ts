@@ -129,10 +129,10 @@ const OPS: Record<Exclude<StorageOp, 'list'>, OpSpec> = {
     },
   },
   commitWrite: {
-    check: ([id]) => isUploadId(id),
-    run: async (_s, [id], context) => {
+    check: ([id, size]) => isUploadId(id) && (size === undefined || isRequestId(size)),
+    run: async (_s, [id, size], context) => {
       const upload = takeUpload(context, id as number);
-      return { result: await upload.commit() };
+      return { result: await upload.commit(size as number | undefined) };
     },
   },
   abortWrite: {

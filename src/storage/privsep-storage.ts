@@ -178,9 +178,9 @@ export class PrivsepStorage implements Storage {
     return {
       fd,
       existing: result.existing ?? null,
-      commit: async () => {
+      commit: async (size?: number) => {
         settle();
-        return (await this.#call('commitWrite', [uploadId])).result as Stat;
+        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size])).result as Stat;
       },
       abort: async () => {
         settle();

@@ -60,8 +60,11 @@ export interface Upload {
   fd: number;
   /** The resource the upload will replace, or null when it creates a new one. */
   existing: Stat | null;
-  /** Atomically replace the target with the uploaded content (fsync, then rename). */
-  commit(): Promise<Stat>;
+  /**
+   * Atomically replace the target with the uploaded content (fsync, then rename). With `size`,
+   * fails with EIO instead — the target untouched — unless the file holds exactly that many bytes.
+   */
+  commit(size?: number): Promise<Stat>;
   /** Discard the upload; the target is untouched and no temporary file remains. */
   abort(): Promise<void>;
 }

@@ -247,6 +247,20 @@ describe('openWrite: PUT replaces atomically', () => {
     assert.equal(fs.statSync(`${root}/new.txt`).mode & 0o777, 0o666 & ~umask);
   });
 
+  test('a commit told another size than the file holds fails with EIO and replaces nothing', async () => {
+    fs.mkdirSync(`${root}/size-check`);
+    fs.writeFileSync(`${root}/size-check/keep.txt`, 'precious');
+    const short = await storage.openWrite('/size-check/keep.txt');
+    fs.writeSync(short.fd, 'only part');
+    await rejectsWith('EIO', short.commit(10));
+    assert.equal(fs.readFileSync(`${root}/size-check/keep.txt`, 'utf8'), 'precious');
+    assert.deepEqual(fs.readdirSync(`${root}/size-check`), ['keep.txt']);
+    const exact = await storage.openWrite('/size-check/keep.txt');
+    fs.writeSync(exact.fd, 'all of it');
+    assert.equal((await exact.commit(9)).size, 9);
+    assert.equal(fs.readFileSync(`${root}/size-check/keep.txt`, 'utf8'), 'all of it');
+  });
+
   test('the old content stays visible until commit', async () => {
     fs.writeFileSync(`${root}/live.txt`, 'old');
     const upload = await storage.openWrite('/live.txt');

@@ -21,6 +21,7 @@ export async function handlePut(request: DavRequest): Promise<void> {
   if (target.path === '/') throw new DavError(405, 'cannot PUT onto a collection');
 
   let upload: Upload;
+  let written: number;
   try {
     upload = await request.storage.openWrite(target.path);
   } catch (error) {
@@ -32,19 +33,15 @@ export async function handlePut(request: DavRequest): Promise<void> {
       throw new DavError(405, 'cannot PUT onto a collection');
     checkPreconditions(req, existing, false);
     await authorizeWrite(request, [{ path: target.path, membership: existing === null, tree: false }]);
-    const written = await writeBody(req, upload.fd, maxBytes);
-    // Belt and braces before the rename makes it visible: the file holds exactly what was sent.
-    const onDisk = await new Promise<number>((resolve, reject) =>
-      fs.fstat(upload.fd, (error, stats) => (error ? reject(StorageError.from(error)) : resolve(stats.size))),
-    );
-    if (onDisk !== written) throw new StorageError('EIO', `upload is ${onDisk} bytes, ${written} were sent`);
+    written = await writeBody(req, upload.fd, maxBytes);
   } catch (error) {
     await upload.abort().catch(ignoreError);
     throw error;
   }
   let stat;
   try {
-    stat = await upload.commit();
+    // Storage checks that the file holds exactly the bytes sent before it replaces the target.
+    stat = await upload.commit(written);
   } catch (error) {
     await upload.abort().catch(ignoreError);
     throw error;
