@@ -114,7 +114,8 @@ static bool listing_too_large(const list_job *job) {
 
 // listxattrat(2) (Linux 6.13): the member's attributes by name relative to its directory's
 // descriptor, a third cheaper than listxattr's walk of the whole path. Where the kernel lacks it
-// (ENOSYS, remembered), listxattr of the path.
+// (ENOSYS, remembered), listxattr of the path — also when PRIVDAV_LISTXATTR_BY_PATH is set in the
+// environment, so that the tests cover the older kernels' way too.
 #ifndef SYS_listxattrat
 #if defined(__x86_64__) || defined(__aarch64__)
 #define SYS_listxattrat 465
@@ -636,6 +637,7 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   }
   job->xattrs = (enum xattr_mode)mode;
   job->max_members = (uint32_t)max_members;
+  if (getenv("PRIVDAV_LISTXATTR_BY_PATH") != NULL) atomic_store(&no_listxattrat, true);
   if (argc >= 5 && napi_typeof(env, argv[4], &type) == napi_ok && type != napi_undefined &&
       !get_wire_options(env, argv[4], job)) {
     list_job_free(env, job);

@@ -4,7 +4,9 @@
 // property selection and depth; runs within their bounds; the same limit.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { xattrSet } from '../../native/index';
 import { LocalStorage } from '../../helper/local-storage';
@@ -90,6 +92,28 @@ describe('LocalStorage.listWire', () => {
       }
     });
   }
+
+  test('kernels without listxattrat (listxattr of the whole path) list the same', async () => {
+    // A child process, because the addon remembers the choice for the life of the process.
+    const script = `
+      const { LocalStorage } = require(${JSON.stringify(path.join(__dirname, '../../helper/local-storage'))});
+      (async () => {
+        const storage = new LocalStorage({ layout: { kind: 'home', root: ${JSON.stringify(root)} } });
+        const texts = [];
+        for await (const run of storage.listWire('/', 1, { props: 'all', limit: 1000 }, { entries: 4, bytes: 2000 }))
+          texts.push(run.text.toString('utf8'));
+        process.stdout.write('[' + texts.join('').slice(0, -1) + ']');
+      })();`;
+    const output = execFileSync(process.execPath, ['-e', script], {
+      env: { ...process.env, PRIVDAV_LISTXATTR_BY_PATH: '1' },
+    });
+    const byPath = JSON.parse(output.toString('utf8')) as unknown[];
+    assert.deepEqual(byPath, parsed(await wireRuns(storage, 1, 'all')));
+    assert.ok(
+      byPath.some((entry) => JSON.stringify(entry).includes('{urn:x}p')),
+      'dead properties are found that way too',
+    );
+  });
 
   test('names JSON must escape come through; names no DavPath can carry are left out', async () => {
     const paths = (parsed(await wireRuns(storage, 1, 'all')) as string[][]).map((entry) => entry[0]);
