@@ -219,7 +219,9 @@ class ListReply {
    */
   add(run: WireRun): void {
     if (this.#buffer === EMPTY)
-      this.#buffer = Buffer.allocUnsafe(ListReply.#HEAD_ROOM + Math.max(LIST_BATCH_BYTES, run.text.length) + 2);
+      this.#buffer = Buffer.allocUnsafe(
+        ListReply.#HEAD_ROOM + Math.max(LIST_BATCH_BYTES, run.text.length) + 2,
+      );
     this.bytes += run.text.copy(this.#buffer, ListReply.#HEAD_ROOM + this.bytes);
     this.entries += run.count;
   }

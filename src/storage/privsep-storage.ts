@@ -180,7 +180,8 @@ export class PrivsepStorage implements Storage {
       existing: result.existing ?? null,
       commit: async (size?: number) => {
         settle();
-        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size])).result as Stat;
+        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size]))
+          .result as Stat;
       },
       abort: async () => {
         settle();
