@@ -28,6 +28,7 @@ import {
 import {
   commitUpload,
   listDirectoryAsWire,
+  listDirectoryAsWireNow,
   listDirectoryLazily,
   type ListDirectoryOptions,
   type ListedMember as NativeMember,
@@ -66,6 +67,13 @@ const LIST_CONCURRENCY = 32;
  * all in memory at once); a bigger directory is streamed by listMembers instead.
  */
 const NATIVE_LIST_MAX_MEMBERS = 100_000;
+/**
+ * Directories up to this size (st_size; on ext4 about 300 short names) are listed by the worker's
+ * own thread, up to SMALL_DIRECTORY_MEMBERS members; bigger ones on the threadpool, where several
+ * listings proceed in parallel and the worker keeps answering meanwhile.
+ */
+const SMALL_DIRECTORY_BYTES = 12_288n;
+const SMALL_DIRECTORY_MEMBERS = 512;
 /** Members removed or copied at once inside one collection. */
 const TREE_CONCURRENCY = 16;
 /** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
@@ -160,17 +168,29 @@ export class LocalStorage implements Storage {
       if (count > options.limit) throw new StorageError('LIMIT', 'too many entries');
     };
     const pathBytes = Buffer.byteLength(path, 'utf8');
-    let items: Iterable<WireItem>;
+    const listOptions = {
+      xattrs: xattrsFor(props),
+      maxMembers: Math.max(0, Math.min(options.limit - count, NATIVE_LIST_MAX_MEMBERS)),
+      prefix: JSON.stringify(childDavPath(path, '')).slice(0, -1),
+      maxNameBytes: Math.max(0, Math.min(MAX_SEGMENT_BYTES, MAX_PATH_BYTES - pathBytes - 1)),
+      props: props !== 'none',
+      maxRunEntries: bounds.entries,
+      maxRunBytes: bounds.bytes,
+    };
+    let items: Iterable<WireItem> | null = null;
     try {
-      items = await listDirectoryAsWire(fsPath, {
-        xattrs: xattrsFor(props),
-        maxMembers: Math.max(0, Math.min(options.limit - count, NATIVE_LIST_MAX_MEMBERS)),
-        prefix: JSON.stringify(childDavPath(path, '')).slice(0, -1),
-        maxNameBytes: Math.max(0, Math.min(MAX_SEGMENT_BYTES, MAX_PATH_BYTES - pathBytes - 1)),
-        props: props !== 'none',
-        maxRunEntries: bounds.entries,
-        maxRunBytes: bounds.bytes,
-      });
+      // A small directory is listed at once: two thread wake-ups cost more than the listing. It
+      // turns out bigger than its size said (E2BIG): the threadpool lists it after all.
+      if (root.size <= SMALL_DIRECTORY_BYTES)
+        items = listDirectoryAsWireNow(fsPath, {
+          ...listOptions,
+          maxMembers: Math.min(listOptions.maxMembers, SMALL_DIRECTORY_MEMBERS),
+        });
+    } catch (error) {
+      if (errnoOf(error) !== 'E2BIG') throw storageError(error);
+    }
+    try {
+      items ??= await listDirectoryAsWire(fsPath, listOptions);
     } catch (error) {
       if (errnoOf(error) !== 'E2BIG') throw storageError(error);
       for await (const member of listMembers(path, fsPath, props, false)) {

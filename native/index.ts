@@ -69,9 +69,9 @@ interface Addon extends ChannelBinding {
     path: string,
     xattrs: 0 | 1 | 2,
     maxMembers: number,
-    callback: (error: NodeJS.ErrnoException | null, listing?: PackedListing) => void,
+    callback: ((error: NodeJS.ErrnoException | null, listing?: PackedListing) => void) | null,
     wire?: { prefix: string; maxNameBytes: number; props: boolean },
-  ): void;
+  ): PackedListing | undefined;
 }
 
 /** listdir.c's answer: flat arrays, decoded by listDirectory below (layouts described there). */
@@ -359,7 +359,6 @@ export type WireItem = { text: Buffer; count: number; member?: undefined } | { m
  * written by the addon (no JavaScript object per member), the rest as members.
  */
 export function listDirectoryAsWire(path: string, options: WireListingOptions): Promise<Iterable<WireItem>> {
-  const wire = { prefix: options.prefix, maxNameBytes: options.maxNameBytes, props: options.props };
   return new Promise((resolve, reject) =>
     addon.listDirectory(
       path,
@@ -367,11 +366,38 @@ export function listDirectoryAsWire(path: string, options: WireListingOptions): 
       options.maxMembers,
       (error, listing) => {
         if (error !== null || listing === undefined) reject(error);
-        else resolve(onlyOnce(() => wireItemsReleasing(listing, options), 'listDirectoryAsWire'));
+        else resolve(wireItemsOf(listing, options));
       },
-      wire,
+      wireOptionsOf(options),
     ),
   );
+}
+
+/**
+ * listDirectoryAsWire here and now, on the calling thread: for small directories, where handing
+ * the listing to the threadpool and back costs more than the listing. Throws its errors.
+ */
+export function listDirectoryAsWireNow(path: string, options: WireListingOptions): Iterable<WireItem> {
+  const listing = addon.listDirectory(
+    path,
+    XATTR_MODES[options.xattrs],
+    options.maxMembers,
+    null,
+    wireOptionsOf(options),
+  );
+  return wireItemsOf(listing!, options);
+}
+
+function wireOptionsOf(options: WireListingOptions): {
+  prefix: string;
+  maxNameBytes: number;
+  props: boolean;
+} {
+  return { prefix: options.prefix, maxNameBytes: options.maxNameBytes, props: options.props };
+}
+
+function wireItemsOf(listing: PackedListing, options: WireListingOptions): Iterable<WireItem> {
+  return onlyOnce(() => wireItemsReleasing(listing, options), 'listDirectoryAsWire');
 }
 
 function onlyOnce<T>(iterate: () => Iterator<T>, what: string): Iterable<T> {

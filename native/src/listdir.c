@@ -499,6 +499,17 @@ static void list_job_free(napi_env env, list_job *job) {
   free(job);
 }
 
+// Frees the job once its result is built. A big listing's buffers grew by realloc in the shared
+// malloc arena; without a trim the freed pages stay resident in the worker (tens of MB after a
+// few 10,000-member listings).
+static void list_job_finish(napi_env env, list_job *job) {
+  bool large = job->bytes.capacity + job->members.capacity + job->stats.capacity + job->attrs.capacity +
+                   job->numbers.capacity + job->wire.capacity >=
+               TRIM_AFTER_BYTES;
+  list_job_free(env, job);
+  if (large) malloc_trim(0);
+}
+
 // Back on the JS thread: build the result, release the C memory, call back.
 static void list_complete(napi_env env, napi_status status, void *data) {
   list_job *job = data;
@@ -524,13 +535,7 @@ static void list_complete(napi_env env, napi_status status, void *data) {
   }
   napi_value callback = NULL;
   napi_get_reference_value(env, job->callback, &callback);
-  bool large = job->bytes.capacity + job->members.capacity + job->stats.capacity + job->attrs.capacity +
-                   job->numbers.capacity + job->wire.capacity >=
-               TRIM_AFTER_BYTES;
-  list_job_free(env, job);
-  // A big listing's buffers grew by realloc in the shared malloc arena; without a trim the freed
-  // pages stay resident in the worker (tens of MB after a few 10,000-member listings).
-  if (large) malloc_trim(0);
+  list_job_finish(env, job);
   privdav_call_back(env, callback, 2, argv);
   napi_close_handle_scope(env, scope);
 }
@@ -568,6 +573,21 @@ napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// The synchronous listing: for a small directory, a threadpool job costs more than the listing
+// (two thread wake-ups on the request's path). Returns the result, or throws the system error.
+static napi_value list_now(napi_env env, list_job *job) {
+  list_execute(env, job);
+  napi_value result = NULL;
+  if (job->error != 0) napi_throw(env, privdav_errno_error(env, job->error, job->syscall, job->path));
+  else if ((result = make_result(env, job)) == NULL) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw(env, privdav_errno_error(env, ENOMEM, "listDirectory", job->path));
+  }
+  list_job_finish(env, job);
+  return result;
+}
+
 // Reads listDirectory's optional wire argument {prefix: string, maxNameBytes: number, props:
 // boolean} into the job; false (with a TypeError thrown) when it is malformed.
 static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
@@ -595,8 +615,9 @@ static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
   return true;
 }
 
-// listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result),
-// wire?: {prefix, maxNameBytes, props}).
+// listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result) | null,
+// wire?: {prefix, maxNameBytes, props}). With a null callback the listing runs here and now and
+// is returned (or its error thrown).
 napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -617,8 +638,10 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
       napi_get_value_double(env, argv[2], &max_members) != napi_ok ||
       !(max_members >= 0 && max_members <= UINT32_MAX) || max_members != (double)(uint32_t)max_members)
     return privdav_throw_type_error(env, "maxMembers must be an integer 0 to 2^32 - 1");
-  if (napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function)
-    return privdav_throw_type_error(env, "callback must be a function");
+  napi_valuetype callback_type;
+  if (napi_typeof(env, argv[3], &callback_type) != napi_ok ||
+      (callback_type != napi_function && callback_type != napi_null))
+    return privdav_throw_type_error(env, "callback must be a function, or null to list synchronously");
 
   list_job *job = calloc(1, sizeof *job);
   char *path = malloc(path_length + 1);
@@ -643,6 +666,8 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
     list_job_free(env, job);
     return NULL;
   }
+
+  if (callback_type == napi_null) return list_now(env, job);
 
   napi_value resource_name;
   napi_create_string_utf8(env, "PRIVDAV_LIST_DIRECTORY", NAPI_AUTO_LENGTH, &resource_name);

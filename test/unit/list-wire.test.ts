@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { xattrSet } from '../../native/index';
+import { listDirectoryAsWire, listDirectoryAsWireNow, xattrSet } from '../../native/index';
 import { LocalStorage } from '../../helper/local-storage';
 import { entryToWire, type WireRun } from '../../helper/protocol';
 import { type Depth, type PropSelection } from '../../src/storage/storage';
@@ -113,6 +113,41 @@ describe('LocalStorage.listWire', () => {
       byPath.some((entry) => JSON.stringify(entry).includes('{urn:x}p')),
       'dead properties are found that way too',
     );
+  });
+
+  test('a bigger directory, listed on the threadpool rather than at once, gives the same', async () => {
+    const big = fs.mkdtempSync('/tmp/privdav-list-wire-big-');
+    roots.push(big);
+    for (let i = 0; i < 600; i++) fs.writeFileSync(`${big}/member-${String(i).padStart(5, '0')}.txt`, `${i}`);
+    xattrSet(`${big}/member-00007.txt`, 'user.dav:{urn:x}p', Buffer.from('<p xmlns="urn:x">seven</p>'));
+    assert.ok(fs.statSync(big).size > 12_288, 'big enough for the threadpool');
+    const local = new LocalStorage({ layout: { kind: 'home', root: big } });
+    for (const props of selections) {
+      const runs = await wireRuns(local, 1, props);
+      assert.deepEqual(parsed(runs), await expected(local, 1, props), JSON.stringify(props));
+    }
+  });
+
+  test('the listing made at once has the same items as the threadpool listing, and throws its errors', async () => {
+    const options = {
+      xattrs: 'values' as const,
+      maxMembers: 100,
+      prefix: '"/',
+      maxNameBytes: 255,
+      props: true,
+      maxRunEntries: 4,
+      maxRunBytes: 2000,
+    };
+    const textOf = (items: Iterable<{ text?: Buffer; member?: { name: Buffer } }>) =>
+      [...items].map(
+        (item) => item.text?.toString('utf8') ?? `member ${item.member!.name.toString('latin1')}`,
+      );
+    assert.deepEqual(
+      textOf(listDirectoryAsWireNow(root, options)),
+      textOf(await listDirectoryAsWire(root, options)),
+    );
+    assert.throws(() => listDirectoryAsWireNow(`${root}/nowhere`, options), { code: 'ENOENT' });
+    assert.throws(() => listDirectoryAsWireNow(root, { ...options, maxMembers: 3 }), { code: 'E2BIG' });
   });
 
   test('names JSON must escape come through; names no DavPath can carry are left out', async () => {
