@@ -121,6 +121,18 @@ test('Depth 1 over 1,000 members is one well-formed multistatus', async () => {
   parseXml(Buffer.from(res.body));
 });
 
+test('names mostly outside ASCII come through the multistatus intact', async () => {
+  // Long CJK names: the multistatus text has more UTF-8 bytes than characters, chunk after chunk.
+  const names = Array.from({ length: 300 }, (_, i) => `${'漢字かな'.repeat(20)}-${i}`);
+  fs.mkdirSync(path.join(server.root, 'cjk'));
+  for (const name of names) fs.writeFileSync(path.join(server.root, 'cjk', name), '');
+  const res = await propfind('/cjk/', '1');
+  assert.equal(res.status, 207);
+  parseXml(Buffer.from(res.body));
+  const shown = [...res.body.matchAll(/<D:displayname>([^<]*)<\/D:displayname>/g)].map((match) => match[1]);
+  assert.deepEqual(shown.slice(1).sort(), [...names].sort());
+});
+
 test('PROPFIND of a missing resource gives 404; bad bodies and depths 400', async () => {
   assert.equal((await propfind('/missing', '0')).status, 404);
   assert.equal((await propfind('/dir/', '0', '<D:propfind xmlns:D="DAV:"><D:prop>')).status, 400);
