@@ -885,11 +885,6 @@ function toStat(stats: StatFields): Stat {
     mtimeMs: nsToMs(stats.mtimeNs),
     birthtimeMs: nsToMs(birthtimeNs),
     etag: `"${stats.ino.toString(16)}-${stats.size.toString(16)}-${stats.mtimeNs.toString(16)}"`,
-    dev: Number(stats.dev),
-    ino: Number(stats.ino),
-    mode: Number(stats.mode),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
   };
 }
 
@@ -906,11 +901,6 @@ function statOfListed(numbers: ListedNumbers): Stat {
     mtimeMs: numbers.mtimeMs,
     birthtimeMs: numbers.birthtimeMs,
     etag: numbers.etag,
-    dev: numbers.dev,
-    ino: numbers.ino,
-    mode: numbers.mode,
-    uid: numbers.uid,
-    gid: numbers.gid,
   };
 }
 

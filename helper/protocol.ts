@@ -190,7 +190,7 @@ export function isUserName(value: unknown): value is string {
 /**
  * A listed entry on the wire: a flat array instead of an object, because a listing is thousands
  * of them and the keys would be most of the bytes and of the serialising time.
- * [path, kind, size, mtimeUs, birthtimeUs, etag, dev, ino, mode, uid, gid, props?]: times in
+ * [path, kind, size, mtimeUs, birthtimeUs, etag, props?]: times in
  * whole microseconds (a Stat's milliseconds carry no more), which print several times faster
  * than fractional milliseconds and give back the same doubles (us / 1000).
  */
@@ -210,17 +210,7 @@ export function entryToWire(entry: Entry): string {
     ',' +
     jsonNumber(Math.round(stat.birthtimeMs * 1000)) +
     ',' +
-    JSON.stringify(stat.etag) +
-    ',' +
-    jsonNumber(stat.dev) +
-    ',' +
-    jsonNumber(stat.ino) +
-    ',' +
-    jsonNumber(stat.mode) +
-    ',' +
-    jsonNumber(stat.uid) +
-    ',' +
-    jsonNumber(stat.gid);
+    JSON.stringify(stat.etag);
   if (props !== undefined) wire += ',' + (isEmpty(props) ? '{}' : JSON.stringify(props));
   return wire + ']';
 }
@@ -254,23 +244,13 @@ function isFiniteNumber(value: unknown): value is number {
 
 /** The web process's check of what a worker listed: null for anything not shaped like an entry. */
 export function entryFromWire(value: unknown): Entry | null {
-  if (!Array.isArray(value) || value.length < 11 || value.length > 12) return null;
-  const [path, kind, size, mtimeUs, birthtimeUs, etag, dev, ino, mode, uid, gid, props] = value as unknown[];
+  if (!Array.isArray(value) || value.length < 6 || value.length > 7) return null;
+  const [path, kind, size, mtimeUs, birthtimeUs, etag, props] = value as unknown[];
   if (typeof path !== 'string' || !path.startsWith('/') || typeof kind !== 'string' || !KINDS.includes(kind))
     return null;
   if (typeof etag !== 'string' || NOT_ETAG_TEXT.test(etag)) return null;
   // One by one, not through an array and a callback: this runs for every member of a listing.
-  if (
-    !isFiniteNumber(size) ||
-    !isFiniteNumber(mtimeUs) ||
-    !isFiniteNumber(birthtimeUs) ||
-    !isFiniteNumber(dev) ||
-    !isFiniteNumber(ino) ||
-    !isFiniteNumber(mode) ||
-    !isFiniteNumber(uid) ||
-    !isFiniteNumber(gid)
-  )
-    return null;
+  if (!isFiniteNumber(size) || !isFiniteNumber(mtimeUs) || !isFiniteNumber(birthtimeUs)) return null;
   if (props !== undefined && (typeof props !== 'object' || props === null || Array.isArray(props)))
     return null;
   const entry: Entry = {
@@ -281,11 +261,6 @@ export function entryFromWire(value: unknown): Entry | null {
       mtimeMs: (mtimeUs as number) / 1000,
       birthtimeMs: (birthtimeUs as number) / 1000,
       etag,
-      dev: dev as number,
-      ino: ino as number,
-      mode: mode as number,
-      uid: uid as number,
-      gid: gid as number,
     },
   };
   if (props !== undefined) entry.props = props as Record<string, string>;

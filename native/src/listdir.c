@@ -292,7 +292,7 @@ static bool put_number(growable *out, double value) {
 }
 
 // Writes the member's wire text, followed by a comma: [path, kind, size, mtimeUs, birthtimeUs,
-// etag, dev, ino, mode, uid, gid(, {})] as helper/protocol.ts's entryToWire writes it for what
+// etag(, {})] as helper/protocol.ts's entryToWire writes it for what
 // local-storage.ts makes of this member. Returns false (and writes nothing) when JavaScript must
 // make this entry instead.
 static bool put_wire_entry(list_job *job, const char *name, size_t name_length, const double *numbers,
@@ -317,7 +317,6 @@ static bool put_wire_entry(list_job *job, const char *name, size_t name_length, 
             // The ETag is hex digits and '-' between its quotes: only those quotes need escapes.
             growable_append(out, etag + 1, etag_length - 2) != NULL &&
             growable_append(out, "\\\"\"", 3) != NULL;
-  for (int i = 3; ok && i < NUMBER_FIELDS; i++) ok = put_number(out, numbers[i]);
   ok = ok && (job->wire_props ? growable_append(out, ",{}],", 5) : growable_append(out, "],", 2)) != NULL;
   if (!ok) out->length = start;
   return ok;

@@ -23,11 +23,6 @@ export interface Stat {
   birthtimeMs: number;
   /** Strong entity tag, quoted, derived from (inode, size, mtime in ns): `"1a2b-400-17f0c1d2e3"`. */
   etag: string;
-  dev: number;
-  ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
 }
 
 /**

@@ -17,11 +17,6 @@ function entry(path: string, kind: 'file' | 'directory' | 'other', mtimeMs: numb
       mtimeMs,
       birthtimeMs: mtimeMs - 1000,
       etag: '"1a-3039-2b"',
-      dev: 1,
-      ino: 26,
-      mode: 0o100644,
-      uid: 1000,
-      gid: 1000,
     },
   };
 }

@@ -66,7 +66,6 @@ describe('stat', () => {
     assert.equal(stat.kind, 'file');
     assert.equal(stat.size, 5);
     assert.equal(stat.etag, `"${raw.ino.toString(16)}-5-${raw.mtimeNs.toString(16)}"`);
-    assert.equal(stat.ino, Number(raw.ino));
     assert.equal(Math.floor(stat.mtimeMs), Number(raw.mtimeMs));
     assert.ok(stat.birthtimeMs > 0);
   });
@@ -452,7 +451,8 @@ describe('remove', () => {
           };
           await put('first');
           await storage.patchProps('/as-nobody.txt', [{ op: 'set', name: '{urn:x}p', value: '<p xmlns="urn:x"/>' }]);
-          const stat = await put('second');
+          await put('second');
+          const stat = fs.statSync(dir + '/as-nobody.txt');
           const props = await storage.getProps('/as-nobody.txt', 'all');
           const entries = fs.readdirSync(dir).sort();
           // A collection the user cannot read: listed without members in a deep listing, EACCES alone.

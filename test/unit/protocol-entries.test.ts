@@ -15,11 +15,6 @@ function entry(mtimeMs: number, props?: Record<string, string>): Entry {
       // A Stat's times are whole microseconds over 1000 (nsToMs): so are these.
       birthtimeMs: (Math.round(mtimeMs * 1000) - 1) / 1000,
       etag: '"1a-2b-3c"',
-      dev: 2049,
-      ino: 2 ** 33 + 1,
-      mode: 0o100644,
-      uid: 1000,
-      gid: 100,
     },
   };
   if (props !== undefined) value.props = props;
@@ -45,14 +40,14 @@ test('the web process refuses anything not shaped like an entry', () => {
   for (const bad of [
     null,
     {},
-    good.slice(0, 10),
+    good.slice(0, 5),
     [...good, {}, 'extra'],
     broken(0, 'relative'),
     broken(1, 'socket'),
     broken(2, '12'),
     broken(3, null),
     broken(5, '"tab\tinside"'),
-    broken(7, Number.POSITIVE_INFINITY),
+    broken(4, Number.POSITIVE_INFINITY),
     [...good, ['not', 'an', 'object']],
   ]) {
     assert.equal(entryFromWire(bad), null, JSON.stringify(bad));
