@@ -195,13 +195,13 @@ async function* wireRunsOf(entries: AsyncIterable<Entry>): AsyncGenerator<WireRu
   for await (const entry of entries) yield wireRunOf(entry);
 }
 
-/**
- * One list reply being filled: `{"id":…,"ok":true,"more":…,"result":[<entries>]}` in one buffer
- * of a message's size, entries copied in as they come. The head is written last, right-aligned in
- * the room left for it, because `more` is known only then.
- */
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * One list reply being filled: `{"id":…,"ok":true,"more":…,"result":[<entries>]}` in one buffer
+ * of a batch's size, entries copied in as they come. The head is written last, right-aligned in
+ * the room left for it, because `more` is known only then.
+ */
 class ListReply {
   static readonly #HEAD_ROOM = 64;
   readonly #id: number;
