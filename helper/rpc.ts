@@ -1,6 +1,12 @@
 // Request/reply over a Channel: numbered calls, replies matched by id, pipelined (many calls in
 // flight on one channel), and streamed replies for calls that answer in several messages
 // (`more: true`). Used by the web process towards the monitor and towards each worker.
+//
+// A stream whose caller falls behind (a PROPFIND of a huge collection to a slow client) pauses
+// the channel until the caller catches up: the replies then wait in the kernel and in the
+// worker, which waits for its channel to drain, instead of piling up in this process — a
+// directory of a million files must not cost the web process, shared by everyone, a gigabyte.
+// While paused, the other calls on this channel (the same user's) wait too.
 
 import { Channel } from './channel';
 import { closeFd } from '../native';
@@ -18,6 +24,10 @@ export class RpcClosedError extends Error {
     this.name = 'RpcClosedError';
   }
 }
+
+/** Replies one stream may hold before the channel is paused, and the level at which it resumes. */
+const STREAM_QUEUE_HIGH = 4;
+const STREAM_QUEUE_LOW = 1;
 
 interface Pending {
   /** Replies not yet taken by the caller (streams only). */
@@ -37,6 +47,8 @@ export class RpcClient {
   /** Requests sent and messages received: how many channel round trips a piece of work costs. */
   readonly stats = { requests: 0, replies: 0 };
   #closed: Error | null = null;
+  /** Streams holding STREAM_QUEUE_HIGH replies or more: the channel is paused while there are any. */
+  readonly #congested = new Set<Pending>();
   readonly #onClose: ((error: Error) => void) | null;
   readonly #onNotice: ((message: Record<string, unknown>, fds: number[]) => void) | null;
 
@@ -88,6 +100,7 @@ export class RpcClient {
       for (;;) {
         const next = pending.queue.shift();
         if (next !== undefined) {
+          if (pending.queue.length <= STREAM_QUEUE_LOW) this.#setCongested(pending, false);
           yield next;
           continue;
         }
@@ -102,7 +115,17 @@ export class RpcClient {
       for (const reply of pending.queue) closeAll(reply.fds);
       pending.queue.length = 0;
       pending.done = true;
+      this.#setCongested(pending, false);
     }
+  }
+
+  #setCongested(pending: Pending, congested: boolean): void {
+    if (congested === this.#congested.has(pending)) return;
+    if (congested) this.#congested.add(pending);
+    else this.#congested.delete(pending);
+    if (this.#closed !== null) return;
+    if (this.#congested.size > 0) this.#channel.pause();
+    else this.#channel.resume();
   }
 
   close(): void {
@@ -177,6 +200,7 @@ export class RpcClient {
     }
     pending.queue.push({ message, fds });
     if (last) pending.done = true;
+    else if (pending.queue.length >= STREAM_QUEUE_HIGH) this.#setCongested(pending, true);
     const wake = pending.wake;
     pending.wake = null;
     wake?.();

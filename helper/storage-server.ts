@@ -191,6 +191,23 @@ export interface StorageServerState {
   readonly open: boolean;
 }
 
+/** Unsent list replies a worker holds before its listing waits for the channel to drain. */
+const LIST_SEND_AHEAD_BYTES = 1024 * 1024;
+
+/** Resolves once the channel has sent everything it queued, or is gone. */
+function drained(channel: Channel): Promise<void> {
+  if (channel.queuedBytes === 0 || channel.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      channel.off('drain', done);
+      channel.off('close', done);
+      resolve();
+    };
+    channel.on('drain', done);
+    channel.on('close', done);
+  });
+}
+
 async function* wireRunsOf(entries: AsyncIterable<Entry>): AsyncGenerator<WireRun> {
   for await (const entry of entries) yield wireRunOf(entry);
 }
@@ -299,6 +316,11 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       if (!peerGone) channel.send(reply.finish(more));
       reply = new ListReply(id);
     };
+    // A listing goes no faster than the web process takes it (it pauses the channel when its
+    // client falls behind): past this much unsent, wait for the channel to drain.
+    const keepPace = async (): Promise<void> => {
+      if (channel.queuedBytes > LIST_SEND_AHEAD_BYTES) await drained(channel);
+    };
     const listArgs = { props: selection, limit };
     const bounds = { entries: LIST_BATCH_ENTRIES, bytes: LIST_BATCH_BYTES };
     const runs =
@@ -309,8 +331,10 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       if (
         reply.entries > 0 &&
         (reply.entries + run.count > LIST_BATCH_ENTRIES || reply.bytes + run.text.length > LIST_BATCH_BYTES)
-      )
+      ) {
         flush(true);
+        await keepPace();
+      }
       reply.add(run);
     }
     flush(false);
