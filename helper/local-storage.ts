@@ -74,6 +74,36 @@ const NATIVE_LIST_MAX_MEMBERS = 100_000;
  */
 const SMALL_DIRECTORY_BYTES = 12_288n;
 const SMALL_DIRECTORY_MEMBERS = 512;
+/**
+ * statfs(2) types of filesystems where a stat may wait on the network or on another process: a
+ * directory there goes to the threadpool whatever its size, so the worker keeps answering.
+ */
+const REMOTE_FILESYSTEMS = new Set([
+  0x6969, // NFS
+  0x65735546, // FUSE (sshfs, davfs2, ...)
+  0xff534d42, // CIFS
+  0xfe534d42, // SMB2
+  0x517b, // SMB
+  0x01021997, // 9p
+  0x00c36400, // Ceph
+  0x5346414f, // AFS
+  0x6b414653, // kAFS
+  0x47504653, // GPFS
+  0x0bd00bd0, // Lustre
+]);
+
+export function isRemoteFilesystem(statfsType: number): boolean {
+  return REMOTE_FILESYSTEMS.has(statfsType);
+}
+
+/** Whether a small directory on the filesystem of `fsPath` may be listed on the worker's own thread. */
+export function mayListAtOnce(fsPath: string): boolean {
+  try {
+    return !isRemoteFilesystem(fs.statfsSync(fsPath).type);
+  } catch {
+    return false;
+  }
+}
 /** Members removed or copied at once inside one collection. */
 const TREE_CONCURRENCY = 16;
 /** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
@@ -179,9 +209,9 @@ export class LocalStorage implements Storage {
     };
     let items: Iterable<WireItem> | null = null;
     try {
-      // A small directory is listed at once: two thread wake-ups cost more than the listing. It
-      // turns out bigger than its size said (E2BIG): the threadpool lists it after all.
-      if (root.size <= SMALL_DIRECTORY_BYTES)
+      // A small directory on a local filesystem is listed at once: two thread wake-ups cost more
+      // than the listing. It turns out bigger than its size said (E2BIG): the threadpool lists it.
+      if (root.size <= SMALL_DIRECTORY_BYTES && mayListAtOnce(fsPath))
         items = listDirectoryAsWireNow(fsPath, {
           ...listOptions,
           maxMembers: Math.min(listOptions.maxMembers, SMALL_DIRECTORY_MEMBERS),

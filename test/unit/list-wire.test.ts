@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { listDirectoryAsWire, listDirectoryAsWireNow, xattrSet } from '../../native/index';
-import { LocalStorage } from '../../helper/local-storage';
+import { isRemoteFilesystem, LocalStorage, mayListAtOnce } from '../../helper/local-storage';
 import { entryToWire, type WireRun } from '../../helper/protocol';
 import { type Depth, type PropSelection } from '../../src/storage/storage';
 
@@ -148,6 +148,25 @@ describe('LocalStorage.listWire', () => {
     );
     assert.throws(() => listDirectoryAsWireNow(`${root}/nowhere`, options), { code: 'ENOENT' });
     assert.throws(() => listDirectoryAsWireNow(root, { ...options, maxMembers: 3 }), { code: 'E2BIG' });
+  });
+
+  test('small directories are listed at once only on local filesystems', () => {
+    assert.equal(mayListAtOnce(root), true, 'ext4 or tmpfs here');
+    assert.equal(mayListAtOnce(`${root}/nowhere`), false);
+    for (const [name, type] of [
+      ['NFS', 0x6969],
+      ['FUSE', 0x65735546],
+      ['CIFS', 0xff534d42],
+      ['9p', 0x01021997],
+    ] as const)
+      assert.equal(isRemoteFilesystem(type), true, name);
+    for (const [name, type] of [
+      ['ext4', 0xef53],
+      ['xfs', 0x58465342],
+      ['btrfs', 0x9123683e],
+      ['tmpfs', 0x01021994],
+    ] as const)
+      assert.equal(isRemoteFilesystem(type), false, name);
   });
 
   test('names JSON must escape come through; names no DavPath can carry are left out', async () => {
