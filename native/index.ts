@@ -88,7 +88,7 @@ interface PackedListing {
   stats: BigInt64Array;
   /** Per attribute: name offset, name length, value offset, value length (0xffffffff: not read). */
   attrs: Uint32Array;
-  /** Per member: size, mtimeMs, birthtimeMs, dev, ino, mode, uid, gid. */
+  /** Per member: size, mtimeMs, birthtimeMs, mode. */
   numbers: Float64Array;
   /** With the wire option: the members' wire texts, back to back, each followed by a comma. */
   wire?: Buffer;
@@ -266,17 +266,14 @@ export interface ListedMember {
 /**
  * What helper/local-storage.ts's Stat is made of, as it makes it from a BigIntStats: the ETag
  * `"<ino>-<size>-<mtime ns>"` in hex, times in milliseconds with microsecond precision, birthtime
- * falling back to ctime, and the rest as Number(bigint) gives them.
+ * falling back to ctime, size and mode as Number(bigint) gives them.
  */
 export interface ListedNumbers {
   size: number;
   mtimeMs: number;
   birthtimeMs: number;
-  dev: number;
-  ino: number;
+  /** For the kind of resource. */
   mode: number;
-  uid: number;
-  gid: number;
   etag: string;
 }
 
@@ -324,11 +321,25 @@ export function listDirectoryLazily(
   path: string,
   options: ListDirectoryOptions,
 ): Promise<Iterable<ListedMember>> {
+  return listPacked(path, options).then((listing) =>
+    onlyOnce(() => membersReleasing(listing), 'listDirectoryLazily'),
+  );
+}
+
+/** The addon's listing on the threadpool, with wire text when `wire` says how to write it. */
+function listPacked(
+  path: string,
+  options: ListDirectoryOptions,
+  wire?: WireListingOptions,
+): Promise<PackedListing> {
   return new Promise((resolve, reject) =>
-    addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, (error, listing) => {
-      if (error !== null || listing === undefined) reject(error);
-      else resolve(onlyOnce(() => membersReleasing(listing), 'listDirectoryLazily'));
-    }),
+    addon.listDirectory(
+      path,
+      XATTR_MODES[options.xattrs],
+      options.maxMembers,
+      (error, listing) => (error !== null || listing === undefined ? reject(error) : resolve(listing)),
+      wire,
+    ),
   );
 }
 
@@ -349,8 +360,9 @@ export interface WireListingOptions extends ListDirectoryOptions {
 
 /**
  * Either a run of consecutive members the addon wrote as wire text (`count` entries, each followed
- * by a comma; a view of the listing, emptied when the iteration ends), or one member it left to JavaScript: a name JSON needs
- * escapes for or that may not be addressable, dead properties to decode, times beyond 2^53 µs.
+ * by a comma; a view of the listing, emptied when the iteration ends), or one member it left to
+ * JavaScript: a name JSON needs escapes for or that may not be addressable, dead properties to
+ * decode, times beyond 2^53 µs.
  */
 export type WireItem = { text: Buffer; count: number; member?: undefined } | { member: ListedMember };
 
@@ -359,18 +371,7 @@ export type WireItem = { text: Buffer; count: number; member?: undefined } | { m
  * written by the addon (no JavaScript object per member), the rest as members.
  */
 export function listDirectoryAsWire(path: string, options: WireListingOptions): Promise<Iterable<WireItem>> {
-  return new Promise((resolve, reject) =>
-    addon.listDirectory(
-      path,
-      XATTR_MODES[options.xattrs],
-      options.maxMembers,
-      (error, listing) => {
-        if (error !== null || listing === undefined) reject(error);
-        else resolve(wireItemsOf(listing, options));
-      },
-      wireOptionsOf(options),
-    ),
-  );
+  return listPacked(path, options, options).then((listing) => wireItemsOf(listing, options));
 }
 
 /**
@@ -378,22 +379,8 @@ export function listDirectoryAsWire(path: string, options: WireListingOptions): 
  * the listing to the threadpool and back costs more than the listing. Throws its errors.
  */
 export function listDirectoryAsWireNow(path: string, options: WireListingOptions): Iterable<WireItem> {
-  const listing = addon.listDirectory(
-    path,
-    XATTR_MODES[options.xattrs],
-    options.maxMembers,
-    null,
-    wireOptionsOf(options),
-  );
+  const listing = addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, null, options);
   return wireItemsOf(listing!, options);
-}
-
-function wireOptionsOf(options: WireListingOptions): {
-  prefix: string;
-  maxNameBytes: number;
-  props: boolean;
-} {
-  return { prefix: options.prefix, maxNameBytes: options.maxNameBytes, props: options.props };
 }
 
 function wireItemsOf(listing: PackedListing, options: WireListingOptions): Iterable<WireItem> {
@@ -458,7 +445,7 @@ const MEMBER_FIELDS = 9;
 const MEMBER_IS_SYMLINK = 1;
 const MEMBER_NEEDS_JS = 2;
 const STAT_FIELDS = 12;
-const NUMBER_FIELDS = 8;
+const NUMBER_FIELDS = 4;
 
 /** One member of a packed listing; `stat` is computed from the listing when first asked for. */
 class PackedMember implements ListedMember {
@@ -480,11 +467,7 @@ class PackedMember implements ListedMember {
       size: numbers[n]!,
       mtimeMs: numbers[n + 1]!,
       birthtimeMs: numbers[n + 2]!,
-      dev: numbers[n + 3]!,
-      ino: numbers[n + 4]!,
-      mode: numbers[n + 5]!,
-      uid: numbers[n + 6]!,
-      gid: numbers[n + 7]!,
+      mode: numbers[n + 3]!,
       etag: bytes.toString('latin1', members[m + 5]!, members[m + 5]! + members[m + 6]!),
     };
     const xattrs: ListedMember['xattrs'] = [];

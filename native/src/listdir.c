@@ -50,8 +50,8 @@ enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
 #define STAT_FIELDS 12
 // Per member in `numbers` (double), what helper/local-storage.ts's Stat holds, computed here so
 // that JavaScript builds no BigInt per member: size, mtime and birthtime in milliseconds (as
-// Number(ns / 1000n) / 1000; birthtime falls back to ctime), dev, ino, mode, uid, gid.
-#define NUMBER_FIELDS 8
+// Number(ns / 1000n) / 1000; birthtime falls back to ctime), and the mode (for the kind).
+#define NUMBER_FIELDS 4
 // Per attribute in `attrs` (uint32): name offset, name length, value offset, value length
 // (NO_VALUE when the value was not asked for).
 #define ATTR_FIELDS 4
@@ -307,7 +307,7 @@ static bool put_wire_entry(list_job *job, const char *name, size_t name_length, 
     return false;
   growable *out = &job->wire;
   size_t start = out->length;
-  unsigned mode = (unsigned)numbers[5];
+  unsigned mode = (unsigned)numbers[3];
   const char *kind = S_ISREG(mode) ? "\",\"file\"" : S_ISDIR(mode) ? "\",\"directory\"" : "\",\"other\"";
   bool ok = growable_append(out, "[", 1) != NULL &&
             growable_append(out, job->wire_prefix, job->wire_prefix_length) != NULL &&
@@ -410,11 +410,7 @@ static void list_execute(napi_env env, void *data) {
         (double)(int64_t)st.stx_size,
         milliseconds(mtime_ns),
         milliseconds(btime_ns != 0 ? btime_ns : ctime_ns),
-        (double)(int64_t)makedev(st.stx_dev_major, st.stx_dev_minor),
-        (double)(int64_t)st.stx_ino,
         (double)st.stx_mode,
-        (double)st.stx_uid,
-        (double)st.stx_gid,
     };
     if (job->wire_prefix != NULL) {
       size_t wire_start = job->wire.length;
@@ -509,6 +505,21 @@ static void list_job_finish(napi_env env, list_job *job) {
   if (large) malloc_trim(0);
 }
 
+// The job's result, or NULL with *error set: the listing's own error, or the exception raised
+// while building the result (out of memory), taken so that it is reported like any other.
+static napi_value outcome(napi_env env, list_job *job, napi_value *error) {
+  napi_value result = NULL;
+  if (job->error != 0) {
+    *error = privdav_errno_error(env, job->error, job->syscall, job->path);
+  } else if ((result = make_result(env, job)) == NULL) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) napi_get_and_clear_last_exception(env, error);
+    else *error = privdav_errno_error(env, ENOMEM, "listDirectory", job->path);
+  }
+  return result;
+}
+
 // Back on the JS thread: build the result, release the C memory, call back.
 static void list_complete(napi_env env, napi_status status, void *data) {
   list_job *job = data;
@@ -520,17 +531,11 @@ static void list_complete(napi_env env, napi_status status, void *data) {
   napi_value argv[2] = {NULL, NULL};
   napi_get_null(env, &argv[0]);
   napi_get_undefined(env, &argv[1]);
-  if (status != napi_ok)
+  if (status != napi_ok) {
     argv[0] = privdav_errno_error(env, ECANCELED, "listDirectory", job->path);
-  else if (job->error != 0)
-    argv[0] = privdav_errno_error(env, job->error, job->syscall, job->path);
-  else if ((argv[1] = make_result(env, job)) == NULL) {
-    // A pending exception (out of memory building the result) is reported as the error.
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) napi_get_and_clear_last_exception(env, &argv[0]);
-    else argv[0] = privdav_errno_error(env, ENOMEM, "listDirectory", job->path);
-    napi_get_undefined(env, &argv[1]);
+  } else {
+    napi_value result = outcome(env, job, &argv[0]);
+    if (result != NULL) argv[1] = result;
   }
   napi_value callback = NULL;
   napi_get_reference_value(env, job->callback, &callback);
@@ -576,14 +581,10 @@ napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
 // (two thread wake-ups on the request's path). Returns the result, or throws the system error.
 static napi_value list_now(napi_env env, list_job *job) {
   list_execute(env, job);
-  napi_value result = NULL;
-  if (job->error != 0) napi_throw(env, privdav_errno_error(env, job->error, job->syscall, job->path));
-  else if ((result = make_result(env, job)) == NULL) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw(env, privdav_errno_error(env, ENOMEM, "listDirectory", job->path));
-  }
+  napi_value error = NULL;
+  napi_value result = outcome(env, job, &error);
   list_job_finish(env, job);
+  if (result == NULL) napi_throw(env, error);
   return result;
 }
 
