@@ -76,6 +76,8 @@ export interface ChannelOptions {
 interface OutgoingMessage {
   payload: Buffer;
   fds: number[] | null;
+  /** Freed once the message is sent or dropped (send()'s `release`). */
+  release: ArrayBuffer | null;
 }
 
 function closeQuietly(fds: readonly number[]): void {
@@ -173,11 +175,15 @@ export class Channel extends EventEmitter {
   /**
    * Sends `payload` with `fds` now, or queues it behind earlier messages. The fds are the channel's
    * from this call on: closed once sent, when the channel is destroyed, or — if send() throws —
-   * before it throws. Do not modify `payload` after the call: a queued message keeps a reference.
+   * before it throws. Returns true when the message went to the kernel within the call: `payload`
+   * is the caller's again. Otherwise (queued, or the socket failed) do not modify it: a queued
+   * message keeps a reference. `release`, the ArrayBuffer under `payload` if the caller owns it
+   * alone (larger than Buffer.poolSize), is then freed as soon as the message is sent or dropped (its views become empty),
+   * rather than at a garbage collection — a worker streaming a big listing queues megabytes.
    * Throws CHANNEL_FULL, CHANNEL_CLOSED, TOO_LARGE, TOO_MANY_FDS, EMPTY_MESSAGE, INVALID_FDS.
    * A failure of the socket itself is reported through 'error', like every other socket failure.
    */
-  send(payload: Buffer, fds: readonly number[] = []): void {
+  send(payload: Buffer, fds: readonly number[] = [], release: ArrayBuffer | null = null): boolean {
     const owned = this.#takeFds(fds);
     if (!Buffer.isBuffer(payload)) this.#refuse(owned, new TypeError('payload must be a Buffer'));
     if (this.#destroyed) this.#refuse(owned, new ChannelError('CHANNEL_CLOSED'));
@@ -185,14 +191,18 @@ export class Channel extends EventEmitter {
     if (owned.length > this.#maxFdsPerMessage) this.#refuse(owned, new ChannelError('TOO_MANY_FDS'));
     if (payload.length === 0 && owned.length === 0) this.#refuse(owned, new ChannelError('EMPTY_MESSAGE'));
 
-    const message: OutgoingMessage = { payload, fds: owned.length > 0 ? owned : null };
+    // Node's shared pool of small Buffers must never be released: only a buffer of its own.
+    if (release !== null && (release !== payload.buffer || release.byteLength <= Buffer.poolSize))
+      this.#refuse(owned, new TypeError("release must be the payload's own ArrayBuffer, above Buffer.poolSize"));
+
+    const message: OutgoingMessage = { payload, fds: owned.length > 0 ? owned : null, release };
     if (this.queuedMessages === 0) {
       const sent = channelBinding.sendmsg(this.#fd, payload, message.fds);
-      if (sent >= 0) return;
+      if (sent >= 0) return true;
       if (sent !== -EAGAIN) {
         closeQuietly(owned);
         this.#fail(systemError(sent, 'send'));
-        return;
+        return false;
       }
     }
     if (
@@ -203,6 +213,7 @@ export class Channel extends EventEmitter {
     this.#queue.push(message);
     this.#queuedBytes += payload.length;
     this.#updatePolling(false);
+    return false;
   }
 
   /** Stops reading; the kernel queue fills and the peer's sends then wait (or fill its queue). */
@@ -297,6 +308,7 @@ export class Channel extends EventEmitter {
       }
       this.#queue[this.#queueHead++] = undefined;
       this.#queuedBytes -= message.payload.length;
+      if (message.release !== null) channelBinding.releaseArrayBuffer(message.release);
     }
     if (this.#queueHead === this.#queue.length) {
       this.#queue = [];
@@ -355,8 +367,9 @@ export class Channel extends EventEmitter {
     this.#destroyed = true;
     channelBinding.pollClose(this.#handle);
     for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      const fds = this.#queue[i]?.fds;
-      if (fds) closeQuietly(fds);
+      const message = this.#queue[i];
+      if (message?.fds) closeQuietly(message.fds);
+      if (message?.release) channelBinding.releaseArrayBuffer(message.release);
     }
     this.#queue = [];
     this.#queueHead = 0;

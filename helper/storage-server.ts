@@ -212,7 +212,17 @@ async function* wireRunsOf(entries: AsyncIterable<Entry>): AsyncGenerator<WireRu
   for await (const entry of entries) yield wireRunOf(entry);
 }
 
-const EMPTY = Buffer.alloc(0);
+const EMPTY: Buffer = Buffer.alloc(0);
+
+/**
+ * Reply buffers of a batch's size that went to the kernel within their send and are free again. A
+ * listing of 10,000 members fills a dozen; left to the garbage collector, a worker answering
+ * PROPFINDs back to back carried ten MB and more of them between collections.
+ */
+const spareReplyBuffers: Buffer[] = [];
+const SPARE_REPLY_BUFFERS = 4;
+const REPLY_HEAD_ROOM = 64;
+const REPLY_BUFFER_BYTES = REPLY_HEAD_ROOM + LIST_BATCH_BYTES + 2;
 
 /**
  * One list reply being filled: `{"id":…,"ok":true,"more":…,"result":[<entries>]}` in one buffer
@@ -220,9 +230,9 @@ const EMPTY = Buffer.alloc(0);
  * the room left for it, because `more` is known only then.
  */
 class ListReply {
-  static readonly #HEAD_ROOM = 64;
+  static readonly #HEAD_ROOM = REPLY_HEAD_ROOM;
   readonly #id: number;
-  #buffer = EMPTY;
+  #buffer: Buffer = EMPTY;
   entries = 0;
   bytes = 0;
 
@@ -236,14 +246,29 @@ class ListReply {
    */
   add(run: WireRun): void {
     if (this.#buffer === EMPTY)
-      this.#buffer = Buffer.allocUnsafe(
-        ListReply.#HEAD_ROOM + Math.max(LIST_BATCH_BYTES, run.text.length) + 2,
-      );
+      this.#buffer =
+        run.text.length <= LIST_BATCH_BYTES
+          ? (spareReplyBuffers.pop() ?? Buffer.allocUnsafeSlow(REPLY_BUFFER_BYTES))
+          : Buffer.allocUnsafeSlow(ListReply.#HEAD_ROOM + run.text.length + 2);
     this.bytes += run.text.copy(this.#buffer, ListReply.#HEAD_ROOM + this.bytes);
     this.entries += run.count;
   }
 
-  finish(more: boolean): Buffer {
+  /**
+   * Sends the reply. Its buffer is kept for the next reply if the kernel took it at once;
+   * otherwise the channel frees it once sent.
+   */
+  send(channel: Channel, more: boolean): void {
+    const buffer = this.#buffer;
+    const payload = this.#finish(more);
+    const release = buffer.length > Buffer.poolSize ? (buffer.buffer as ArrayBuffer) : null;
+    if (channel.send(payload, [], release) && buffer.length === REPLY_BUFFER_BYTES) {
+      if (spareReplyBuffers.length < SPARE_REPLY_BUFFERS) spareReplyBuffers.push(buffer);
+    }
+    this.#buffer = EMPTY;
+  }
+
+  #finish(more: boolean): Buffer {
     if (this.#buffer === EMPTY) this.#buffer = Buffer.allocUnsafe(ListReply.#HEAD_ROOM + 2);
     const head = `{"id":${this.#id},"ok":true,"more":${more},"result":[`;
     const start = ListReply.#HEAD_ROOM - head.length;
@@ -313,7 +338,7 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     // never exceeds one message.
     let reply = new ListReply(id);
     const flush = (more: boolean): void => {
-      if (!peerGone) channel.send(reply.finish(more));
+      if (!peerGone) reply.send(channel, more);
       reply = new ListReply(id);
     };
     // A listing goes no faster than the web process takes it (it pauses the channel when its

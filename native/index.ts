@@ -25,6 +25,8 @@ export interface ChannelBinding {
   pollRef(handle: PollHandle, keepAlive: boolean): void;
   /** Stops polling, then closes the fd. Idempotent. */
   pollClose(handle: PollHandle): void;
+  /** Detaches `buffer`: its memory is freed now, not at a garbage collection; its views empty. */
+  releaseArrayBuffer(buffer: ArrayBuffer): void;
   readonly constants: {
     readonly UV_READABLE: number;
     readonly UV_WRITABLE: number;

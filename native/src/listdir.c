@@ -80,6 +80,7 @@ typedef struct {
   int error;             // errno, 0 on success
   const char *syscall;   // what failed
   uint32_t count;        // members
+  bool needs_js;         // some member has MEMBER_NEEDS_JS
   growable bytes, members, stats, attrs, numbers, wire;
 } list_job;
 
@@ -418,8 +419,10 @@ static void list_execute(napi_env env, void *data) {
                                    etag, etag_length, member[4])) {
         member[7] = (uint32_t)wire_start;
         member[8] = (uint32_t)(job->wire.length - wire_start);
-      } else
+      } else {
         member[2] |= MEMBER_NEEDS_JS;
+        job->needs_js = true;
+      }
     }
     stored = stored && growable_append(&job->bytes, etag, etag_length) != NULL &&
              growable_append(&job->members, member, sizeof member) != NULL &&
@@ -455,14 +458,18 @@ static napi_value typed_array_copy(napi_env env, napi_typedarray_type type, size
 
 static napi_value make_result(napi_env env, list_job *job) {
   napi_value result, count, bytes, members, stats, attrs, numbers;
+  // When every member is in the wire text, JavaScript reads only `members` and `wire`: the rest
+  // stays behind (half the copy of a big listing).
+  static const growable none = {NULL, 0, 0};
+  bool all_wire = job->wire_prefix != NULL && !job->needs_js;
+  const growable *names = all_wire ? &none : &job->bytes;
   if (napi_create_object(env, &result) != napi_ok || napi_create_uint32(env, job->count, &count) != napi_ok ||
-      napi_create_buffer_copy(env, job->bytes.length, job->bytes.length > 0 ? job->bytes.data : "", NULL,
-                              &bytes) != napi_ok)
+      napi_create_buffer_copy(env, names->length, names->length > 0 ? names->data : "", NULL, &bytes) != napi_ok)
     return NULL;
   members = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->members);
-  stats = typed_array_copy(env, napi_bigint64_array, sizeof(int64_t), &job->stats);
-  attrs = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->attrs);
-  numbers = typed_array_copy(env, napi_float64_array, sizeof(double), &job->numbers);
+  stats = typed_array_copy(env, napi_bigint64_array, sizeof(int64_t), all_wire ? &none : &job->stats);
+  attrs = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), all_wire ? &none : &job->attrs);
+  numbers = typed_array_copy(env, napi_float64_array, sizeof(double), all_wire ? &none : &job->numbers);
   if (members == NULL || stats == NULL || attrs == NULL || numbers == NULL) return NULL;
   napi_set_named_property(env, result, "count", count);
   napi_set_named_property(env, result, "bytes", bytes);
@@ -544,6 +551,20 @@ static void list_complete(napi_env env, napi_status status, void *data) {
   napi_close_handle_scope(env, scope);
 }
 
+// Detaches `buffer` (an ArrayBuffer): its memory is freed now. False with an exception pending
+// when V8 refuses.
+static bool detach(napi_env env, napi_value buffer, const char *what) {
+  bool detached = false;
+  if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && !detached &&
+      napi_detach_arraybuffer(env, buffer) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, "ERR_RELEASE", what);
+    return false;
+  }
+  return true;
+}
+
 // releaseListing(listing): detaches the listing's arrays, so their memory is freed now rather
 // than whenever the garbage collector gets to them (a listing of 10,000 members holds ~1.5 MB, and
 // a worker answering PROPFINDs back to back otherwise carried tens of MB of them). Views made
@@ -565,15 +586,21 @@ napi_value privdav_release_listing(napi_env env, napi_callback_info info) {
         napi_is_typedarray(env, array, &is_typed) != napi_ok || !is_typed ||
         napi_get_typedarray_info(env, array, NULL, NULL, NULL, &buffer, NULL) != napi_ok)
       return privdav_throw_type_error(env, "not a listing");
-    bool detached = false;
-    if (napi_is_detached_arraybuffer(env, buffer, &detached) == napi_ok && !detached &&
-        napi_detach_arraybuffer(env, buffer) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (!pending) napi_throw_error(env, "ERR_LISTING", "cannot release the listing");
-      return NULL;
-    }
+    if (!detach(env, buffer, "cannot release the listing")) return NULL;
   }
+  return NULL;
+}
+
+// releaseArrayBuffer(buffer): detaches an ArrayBuffer nothing else uses any more, so that its
+// memory is freed now rather than at the next garbage collection. Every view of it becomes empty.
+napi_value privdav_release_array_buffer(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool is_buffer = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is_buffer) != napi_ok || !is_buffer)
+    return privdav_throw_type_error(env, "not an ArrayBuffer");
+  detach(env, argv[0], "cannot release the ArrayBuffer");
   return NULL;
 }
 

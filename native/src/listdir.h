@@ -7,5 +7,6 @@
 napi_value privdav_list_directory(napi_env env, napi_callback_info info);
 
 napi_value privdav_release_listing(napi_env env, napi_callback_info info);
+napi_value privdav_release_array_buffer(napi_env env, napi_callback_info info);
 
 #endif

@@ -652,6 +652,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"pollClose", NULL, native_poll_close, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listDirectory", NULL, privdav_list_directory, NULL, NULL, NULL, napi_enumerable, NULL},
       {"releaseListing", NULL, privdav_release_listing, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"releaseArrayBuffer", NULL, privdav_release_array_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
       {"commitUpload", NULL, privdav_commit_upload, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xattrList", NULL, privdav_xattr_list, NULL, NULL, NULL, napi_enumerable, NULL},
       {"xattrGet", NULL, privdav_xattr_get, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -285,6 +285,65 @@ function defineTests(): void {
     }
   });
 
+  test('send says whether the kernel took the message; a queued one with release is freed once sent', async () => {
+    const [sender, receiver] = channelPair(); // receiver not listening yet
+    const owned = (fill: number): Buffer => Buffer.allocUnsafeSlow(64 * 1024).fill(fill);
+    try {
+      const first = owned(1);
+      assert.equal(sender.send(first, [], first.buffer as ArrayBuffer), true);
+      assert.equal(first.length, 64 * 1024, 'sent at once: the buffer is the caller\'s again, untouched');
+      while (sender.queuedMessages === 0) sender.send(owned(2)); // fill the kernel's queue
+      const queued = [owned(3), owned(4)];
+      for (const buffer of queued) assert.equal(sender.send(buffer, [], buffer.buffer as ArrayBuffer), false);
+      const kept = owned(5);
+      assert.equal(sender.send(kept), false);
+      assert.deepEqual(
+        queued.map((buffer) => buffer.length),
+        [64 * 1024, 64 * 1024],
+        'queued: still whole until sent',
+      );
+
+      const fills: number[] = [];
+      receiver.on('message', (payload: Buffer) => fills.push(payload[0]!));
+      await once(sender, 'drain');
+      assert.deepEqual(
+        queued.map((buffer) => buffer.byteLength),
+        [0, 0],
+        'sent from the queue: released (detached)',
+      );
+      assert.equal(kept.length, 64 * 1024, 'a message sent without release is left alone');
+      await sleep(20);
+      assert.deepEqual(fills.filter((fill) => fill !== 2), [1, 3, 4, 5], 'and every payload arrived whole, in order');
+
+      // destroy() frees what it drops.
+      receiver.pause();
+      while (sender.queuedMessages === 0) sender.send(owned(2));
+      const dropped = owned(6);
+      sender.send(dropped, [], dropped.buffer as ArrayBuffer);
+      sender.destroy();
+      assert.equal(dropped.byteLength, 0);
+    } finally {
+      sender.destroy();
+      receiver.destroy();
+    }
+  });
+
+  test('send refuses to release anything but the payload\'s own ArrayBuffer', () => {
+    const [sender, receiver] = channelPair();
+    try {
+      const small = Buffer.allocUnsafe(100); // a slice of Node's shared pool
+      assert.throws(() => sender.send(small, [], small.buffer as ArrayBuffer), { name: 'TypeError' });
+      const big = Buffer.allocUnsafeSlow(64 * 1024);
+      const other = Buffer.allocUnsafeSlow(64 * 1024);
+      assert.throws(() => sender.send(big, [], other.buffer as ArrayBuffer), { name: 'TypeError' });
+      assert.equal(other.length, 64 * 1024);
+      assert.equal(small.length, 100);
+    } finally {
+      sender.destroy();
+      receiver.destroy();
+    }
+  });
+
   test('a message above the receiver maxMessageBytes gives TRUNCATED, and its descriptors are closed', async () => {
     const before = fdCount();
     const [sender, receiver] = channelPair({}, { maxMessageBytes: 100 });
