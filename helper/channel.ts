@@ -193,7 +193,10 @@ export class Channel extends EventEmitter {
 
     // Node's shared pool of small Buffers must never be released: only a buffer of its own.
     if (release !== null && (release !== payload.buffer || release.byteLength <= Buffer.poolSize))
-      this.#refuse(owned, new TypeError("release must be the payload's own ArrayBuffer, above Buffer.poolSize"));
+      this.#refuse(
+        owned,
+        new TypeError("release must be the payload's own ArrayBuffer, above Buffer.poolSize"),
+      );
 
     const message: OutgoingMessage = { payload, fds: owned.length > 0 ? owned : null, release };
     if (this.queuedMessages === 0) {

@@ -291,7 +291,7 @@ function defineTests(): void {
     try {
       const first = owned(1);
       assert.equal(sender.send(first, [], first.buffer as ArrayBuffer), true);
-      assert.equal(first.length, 64 * 1024, 'sent at once: the buffer is the caller\'s again, untouched');
+      assert.equal(first.length, 64 * 1024, "sent at once: the buffer is the caller's again, untouched");
       while (sender.queuedMessages === 0) sender.send(owned(2)); // fill the kernel's queue
       const queued = [owned(3), owned(4)];
       for (const buffer of queued) assert.equal(sender.send(buffer, [], buffer.buffer as ArrayBuffer), false);
@@ -313,7 +313,11 @@ function defineTests(): void {
       );
       assert.equal(kept.length, 64 * 1024, 'a message sent without release is left alone');
       await sleep(20);
-      assert.deepEqual(fills.filter((fill) => fill !== 2), [1, 3, 4, 5], 'and every payload arrived whole, in order');
+      assert.deepEqual(
+        fills.filter((fill) => fill !== 2),
+        [1, 3, 4, 5],
+        'and every payload arrived whole, in order',
+      );
 
       // destroy() frees what it drops.
       receiver.pause();
@@ -328,7 +332,7 @@ function defineTests(): void {
     }
   });
 
-  test('send refuses to release anything but the payload\'s own ArrayBuffer', () => {
+  test("send refuses to release anything but the payload's own ArrayBuffer", () => {
     const [sender, receiver] = channelPair();
     try {
       const small = Buffer.allocUnsafe(100); // a slice of Node's shared pool
