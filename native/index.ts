@@ -83,7 +83,9 @@ interface PackedListing {
   bytes: Buffer;
   /**
    * Per member: name offset, name length, flags (1 = symlink, 2 = has no wire text), first
-   * attribute, attribute count, ETag offset, ETag length, wire text offset, wire text length.
+   * attribute, attribute count, ETag offset, ETag length, wire text offset, wire text length. A
+   * member with wire text has only flags and the wire fields; one without has, in place of the
+   * wire text offset, its slot in `stats` and `numbers`.
    */
   members: Uint32Array;
   /** Per member: dev, ino, mode, uid, gid, size, mtime s, ns, ctime s, ns, birthtime s, ns. */
@@ -462,7 +464,9 @@ class PackedMember implements ListedMember {
   constructor(listing: PackedListing, i: number) {
     const { bytes, members, attrs, numbers } = listing;
     const m = i * MEMBER_FIELDS;
-    const n = i * NUMBER_FIELDS;
+    // In a wire listing only members without wire text have stats and numbers: at their slot.
+    const slot = (members[m + 2]! & MEMBER_NEEDS_JS) !== 0 ? members[m + 7]! : i;
+    const n = slot * NUMBER_FIELDS;
     this.name = bytes.subarray(members[m]!, members[m]! + members[m + 1]!);
     this.isSymlink = (members[m + 2]! & MEMBER_IS_SYMLINK) !== 0;
     this.numbers = {
@@ -482,7 +486,7 @@ class PackedMember implements ListedMember {
     }
     this.xattrs = xattrs;
     this.#stats = listing.stats;
-    this.#index = i;
+    this.#index = slot;
   }
 
   get stat(): ListedStat {

@@ -39,13 +39,15 @@
 enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
 
 // Per member in `members` (uint32): name offset, name length, flags, first attribute, attribute
-// count, ETag offset, ETag length, wire text offset, wire text length.
+// count, ETag offset, ETag length, wire text offset, wire text length. In a wire listing a member
+// with wire text has only flags and the wire fields; one without (MEMBER_NEEDS_JS) has its slot
+// in `stats` and `numbers` in place of the wire text offset.
 #define MEMBER_FIELDS 9
 #define MEMBER_IS_SYMLINK 1u
 // Set when the listing was asked for wire text but this member has none: JavaScript makes its
 // entry (a name that is not plain UTF-8 JSON can carry, dead properties to decode, huge numbers).
 #define MEMBER_NEEDS_JS 2u
-// Per member in `stats` (int64, as node:fs's BigIntStats): dev, ino, mode, uid, gid, size, then
+// Per member (per MEMBER_NEEDS_JS member in a wire listing) in `stats` (int64, as node:fs's BigIntStats): dev, ino, mode, uid, gid, size, then
 // seconds and nanoseconds of mtime, ctime and birthtime (0/0 where the filesystem has none).
 #define STAT_FIELDS 12
 // Per member in `numbers` (double), what helper/local-storage.ts's Stat holds, computed here so
@@ -80,7 +82,6 @@ typedef struct {
   int error;             // errno, 0 on success
   const char *syscall;   // what failed
   uint32_t count;        // members
-  bool needs_js;         // some member has MEMBER_NEEDS_JS
   growable bytes, members, stats, attrs, numbers, wire;
 } list_job;
 
@@ -417,12 +418,21 @@ static void list_execute(napi_env env, void *data) {
       size_t wire_start = job->wire.length;
       if (stored && put_wire_entry(job, name, name_length, numbers, mtime_ns, btime_ns != 0 ? btime_ns : ctime_ns,
                                    etag, etag_length, member[4])) {
-        member[7] = (uint32_t)wire_start;
-        member[8] = (uint32_t)(job->wire.length - wire_start);
-      } else {
-        member[2] |= MEMBER_NEEDS_JS;
-        job->needs_js = true;
+        // Everything JavaScript needs of this member is in its wire text: its name, ETag, stat
+        // and numbers are not kept (a third of a big listing's memory).
+        job->bytes.length = member[0];
+        uint32_t wire_member[MEMBER_FIELDS] = {0, 0, member[2], 0, 0, 0, 0, (uint32_t)wire_start, 
+                                               (uint32_t)(job->wire.length - wire_start)};
+        if (growable_append(&job->members, wire_member, sizeof wire_member) == NULL) {
+          job->error = ENOMEM;
+          job->syscall = "realloc";
+          break;
+        }
+        job->count++;
+        continue;
       }
+      member[2] |= MEMBER_NEEDS_JS;
+      member[7] = (uint32_t)(job->stats.length / sizeof fields);  // its slot in stats and numbers
     }
     stored = stored && growable_append(&job->bytes, etag, etag_length) != NULL &&
              growable_append(&job->members, member, sizeof member) != NULL &&
@@ -458,18 +468,14 @@ static napi_value typed_array_copy(napi_env env, napi_typedarray_type type, size
 
 static napi_value make_result(napi_env env, list_job *job) {
   napi_value result, count, bytes, members, stats, attrs, numbers;
-  // When every member is in the wire text, JavaScript reads only `members` and `wire`: the rest
-  // stays behind (half the copy of a big listing).
-  static const growable none = {NULL, 0, 0};
-  bool all_wire = job->wire_prefix != NULL && !job->needs_js;
-  const growable *names = all_wire ? &none : &job->bytes;
   if (napi_create_object(env, &result) != napi_ok || napi_create_uint32(env, job->count, &count) != napi_ok ||
-      napi_create_buffer_copy(env, names->length, names->length > 0 ? names->data : "", NULL, &bytes) != napi_ok)
+      napi_create_buffer_copy(env, job->bytes.length, job->bytes.length > 0 ? job->bytes.data : "", NULL,
+                              &bytes) != napi_ok)
     return NULL;
   members = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->members);
-  stats = typed_array_copy(env, napi_bigint64_array, sizeof(int64_t), all_wire ? &none : &job->stats);
-  attrs = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), all_wire ? &none : &job->attrs);
-  numbers = typed_array_copy(env, napi_float64_array, sizeof(double), all_wire ? &none : &job->numbers);
+  stats = typed_array_copy(env, napi_bigint64_array, sizeof(int64_t), &job->stats);
+  attrs = typed_array_copy(env, napi_uint32_array, sizeof(uint32_t), &job->attrs);
+  numbers = typed_array_copy(env, napi_float64_array, sizeof(double), &job->numbers);
   if (members == NULL || stats == NULL || attrs == NULL || numbers == NULL) return NULL;
   napi_set_named_property(env, result, "count", count);
   napi_set_named_property(env, result, "bytes", bytes);
