@@ -79,8 +79,20 @@ export function toDavError(error: unknown): DavError {
   return new DavError(500, 'internal error');
 }
 
+/**
+ * The client closed its connection while its response was being written: nobody is left to answer,
+ * and nothing failed on our side.
+ */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('client closed the connection mid-response');
+    this.name = 'ClientGoneError';
+  }
+}
+
 /** True for errors the server should log as its own failure rather than the client's. */
 export function isServerFault(error: unknown): boolean {
+  if (error instanceof ClientGoneError) return false;
   if (error instanceof DavError) return error.status >= 500;
   if (error instanceof StorageError) return storageStatus(error.code).status >= 500;
   return true;

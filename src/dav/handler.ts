@@ -2,7 +2,7 @@
 // one method handler, and turns anything thrown into one complete error response. Never throws.
 import type * as http from 'node:http';
 import type { Storage } from '../storage/storage';
-import { DavError, isServerFault, toDavError } from './errors';
+import { ClientGoneError, DavError, isServerFault, toDavError } from './errors';
 import { parseIfHeader, type IfHeader } from './if-header';
 import type { LockStore } from './lock-store';
 import { handleCopy } from './methods/copy';
@@ -124,6 +124,11 @@ function sendError(
   thrown: unknown,
   log: LogFunction,
 ): void {
+  if (thrown instanceof ClientGoneError) {
+    log('debug', thrown.message, { method: req.method, url: req.url });
+    res.destroy();
+    return;
+  }
   const error = toDavError(thrown);
   const fields = { method: req.method, url: req.url, status: error.status };
   if (isServerFault(thrown)) {

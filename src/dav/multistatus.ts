@@ -1,7 +1,7 @@
 // A 207 Multi-Status body written as responses arrive: the status line goes out with the first
 // response, text is batched into large writes, and a slow client applies backpressure.
 import type * as http from 'node:http';
-import { statusLine } from './errors';
+import { ClientGoneError, statusLine } from './errors';
 import { escapeXml, XML_DECLARATION } from './xml';
 
 const FLUSH_AT = 64 * 1024;
@@ -53,7 +53,7 @@ export class MultistatusWriter {
   private async flush(): Promise<void> {
     const chunk = this.pending;
     this.pending = '';
-    if (this.res.destroyed) throw new Error('client went away');
+    if (this.res.destroyed) throw new ClientGoneError();
     if (!this.res.write(utf8(chunk))) await waitForDrain(this.res);
   }
 }
@@ -81,7 +81,7 @@ export function waitForDrain(res: http.ServerResponse): Promise<void> {
     };
     const onClose = (): void => {
       res.off('drain', onDrain);
-      reject(new Error('client went away'));
+      reject(new ClientGoneError());
     };
     res.once('drain', onDrain);
     res.once('close', onClose);

@@ -2,8 +2,11 @@
 // well-formed streamed multistatus.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseXml } from '../../src/dav/xml';
 import { davRequest, startDavTestServer, type DavTestServer } from '../support/dav-test-server';
 
@@ -119,6 +122,26 @@ test('Depth 1 over 1,000 members is one well-formed multistatus', async () => {
   const res = await propfind('/dir/sub/', '1');
   assert.equal(hrefs(res.body).length, 1002);
   parseXml(Buffer.from(res.body));
+});
+
+test('a client that hangs up in the middle of a multistatus is no server error, and the server keeps serving', async () => {
+  // Megabytes of multistatus, more than the sockets hold: the server is still writing when the
+  // client, which reads nothing, goes away.
+  const big = path.join(server.root, 'big');
+  fs.mkdirSync(big);
+  for (let i = 0; i < 6000; i++) fs.writeFileSync(path.join(big, `member-with-a-longish-name-${i}`), '');
+  for (let round = 0; round < 3; round++) {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.pause();
+    socket.write('PROPFIND /big/ HTTP/1.1\r\nHost: x\r\nDepth: 1\r\nContent-Length: 0\r\n\r\n');
+    await sleep(150);
+    socket.destroy();
+  }
+  await sleep(100);
+  assert.deepEqual(server.problems, []);
+  const res = await propfind('/big/', '1');
+  assert.equal(hrefs(res.body).length, 6001);
 });
 
 test('names mostly outside ASCII come through the multistatus intact', async () => {
