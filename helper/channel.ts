@@ -178,8 +178,9 @@ export class Channel extends EventEmitter {
    * before it throws. Returns true when the message went to the kernel within the call: `payload`
    * is the caller's again. Otherwise (queued, or the socket failed) do not modify it: a queued
    * message keeps a reference. `release`, the ArrayBuffer under `payload` if the caller owns it
-   * alone (larger than Buffer.poolSize), is then freed as soon as the message is sent or dropped (its views become empty),
-   * rather than at a garbage collection — a worker streaming a big listing queues megabytes.
+   * alone (larger than Buffer.poolSize), is then freed as soon as the queued message is sent or
+   * dropped (its views become empty), rather than at a garbage collection: a worker streaming a
+   * big listing queues megabytes.
    * Throws CHANNEL_FULL, CHANNEL_CLOSED, TOO_LARGE, TOO_MANY_FDS, EMPTY_MESSAGE, INVALID_FDS.
    * A failure of the socket itself is reported through 'error', like every other socket failure.
    */
