@@ -92,7 +92,6 @@ export class ClientGoneError extends Error {
 
 /** True for errors the server should log as its own failure rather than the client's. */
 export function isServerFault(error: unknown): boolean {
-  if (error instanceof ClientGoneError) return false;
   if (error instanceof DavError) return error.status >= 500;
   if (error instanceof StorageError) return storageStatus(error.code).status >= 500;
   return true;
