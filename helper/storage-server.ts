@@ -221,6 +221,7 @@ const EMPTY: Buffer = Buffer.alloc(0);
  */
 const spareReplyBuffers: Buffer[] = [];
 const SPARE_REPLY_BUFFERS = 4;
+/** Room before the entries for the reply's head, written last (right-aligned). */
 const REPLY_HEAD_ROOM = 64;
 const REPLY_BUFFER_BYTES = REPLY_HEAD_ROOM + LIST_BATCH_BYTES + 2;
 
@@ -230,7 +231,6 @@ const REPLY_BUFFER_BYTES = REPLY_HEAD_ROOM + LIST_BATCH_BYTES + 2;
  * the room left for it, because `more` is known only then.
  */
 class ListReply {
-  static readonly #HEAD_ROOM = REPLY_HEAD_ROOM;
   readonly #id: number;
   #buffer: Buffer = EMPTY;
   entries = 0;
@@ -249,8 +249,8 @@ class ListReply {
       this.#buffer =
         run.text.length <= LIST_BATCH_BYTES
           ? (spareReplyBuffers.pop() ?? Buffer.allocUnsafeSlow(REPLY_BUFFER_BYTES))
-          : Buffer.allocUnsafeSlow(ListReply.#HEAD_ROOM + run.text.length + 2);
-    this.bytes += run.text.copy(this.#buffer, ListReply.#HEAD_ROOM + this.bytes);
+          : Buffer.allocUnsafeSlow(REPLY_HEAD_ROOM + run.text.length + 2);
+    this.bytes += run.text.copy(this.#buffer, REPLY_HEAD_ROOM + this.bytes);
     this.entries += run.count;
   }
 
@@ -269,12 +269,12 @@ class ListReply {
   }
 
   #finish(more: boolean): Buffer {
-    if (this.#buffer === EMPTY) this.#buffer = Buffer.allocUnsafe(ListReply.#HEAD_ROOM + 2);
+    if (this.#buffer === EMPTY) this.#buffer = Buffer.allocUnsafe(REPLY_HEAD_ROOM + 2);
     const head = `{"id":${this.#id},"ok":true,"more":${more},"result":[`;
-    const start = ListReply.#HEAD_ROOM - head.length;
+    const start = REPLY_HEAD_ROOM - head.length;
     this.#buffer.write(head, start, 'latin1');
     // The last entry's comma becomes the array's end.
-    const end = ListReply.#HEAD_ROOM + Math.max(0, this.bytes - 1);
+    const end = REPLY_HEAD_ROOM + Math.max(0, this.bytes - 1);
     this.#buffer.write(']}', end, 'latin1');
     return this.#buffer.subarray(start, end + 2);
   }
