@@ -47,8 +47,9 @@ enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
 // Set when the listing was asked for wire text but this member has none: JavaScript makes its
 // entry (a name that is not plain UTF-8 JSON can carry, dead properties to decode, huge numbers).
 #define MEMBER_NEEDS_JS 2u
-// Per member (per MEMBER_NEEDS_JS member in a wire listing) in `stats` (int64, as node:fs's BigIntStats): dev, ino, mode, uid, gid, size, then
-// seconds and nanoseconds of mtime, ctime and birthtime (0/0 where the filesystem has none).
+// Per member (per MEMBER_NEEDS_JS member in a wire listing) in `stats` (int64, as node:fs's
+// BigIntStats): dev, ino, mode, uid, gid, size, then seconds and nanoseconds of mtime, ctime and
+// birthtime (0/0 where the filesystem has none).
 #define STAT_FIELDS 12
 // Per member in `numbers` (double), what helper/local-storage.ts's Stat holds, computed here so
 // that JavaScript builds no BigInt per member: size, mtime and birthtime in milliseconds (as
@@ -404,6 +405,7 @@ static void list_execute(napi_env env, void *data) {
     __int128 mtime_ns = (__int128)st.stx_mtime.tv_sec * 1000000000 + st.stx_mtime.tv_nsec;
     __int128 ctime_ns = (__int128)st.stx_ctime.tv_sec * 1000000000 + st.stx_ctime.tv_nsec;
     __int128 btime_ns = has_btime ? (__int128)st.stx_btime.tv_sec * 1000000000 + st.stx_btime.tv_nsec : 0;
+    __int128 birth_ns = btime_ns != 0 ? btime_ns : ctime_ns;  // as toStat: ctime where there is none
     char etag[128];
     size_t etag_length = format_etag(etag, (int64_t)st.stx_ino, (int64_t)st.stx_size, mtime_ns);
     member[5] = (uint32_t)job->bytes.length;
@@ -411,33 +413,31 @@ static void list_execute(napi_env env, void *data) {
     double numbers[NUMBER_FIELDS] = {
         (double)(int64_t)st.stx_size,
         milliseconds(mtime_ns),
-        milliseconds(btime_ns != 0 ? btime_ns : ctime_ns),
+        milliseconds(birth_ns),
         (double)st.stx_mode,
     };
+    bool wired = false;
     if (job->wire_prefix != NULL) {
       size_t wire_start = job->wire.length;
-      if (stored && put_wire_entry(job, name, name_length, numbers, mtime_ns, btime_ns != 0 ? btime_ns : ctime_ns,
-                                   etag, etag_length, member[4])) {
+      wired = stored &&
+              put_wire_entry(job, name, name_length, numbers, mtime_ns, birth_ns, etag, etag_length, member[4]);
+      if (wired) {
         // Everything JavaScript needs of this member is in its wire text: its name, ETag, stat
         // and numbers are not kept (a third of a big listing's memory).
         job->bytes.length = member[0];
-        uint32_t wire_member[MEMBER_FIELDS] = {0, 0, member[2], 0, 0, 0, 0, (uint32_t)wire_start, 
+        uint32_t wire_member[MEMBER_FIELDS] = {0, 0, member[2], 0, 0, 0, 0, (uint32_t)wire_start,
                                                (uint32_t)(job->wire.length - wire_start)};
-        if (growable_append(&job->members, wire_member, sizeof wire_member) == NULL) {
-          job->error = ENOMEM;
-          job->syscall = "realloc";
-          break;
-        }
-        job->count++;
-        continue;
+        stored = growable_append(&job->members, wire_member, sizeof wire_member) != NULL;
+      } else {
+        member[2] |= MEMBER_NEEDS_JS;
+        member[7] = (uint32_t)(job->stats.length / sizeof fields);  // its slot in stats and numbers
       }
-      member[2] |= MEMBER_NEEDS_JS;
-      member[7] = (uint32_t)(job->stats.length / sizeof fields);  // its slot in stats and numbers
     }
-    stored = stored && growable_append(&job->bytes, etag, etag_length) != NULL &&
-             growable_append(&job->members, member, sizeof member) != NULL &&
-             growable_append(&job->stats, fields, sizeof fields) != NULL &&
-             growable_append(&job->numbers, numbers, sizeof numbers) != NULL;
+    if (!wired)
+      stored = stored && growable_append(&job->bytes, etag, etag_length) != NULL &&
+               growable_append(&job->members, member, sizeof member) != NULL &&
+               growable_append(&job->stats, fields, sizeof fields) != NULL &&
+               growable_append(&job->numbers, numbers, sizeof numbers) != NULL;
     if (!stored) {
       job->error = ENOMEM;
       job->syscall = "realloc";
@@ -571,6 +571,10 @@ static bool detach(napi_env env, napi_value buffer, const char *what) {
   return true;
 }
 
+void privdav_listdir_init(void) {
+  if (getenv("PRIVDAV_LISTXATTR_BY_PATH") != NULL) atomic_store(&no_listxattrat, true);
+}
+
 // releaseListing(listing): detaches the listing's arrays, so their memory is freed now rather
 // than whenever the garbage collector gets to them (a listing of 10,000 members holds ~1.5 MB, and
 // a worker answering PROPFINDs back to back otherwise carried tens of MB of them). Views made
@@ -693,7 +697,6 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   }
   job->xattrs = (enum xattr_mode)mode;
   job->max_members = (uint32_t)max_members;
-  if (getenv("PRIVDAV_LISTXATTR_BY_PATH") != NULL) atomic_store(&no_listxattrat, true);
   if (argc >= 5 && napi_typeof(env, argv[4], &type) == napi_ok && type != napi_undefined &&
       !get_wire_options(env, argv[4], job)) {
     list_job_free(env, job);

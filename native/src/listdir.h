@@ -7,6 +7,8 @@
 napi_value privdav_list_directory(napi_env env, napi_callback_info info);
 
 napi_value privdav_release_listing(napi_env env, napi_callback_info info);
+// Reads listdir.c's settings from the environment (PRIVDAV_LISTXATTR_BY_PATH) once, at load.
+void privdav_listdir_init(void);
 napi_value privdav_release_array_buffer(napi_env env, napi_callback_info info);
 
 #endif

@@ -635,6 +635,7 @@ static void set_constant(napi_env env, napi_value target, const char *name, int 
 }
 
 static napi_value init(napi_env env, napi_value exports) {
+  privdav_listdir_init();
   napi_property_descriptor functions[] = {
       {"socketpair", NULL, native_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tcpListen", NULL, native_tcp_listen, NULL, NULL, NULL, napi_enumerable, NULL},
