@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import posix from 'posix';
-import type { WorkerIdentity } from './protocol';
+import type { WorkerIdentity } from '../common/protocol';
 
 export interface EligibilityPolicy {
   minUid: number;

@@ -4,6 +4,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import type { WebLimits } from '../common/protocol';
 import { parse as parseToml, TomlError, type TomlTable, type TomlValue } from 'smol-toml';
 
 export interface ListenAddress {
@@ -36,16 +37,7 @@ export interface Config {
     failureDelayMs: number;
   };
   shares: { layout: 'home' | 'tilde'; subdir: string };
-  limits: {
-    maxHeaderBytes: number;
-    maxXmlBytes: number;
-    /** 0 = unlimited. */
-    maxUploadBytes: number;
-    maxInfinityEntries: number;
-    maxLockTimeoutS: number;
-    maxConnections: number;
-    requestTimeoutMs: number;
-  };
+  limits: WebLimits;
   storage: { durable: boolean };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
   /** The file it came from; null when parsed from a string. */

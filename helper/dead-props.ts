@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { xattrGet, xattrList, xattrRemove, xattrSet } from '../native/index';
-import { StorageError, type DeadProps, type PropPatchOp, type PropSelection } from '../src/storage/storage';
+import { StorageError, type DeadProps, type PropPatchOp, type PropSelection } from '../common/storage';
 
 /** `user.dav:{ns}name` holds the property XML. */
 const PLAIN_PREFIX = 'user.dav:';

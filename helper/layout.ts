@@ -1,7 +1,7 @@
 // The single place where a DavPath becomes a filesystem path (like Dir.resolve in x/net/webdav).
 // Every LocalStorage operation goes through resolvePath; its input comes from the untrusted web process.
 
-import { StorageError, type DavPath } from '../src/storage/storage';
+import { StorageError, type DavPath } from '../common/storage';
 
 export type LayoutConfig =
   /** "/" is the share root; `root` already includes the configured subdir. */

@@ -24,7 +24,7 @@ import {
   type TransferOptions,
   type TransferResult,
   type Upload,
-} from '../src/storage/storage';
+} from '../common/storage';
 import {
   commitUpload,
   listDirectoryAsWire,
@@ -47,7 +47,7 @@ import {
   shareRootOf,
   type LayoutConfig,
 } from './layout';
-import { wireRunOf, type WireRun } from './protocol';
+import { wireRunOf, type WireRun } from '../common/protocol';
 
 export type { LayoutConfig } from './layout';
 
@@ -170,7 +170,7 @@ export class LocalStorage implements Storage {
   }
 
   /**
-   * list() in helper/protocol.ts's wire form: runs of entry texts, each entry followed by a comma,
+   * list() in common/protocol.ts's wire form: runs of entry texts, each entry followed by a comma,
    * of at most `bounds` entries and bytes (a single entry may be larger). The members of a Depth 1
    * listing come mostly as text the addon wrote, without a JavaScript object each — a worker
    * answering PROPFINDs spent most of its time making and serialising those. Same entries, order,

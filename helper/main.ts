@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Config, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config';
 import { lookUpAccount } from './accounts';
-import { Logger } from './log';
+import { Logger } from '../common/log';
 import { Monitor } from './monitor';
 
 const USAGE = `Usage: privdav [serve] [--config FILE]

@@ -7,15 +7,15 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Channel } from './channel';
+import { Channel } from '../common/channel';
 import { Config, changesNeedingRestart, loadConfig } from './config';
 import { deriveUserKey, issueCookie, newMasterKey, peekClaims, verifyCookie } from './cookie';
 import { Account, lookUpAccount, refusalReason, workerIdentity } from './accounts';
 import { LoginThrottle } from './login-throttle';
 import { pamAuthenticate } from './pam';
-import { closeAll } from './rpc';
+import { closeAll } from '../common/rpc';
 import { closeFd, socketpair, tcpListen } from '../native';
-import { Logger } from './log';
+import { Logger } from '../common/log';
 import { notifySystemd } from './sd-notify';
 import {
   MAX_PASSWORD_BYTES,
@@ -27,7 +27,7 @@ import {
   encodeMessage,
   isBoundedString,
   isRequestId,
-} from './protocol';
+} from '../common/protocol';
 
 const WEB_ENTRY = join(__dirname, '..', 'src', 'web.js');
 const WORKER_ENTRY = join(__dirname, 'worker.js');

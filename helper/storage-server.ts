@@ -4,8 +4,8 @@
 // LocalStorage (which re-validates every path). A bad message gets an error reply and is logged;
 // the channel keeps serving.
 
-import { Channel } from './channel';
-import { closeAll } from './rpc';
+import { Channel } from '../common/channel';
+import { closeAll } from '../common/rpc';
 import { verifyCookie } from './cookie';
 import {
   LIST_BATCH_BYTES,
@@ -19,7 +19,7 @@ import {
   isRequestId,
   wireRunOf,
   type WireRun,
-} from './protocol';
+} from '../common/protocol';
 import {
   Depth,
   Entry,
@@ -31,7 +31,7 @@ import {
   Times,
   TransferOptions,
   Upload,
-} from '../src/storage/storage';
+} from '../common/storage';
 
 const MAX_PATH_BYTES = 4096;
 const MAX_PROP_NAMES = 1024;

@@ -5,11 +5,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as Posix from 'posix';
-import { Channel } from './channel';
+import { Channel } from '../common/channel';
 import { LocalStorage, LayoutConfig } from './local-storage';
 import { StorageServerState, serveStorage } from './storage-server';
-import { closeAll } from './rpc';
-import { Logger } from './log';
+import { closeAll } from '../common/rpc';
+import { Logger } from '../common/log';
 import { dupFd, setNoNewPrivs } from '../native';
 import {
   WorkerIdentity,
@@ -18,7 +18,7 @@ import {
   encodeMessage,
   isBoundedString,
   isUserName,
-} from './protocol';
+} from '../common/protocol';
 
 const CONTROL_FD = 3;
 const MAX_CHANNELS = 64;

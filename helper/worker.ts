@@ -7,8 +7,8 @@
 // user on the control channel; it reads nothing else before it drops.
 
 import { readSync } from 'node:fs';
-import { dropProblem, readProcStatus } from './proc-status';
-import type { WorkerIdentity } from './protocol';
+import { dropProblem, readProcStatus } from '../common/proc-status';
+import type { WorkerIdentity } from '../common/protocol';
 
 function fatal(message: string): never {
   process.stderr.write(`privdav worker: ${message}\n`);

@@ -9,7 +9,7 @@ export interface PollHandle {
   readonly [pollHandleBrand]: never;
 }
 
-/** The raw channel primitives helper/channel.ts is built on; nothing else should need them. */
+/** The raw channel primitives common/channel.ts is built on; nothing else should need them. */
 export interface ChannelBinding {
   /** Bytes sent, or -errno (-EAGAIN when the socket is full). Closes `fds` once they are sent. */
   sendmsg(fd: number, payload: Buffer, fds: readonly number[] | null): number;
@@ -355,7 +355,7 @@ export interface WireListingOptions extends ListDirectoryOptions {
   prefix: string;
   /** Longer names make too long a path: such members come as members, for JavaScript to judge. */
   maxNameBytes: number;
-  /** Entries carry dead properties (`{}` when a member has none) — helper/protocol.ts entryToWire. */
+  /** Entries carry dead properties (`{}` when a member has none) — common/protocol.ts entryToWire. */
   props: boolean;
   /** Bounds of one run of text. */
   maxRunEntries: number;
@@ -371,7 +371,7 @@ export interface WireListingOptions extends ListDirectoryOptions {
 export type WireItem = { text: Buffer; count: number; member?: undefined } | { member: ListedMember };
 
 /**
- * listDirectoryLazily for helper/protocol.ts's wire: most members come as ready-made entry text
+ * listDirectoryLazily for common/protocol.ts's wire: most members come as ready-made entry text
  * written by the addon (no JavaScript object per member), the rest as members.
  */
 export function listDirectoryAsWire(path: string, options: WireListingOptions): Promise<Iterable<WireItem>> {

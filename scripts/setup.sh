@@ -34,7 +34,7 @@ fi
 
 # The build: the native addon and TypeScript. Skipped when nothing changed since the last one.
 stamp=dist/.build-stamp
-if [ ! -f "$stamp" ] || [ -n "$(find src helper native/src native/binding.gyp native/index.ts test bench types tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find common src helper native/src native/binding.gyp native/index.ts test bench types tsconfig.json package.json -newer "$stamp" -print -quit 2>/dev/null)" ]; then
   say "building"
   npm run --silent build
   touch "$stamp"

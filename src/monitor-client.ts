@@ -2,10 +2,10 @@
 // one-time READY, and the init/reload notices the monitor sends. The monitor's answers are the
 // only things the web process trusts without question — it is the monitor's child.
 
-import { Channel } from '../helper/channel';
-import { RpcClient, closeAll } from '../helper/rpc';
-import { WebInit, encodeMessage } from '../helper/protocol';
-import { StorageError } from './storage/storage';
+import { Channel } from '../common/channel';
+import { RpcClient, closeAll } from '../common/rpc';
+import { WebInit, encodeMessage } from '../common/protocol';
+import { StorageError } from '../common/storage';
 
 export interface Login {
   user: string;

@@ -1,7 +1,7 @@
 // HTTP conditional requests (RFC 9110 §13): If-Match, If-Unmodified-Since, If-None-Match,
 // If-Modified-Since and If-Range, evaluated in the order §13.2.2 prescribes.
 import type * as http from 'node:http';
-import type { Stat } from '../storage/storage';
+import type { Stat } from '../../common/storage';
 import { DavError } from './errors';
 import { lastModifiedSeconds } from './props';
 import { headerValue } from './request';

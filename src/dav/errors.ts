@@ -1,6 +1,6 @@
 // Protocol errors and the one mapping from StorageError codes to HTTP statuses. Methods throw
 // DavError or StorageError; the handler turns either into a complete response here.
-import { StorageError, type StorageErrorCode } from '../storage/storage';
+import { StorageError, type StorageErrorCode } from '../../common/storage';
 
 export class DavError extends Error {
   readonly status: number;

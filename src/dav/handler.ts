@@ -1,7 +1,7 @@
 // The WebDAV protocol core's entry point: decodes the request target, parses If:, dispatches to
 // one method handler, and turns anything thrown into one complete error response. Never throws.
 import type * as http from 'node:http';
-import type { Storage } from '../storage/storage';
+import type { Storage } from '../../common/storage';
 import { ClientGoneError, DavError, isServerFault, toDavError } from './errors';
 import { parseIfHeader, type IfHeader } from './if-header';
 import type { LockStore } from './lock-store';

@@ -1,6 +1,6 @@
 // Enforcement of locks and of the If: header for every method that changes state, and the XML of
 // active locks.
-import { StorageError, type DavPath } from '../storage/storage';
+import { StorageError, type DavPath } from '../../common/storage';
 import { DavError } from './errors';
 import { evaluateIfHeader, submittedTokens, type IfList, type IfResourceState } from './if-header';
 import { ancestorsOf, type LockRecord } from './lock-store';

@@ -1,6 +1,6 @@
 // The one chokepoint between URLs and DavPaths: request targets, Destination headers and If:
 // resource tags are decoded here, and every href we send is encoded here.
-import type { DavPath } from '../storage/storage';
+import type { DavPath } from '../../common/storage';
 import { DavError } from './errors';
 
 export interface RequestTarget {

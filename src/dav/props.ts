@@ -1,6 +1,6 @@
 // Live properties (RFC 4918 §15, RFC 4331 quota): which exist, which are protected, and their XML
 // for one resource. Dead properties come from storage as ready-made XML and are not handled here.
-import type { Entry, Space, Stat } from '../storage/storage';
+import type { Entry, Space, Stat } from '../../common/storage';
 import type { LockRecord } from './lock-store';
 import { activeLockXml, SUPPORTED_LOCK_XML } from './locks';
 import { baseName } from './paths';

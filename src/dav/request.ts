@@ -1,7 +1,7 @@
 // The state one WebDAV request carries through its method handler, and the few ways a handler
 // writes a complete response. Every method file receives a DavRequest and nothing else.
 import type * as http from 'node:http';
-import type { DavPath, Stat, Storage } from '../storage/storage';
+import type { DavPath, Stat, Storage } from '../../common/storage';
 import type { IfHeader } from './if-header';
 import type { LockStore } from './lock-store';
 import type { RequestTarget } from './paths';

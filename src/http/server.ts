@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Authenticator, parseBasic } from './auth';
 import { PrivsepStorage, WorkerChannels } from '../storage/privsep-storage';
 import type { DavRequestContext } from '../dav/handler';
-import type { Logger } from '../../helper/log';
+import type { Logger } from '../../common/log';
 
 export type DavHandler = (
   req: IncomingMessage,

@@ -2,9 +2,9 @@
 // worker (pipelined on one channel per user), answered with plain data and, for open calls, a
 // descriptor. The web process never opens a user's file itself. Listings arrive in batches.
 
-import { Channel } from '../../helper/channel';
-import { RpcClient, RpcClosedError, Reply, closeAll } from '../../helper/rpc';
-import { entryFromWire, type StorageOp } from '../../helper/protocol';
+import { Channel } from '../../common/channel';
+import { RpcClient, RpcClosedError, Reply, closeAll } from '../../common/rpc';
+import { entryFromWire, type StorageOp } from '../../common/protocol';
 import { MonitorClient } from '../monitor-client';
 import {
   ALL_STORAGE_ERROR_CODES,
@@ -26,7 +26,7 @@ import {
   TransferOptions,
   TransferResult,
   Upload,
-} from './storage';
+} from '../../common/storage';
 
 /** The authenticated user behind a request; `refresh` logs in again with the request's password. */
 export interface Session {

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { readProcStatus } from '../../helper/proc-status';
+import { readProcStatus } from '../../common/proc-status';
 import {
   LoopFilesystem,
   availableBytes,

@@ -8,7 +8,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readProcStatus } from '../../helper/proc-status';
+import { readProcStatus } from '../../common/proc-status';
 import { freePort, request } from '../support/daemon';
 import {
   UserDaemon,

@@ -17,7 +17,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { readProcStatus } from '../../helper/proc-status';
+import { readProcStatus } from '../../common/proc-status';
 import { Daemon, alive, request, sleep, startDaemon } from '../support/daemon';
 import { TestUsers, createUsers } from '../support/users';
 

@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import type { Storage } from '../../src/storage/storage';
+import type { Storage } from '../../common/storage';
 import { LocalStorage } from '../../helper/local-storage';
 import { createDavHandler, type DavOptions } from '../../src/dav/handler';
 import { SqliteLockStore } from '../../src/dav/lock-store';

@@ -4,9 +4,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Channel } from '../../helper/channel';
-import { RpcClient, closeAll } from '../../helper/rpc';
-import { encodeMessage } from '../../helper/protocol';
+import { Channel } from '../../common/channel';
+import { RpcClient, closeAll } from '../../common/rpc';
+import { encodeMessage } from '../../common/protocol';
 import { dupFd } from '../../native';
 
 interface Params {

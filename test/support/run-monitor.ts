@@ -3,7 +3,7 @@
 // workers as a compromised web process would.
 
 import { loadConfig } from '../../helper/config';
-import { Logger } from '../../helper/log';
+import { Logger } from '../../common/log';
 import { Monitor } from '../../helper/monitor';
 
 const [configPath, webEntry, ...webArgs] = process.argv.slice(2);

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import fs from 'node:fs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Channel, ChannelError, type ChannelOptions } from '../../helper/channel';
+import { Channel, ChannelError, type ChannelOptions } from '../../common/channel';
 import { closeFd, socketpair, tcpListen } from '../../native';
 
 const PEER_FD = 3;

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ALLPROP_LIVE, allpropLiveXml, livePropertyXml, type LivePropertySources } from '../../src/dav/props';
 import type { LockRecord } from '../../src/dav/lock-store';
-import type { Entry } from '../../src/storage/storage';
+import type { Entry } from '../../common/storage';
 
 function entry(path: string, kind: 'file' | 'directory' | 'other', mtimeMs: number): Entry {
   return {

@@ -12,7 +12,7 @@ import {
   shareRootOf,
   type LayoutConfig,
 } from '../../helper/layout';
-import { StorageError } from '../../src/storage/storage';
+import { StorageError } from '../../common/storage';
 
 const home: LayoutConfig = { kind: 'home', root: '/srv/alice/WebDAV' };
 const homes: Record<string, string> = { alice: '/home/alice', bob: '/home/bob', 'b.o-b_2': '/home/bob2' };

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Channel } from '../../helper/channel';
+import { Channel } from '../../common/channel';
 import { issueCookie } from '../../helper/cookie';
 import { LocalStorage } from '../../helper/local-storage';
-import { encodeMessage } from '../../helper/protocol';
-import { RpcClient } from '../../helper/rpc';
+import { encodeMessage } from '../../common/protocol';
+import { RpcClient } from '../../common/rpc';
 import { serveStorage } from '../../helper/storage-server';
 import { socketpair } from '../../native';
 

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { listDirectoryAsWire, listDirectoryAsWireNow, xattrSet } from '../../native/index';
 import { isRemoteFilesystem, LocalStorage, mayListAtOnce } from '../../helper/local-storage';
-import { entryToWire, type WireRun } from '../../helper/protocol';
-import { type Depth, type PropSelection } from '../../src/storage/storage';
+import { entryToWire, type WireRun } from '../../common/protocol';
+import { type Depth, type PropSelection } from '../../common/storage';
 
 const roots: string[] = [];
 after(() => {

@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { LocalStorage } from '../../helper/local-storage';
-import { StorageError, type Entry, type Storage } from '../../src/storage/storage';
+import { StorageError, type Entry, type Storage } from '../../common/storage';
 
 const PROP = '{urn:example}color';
 const PROP_XML = '<color xmlns="urn:example">blue</color>';

@@ -9,7 +9,7 @@ import { after, describe, test } from 'node:test';
 import { xattrSet as setAttributeSync } from '../../native/index';
 import { listDirectory, listDirectoryAsync, listDirectoryLazily, type ListedMember } from '../../native';
 import { LocalStorage } from '../../helper/local-storage';
-import { type Entry, type PropSelection } from '../../src/storage/storage';
+import { type Entry, type PropSelection } from '../../common/storage';
 
 const roots: string[] = [];
 function makeRoot(): string {

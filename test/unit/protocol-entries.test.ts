@@ -2,8 +2,8 @@
 // exactly (times included, whose wire form is whole microseconds), and anything else is refused.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { entryFromWire, entryToWire } from '../../helper/protocol';
-import type { Entry } from '../../src/storage/storage';
+import { entryFromWire, entryToWire } from '../../common/protocol';
+import type { Entry } from '../../common/storage';
 
 function entry(mtimeMs: number, props?: Record<string, string>): Entry {
   const value: Entry = {

@@ -1,6 +1,6 @@
 // DELETE: removes a resource, collections recursively. Members storage could not remove, and
 // locked members whose token was not submitted (423), are reported in a 207; the rest goes.
-import type { DavPath, MemberError } from '../../storage/storage';
+import type { DavPath, MemberError } from '../../../common/storage';
 import { checkPreconditions } from '../conditional';
 import { DavError, storageStatus } from '../errors';
 import { authorizeWrite, unsubmittedLocksBelow } from '../locks';

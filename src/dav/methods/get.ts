@@ -2,8 +2,8 @@
 // positional reads), validators and conditional requests, and an HTML listing for collections.
 import * as fs from 'node:fs';
 import { pipeline } from 'node:stream';
-import type { OpenedFile, Stat } from '../../storage/storage';
-import { StorageError } from '../../storage/storage';
+import type { OpenedFile, Stat } from '../../../common/storage';
+import { StorageError } from '../../../common/storage';
 import { checkPreconditions, ifRangeHolds, NotModified, parseRange } from '../conditional';
 import { checkIfHeader } from '../locks';
 import { baseName, encodeHref, parentPath } from '../paths';

@@ -1,7 +1,7 @@
 // LOCK: new exclusive or shared write locks (Depth 0 or infinity; an unmapped URL gets an empty
 // file, 201), and refreshes of existing ones named in the If: header.
 import { randomUUID } from 'node:crypto';
-import { StorageError } from '../../storage/storage';
+import { StorageError } from '../../../common/storage';
 import { DavError } from '../errors';
 import { submittedTokens } from '../if-header';
 import type { LockRecord, LockScope } from '../lock-store';

@@ -1,6 +1,6 @@
 // MKCOL: creates a collection (201); 405 when something exists there, 409 without a parent,
 // 415 for a body, since we support no MKCOL request bodies (RFC 4918 §9.3).
-import { StorageError } from '../../storage/storage';
+import { StorageError } from '../../../common/storage';
 import { DavError } from '../errors';
 import { authorizeWrite } from '../locks';
 import { sendEmpty, type DavRequest } from '../request';

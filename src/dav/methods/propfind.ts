@@ -1,6 +1,6 @@
 // PROPFIND: allprop (with include), propname and prop at Depth 0, 1 or a bounded infinity. The
 // listing comes from storage in batches and the multistatus goes out as entries arrive.
-import type { Depth, Entry, PropSelection, Space } from '../../storage/storage';
+import type { Depth, Entry, PropSelection, Space } from '../../../common/storage';
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
 import { MultistatusWriter } from '../multistatus';

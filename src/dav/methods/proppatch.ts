@@ -1,6 +1,6 @@
 // PROPPATCH: every set/remove in document order, all or nothing (424 for the rest when one
 // fails). Protected live properties are refused; Windows' Win32 times become the file's times.
-import { StorageError, type PropPatchOp, type Times } from '../../storage/storage';
+import { StorageError, type PropPatchOp, type Times } from '../../../common/storage';
 import { checkPreconditions } from '../conditional';
 import { DavError, statusLine, storageStatus } from '../errors';
 import { authorizeWrite } from '../locks';

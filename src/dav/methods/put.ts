@@ -2,7 +2,7 @@
 // any failure on the way (client gone, too large, a refused precondition) aborts the upload.
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
-import { StorageError, type Upload } from '../../storage/storage';
+import { StorageError, type Upload } from '../../../common/storage';
 import { checkPreconditions } from '../conditional';
 import { DavError } from '../errors';
 import { authorizeWrite } from '../locks';

@@ -1,6 +1,6 @@
 // What COPY and MOVE share: Destination, Overwrite and Depth, the checks on both ends, and the
 // answer (201 created, 204 replaced, 207 with the members that failed).
-import { StorageError, type DavPath, type TransferResult } from '../../storage/storage';
+import { StorageError, type DavPath, type TransferResult } from '../../../common/storage';
 import { checkPreconditions } from '../conditional';
 import { DavError, storageStatus } from '../errors';
 import { authorizeWrite, type WriteIntent } from '../locks';

@@ -4,8 +4,7 @@
 // `decodeMessage` bounds and parses, and each side validates fields with the checkers below
 // before acting on anything.
 
-import type { Config } from './config';
-import type { Entry, ResourceKind } from '../src/storage/storage';
+import type { Entry, ResourceKind } from './storage';
 
 /** Bytes in one message; SEQPACKET keeps the boundary, the native channel refuses larger ones. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
@@ -17,6 +16,18 @@ export const MAX_REMOTE_CHARS = 64;
 /** Entries a worker packs into one `list` reply message (also bounded by bytes). */
 export const LIST_BATCH_ENTRIES = 512;
 export const LIST_BATCH_BYTES = 96 * 1024;
+
+/** The request limits the monitor reads from `[limits]` and hands the web process. */
+export interface WebLimits {
+  maxHeaderBytes: number;
+  maxXmlBytes: number;
+  /** 0 = unlimited. */
+  maxUploadBytes: number;
+  maxInfinityEntries: number;
+  maxLockTimeoutS: number;
+  maxConnections: number;
+  requestTimeoutMs: number;
+}
 
 // ---- web process → monitor ----------------------------------------------------------------
 
@@ -57,7 +68,7 @@ export interface WebInit {
   tls: { cert: string; key: string } | null;
   stateDir: string;
   realm: string;
-  limits: Config['limits'];
+  limits: WebLimits;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   shutdownGraceMs: number;
   /** Changes when the monitor retired the running workers (their settings changed on reload). */
