@@ -9,6 +9,10 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages: PAM headers for the native PAM binding, and the real clients the tests drive.
 PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2 e2fsprogs bindfs)
+# Servers and tools the tests run for real: PostgreSQL (the shared lock store), HAProxy and nginx
+# (balancer, TLS-terminating proxy), Chromium (the same-origin attack), and the Debian package
+# build and its checker.
+PACKAGES+=(postgresql haproxy nginx-light chromium dpkg-dev fakeroot lintian man-db)
 # `setup.sh --bench` adds what `npm run bench` compares against and loads with.
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=(apache2 wrk); fi
 if [ "$(id -u)" -eq 0 ]; then
@@ -19,8 +23,9 @@ if [ "$(id -u)" -eq 0 ]; then
   if [ "${#missing[@]}" -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # One apt at a time on this machine (several checkouts may set up at once).
+    flock /tmp/privdav-apt.lock apt-get update -qq
+    flock /tmp/privdav-apt.lock apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
 else
   say "not root: skipping Debian packages, the privdav account and /etc/pam.d (non-root mode)"
