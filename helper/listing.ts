@@ -1,0 +1,261 @@
+// Listing for LocalStorage: the members of one directory, read by the addon in one call or streamed
+// with bounded stats, as Entries; which directories are listed on the worker's own thread.
+
+import * as fs from 'node:fs';
+import { TextDecoder } from 'node:util';
+import {
+  type DavPath,
+  type DeadProps,
+  type Depth,
+  type Entry,
+  type ListOptions,
+  type PropSelection,
+} from '../common/storage';
+import {
+  listDirectoryLazily,
+  type ListDirectoryOptions,
+  type ListedMember as NativeMember,
+} from '../native/index';
+import { readDeadProps, selectDeadProps } from './dead-props';
+import { errnoOf, protocolError, storageError } from './errno';
+import { identityOf, statOfListed, toStat, type StatFields } from './file-stat';
+import { childDavPath, isValidSegment, MAX_PATH_BYTES } from './layout';
+
+const fsp = fs.promises;
+
+/** Members stat'ed at once while listing: enough to keep the threadpool busy, bounded for memory. */
+const LIST_CONCURRENCY = 32;
+/**
+ * The most members one directory may have to be listed by the addon in one piece (it holds them
+ * all in memory at once); a bigger directory is streamed by listMembers instead.
+ */
+export const NATIVE_LIST_MAX_MEMBERS = 100_000;
+/**
+ * Directories up to this size (st_size; on ext4 about 300 short names) are listed by the worker's
+ * own thread, up to SMALL_DIRECTORY_MEMBERS members; bigger ones on the threadpool, where several
+ * listings proceed in parallel and the worker keeps answering meanwhile.
+ */
+export const SMALL_DIRECTORY_BYTES = 12_288n;
+export const SMALL_DIRECTORY_MEMBERS = 512;
+/**
+ * statfs(2) types of filesystems where a stat may wait on the network or on another process: a
+ * directory there goes to the threadpool whatever its size, so the worker keeps answering.
+ */
+const REMOTE_FILESYSTEMS = new Set([
+  0x6969, // NFS
+  0x65735546, // FUSE (sshfs, davfs2, ...)
+  0xff534d42, // CIFS
+  0xfe534d42, // SMB2
+  0x517b, // SMB
+  0x01021997, // 9p
+  0x00c36400, // Ceph
+  0x5346414f, // AFS
+  0x6b414653, // kAFS
+  0x47504653, // GPFS
+  0x0bd00bd0, // Lustre
+]);
+
+export function isRemoteFilesystem(statfsType: number): boolean {
+  return REMOTE_FILESYSTEMS.has(statfsType);
+}
+
+/** Whether a small directory on the filesystem of `fsPath` may be listed on the worker's own thread. */
+export function mayListAtOnce(fsPath: string): boolean {
+  try {
+    return !isRemoteFilesystem(fs.statfsSync(fsPath).type);
+  } catch {
+    return false;
+  }
+}
+/** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+export interface ListedMember {
+  entry: Entry;
+  fsPath: string;
+  /** dev:ino of a directory (to enter each once); '' for anything else. */
+  identity: string;
+  isSymlink: boolean;
+}
+
+/**
+ * The members of one directory read by the addon in one threadpool call (readdir, stat and the
+ * dead-property xattrs of each member), or null when the directory has more than `room` members
+ * (or NATIVE_LIST_MAX_MEMBERS): the caller then streams it with listMembers, which counts exactly
+ * and holds little memory. Same members, entries and errors as listMembers.
+ */
+export async function listMembersNatively(
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+  unreadableIsEmpty: boolean,
+  room: number,
+): Promise<Iterable<ListedMember> | null> {
+  let listed: Iterable<NativeMember>;
+  try {
+    listed = await listDirectoryLazily(dirFsPath, {
+      xattrs: xattrsFor(props),
+      maxMembers: Math.max(0, Math.min(room, NATIVE_LIST_MAX_MEMBERS)),
+    });
+  } catch (error) {
+    if (errnoOf(error) === 'E2BIG') return null;
+    if (unreadableIsEmpty && (error as NodeJS.ErrnoException).syscall === 'opendir') return [];
+    throw storageError(error);
+  }
+  return listedMembers(listed, dirPath, dirFsPath, props);
+}
+
+/** Entries made as they are iterated, so only those in hand are JavaScript objects. */
+function* listedMembers(
+  listed: Iterable<NativeMember>,
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+): Generator<ListedMember> {
+  const pathBytes = Buffer.byteLength(dirPath, 'utf8');
+  for (const member of listed) {
+    const listedOne = listedMember(member, dirPath, dirFsPath, props, pathBytes);
+    if (listedOne !== null) yield listedOne;
+  }
+}
+
+/** The entry of one member the addon listed, or null when its name cannot be a DavPath segment. */
+export function listedMember(
+  member: NativeMember,
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+  pathBytes: number,
+): ListedMember | null {
+  const name = addressableName(member.name, pathBytes);
+  if (name === null) return null;
+  const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
+  const stat = statOfListed(member.numbers);
+  const entry: Entry = { path: childDavPath(dirPath, name), stat };
+  if (props !== 'none') entry.props = propsOfListed(member, props);
+  // The exact (BigInt) dev:ino only where it is needed: directories, for Depth: infinity walks.
+  const identity = stat.kind === 'directory' ? identityOf(member.stat) : '';
+  return { entry, fsPath, identity, isSymlink: member.isSymlink };
+}
+
+/** Which xattrs the addon must read for `props`: values only where a property's content is wanted. */
+export function xattrsFor(props: PropSelection): ListDirectoryOptions['xattrs'] {
+  if (props === 'none' || (Array.isArray(props) && props.length === 0)) return 'none';
+  return props === 'names' ? 'names' : 'values';
+}
+
+/** The member's dead properties from the attributes the addon read, decoded as readDeadProps does. */
+function propsOfListed(member: NativeMember, props: PropSelection): DeadProps {
+  if (member.xattrs.length === 0) return {};
+  const values = new Map<string, Buffer | null>();
+  for (const { name, value } of member.xattrs) {
+    // Attribute names that are not UTF-8 cannot be named by a DavPath property: they are skipped.
+    let attr: string;
+    try {
+      attr = strictUtf8.decode(name);
+    } catch {
+      values.set(name.toString('utf8'), null);
+      continue;
+    }
+    values.set(attr, value);
+  }
+  try {
+    return selectDeadProps([...values.keys()], props, (attr) => values.get(attr) ?? null);
+  } catch {
+    return {}; // an unreadable attribute must not hide the resource
+  }
+}
+
+/**
+ * The members of one directory, stat'ed with bounded concurrency, yielded in directory order.
+ * With `unreadableIsEmpty`, a directory that cannot be opened has no members instead of failing.
+ */
+export async function* listMembers(
+  dirPath: DavPath,
+  dirFsPath: string,
+  props: PropSelection,
+  unreadableIsEmpty: boolean,
+): AsyncGenerator<ListedMember> {
+  const pathBytes = Buffer.byteLength(dirPath, 'utf8');
+  let dir: fs.Dir;
+  try {
+    // latin1 maps every byte to one character, so the raw name survives and can be checked.
+    dir = await fsp.opendir(dirFsPath, { encoding: 'latin1', bufferSize: 128 });
+  } catch (error) {
+    if (unreadableIsEmpty) return;
+    throw storageError(error);
+  }
+  const inFlight: Array<Promise<ListedMember | null>> = [];
+  try {
+    for await (const dirent of dir) {
+      const name = addressableName(Buffer.from(dirent.name, 'latin1'), pathBytes);
+      if (name === null) continue;
+      inFlight.push(statMember(dirPath, dirFsPath, name, dirent.isSymbolicLink(), props));
+      if (inFlight.length >= LIST_CONCURRENCY) {
+        const member = await inFlight.shift()!;
+        if (member !== null) yield member;
+      }
+    }
+    while (inFlight.length > 0) {
+      const member = await inFlight.shift()!;
+      if (member !== null) yield member;
+    }
+  } catch (error) {
+    throw storageError(error);
+  }
+}
+
+/** Never rejects: a member that vanished or cannot be stat'ed is left out of the listing. */
+async function statMember(
+  dirPath: DavPath,
+  dirFsPath: string,
+  name: string,
+  isSymlink: boolean,
+  props: PropSelection,
+): Promise<ListedMember | null> {
+  const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
+  try {
+    const stats = fs.statSync(fsPath, { bigint: true });
+    const entry = makeEntry(childDavPath(dirPath, name), fsPath, stats, props);
+    const identity = entry.stat.kind === 'directory' ? identityOf(stats) : '';
+    return { entry, fsPath, identity, isSymlink };
+  } catch {
+    return null;
+  }
+}
+
+/** A directory entry's name as a DavPath segment, or null when no DavPath could name it. */
+function addressableName(raw: Buffer, parentBytes: number): string | null {
+  if (parentBytes + 1 + raw.length > MAX_PATH_BYTES) return null;
+  let name: string;
+  try {
+    name = strictUtf8.decode(raw);
+  } catch {
+    return null; // not UTF-8: would come back as a different name
+  }
+  return isValidSegment(name) ? name : null;
+}
+
+export function makeEntry(path: DavPath, fsPath: string, stats: StatFields, props: PropSelection): Entry {
+  const entry: Entry = { path, stat: toStat(stats) };
+  if (props !== 'none') {
+    try {
+      entry.props = readDeadProps(fsPath, props);
+    } catch {
+      entry.props = {}; // an unreadable attribute must not hide the resource
+    }
+  }
+  return entry;
+}
+
+export function checkListArguments(depth: Depth, options: ListOptions): void {
+  if (depth !== 0 && depth !== 1 && depth !== 'infinity') throw protocolError('bad depth');
+  if (!Number.isSafeInteger(options?.limit) || options.limit < 1) throw protocolError('bad limit');
+  checkSelection(options.props);
+}
+
+export function checkSelection(selection: PropSelection): void {
+  if (selection === 'none' || selection === 'names' || selection === 'all') return;
+  if (Array.isArray(selection) && selection.every((name) => typeof name === 'string')) return;
+  throw protocolError('bad property selection');
+}
