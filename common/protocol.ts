@@ -71,6 +71,10 @@ export interface WebInit {
   limits: WebLimits;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   shutdownGraceMs: number;
+  /** server.public_url as an origin ("https://dav.example.org"), or null. */
+  publicUrl: string | null;
+  /** shares.hide: glob patterns of names left out of listings and refused on create. */
+  hide: string[];
   /** Changes when the monitor retired the running workers (their settings changed on reload). */
   workerGeneration: number;
 }

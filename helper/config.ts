@@ -25,6 +25,8 @@ export interface Config {
     workerIdleTimeoutMs: number;
     shutdownGraceMs: number;
     webProcesses: number;
+    /** The origin clients use when a proxy sits in front ("https://dav.example.org"), or null. */
+    publicUrl: string | null;
   };
   auth: {
     pamService: string;
@@ -36,7 +38,7 @@ export interface Config {
     credentialTtlMs: number;
     failureDelayMs: number;
   };
-  shares: { layout: 'home' | 'tilde'; subdir: string };
+  shares: { layout: 'home' | 'tilde'; subdir: string; hide: string[] };
   limits: WebLimits;
   storage: { durable: boolean };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
@@ -75,6 +77,7 @@ export function defaultConfig(): Config {
       workerIdleTimeoutMs: 5 * MINUTE,
       shutdownGraceMs: 10 * SECOND,
       webProcesses: 1,
+      publicUrl: null,
     },
     auth: {
       pamService: 'privdav',
@@ -86,7 +89,7 @@ export function defaultConfig(): Config {
       credentialTtlMs: 10 * MINUTE,
       failureDelayMs: 1 * SECOND,
     },
-    shares: { layout: 'home', subdir: '' },
+    shares: { layout: 'home', subdir: '', hide: [] },
     limits: {
       maxHeaderBytes: 16 * KIB,
       maxXmlBytes: 1 * MIB,
@@ -412,6 +415,37 @@ function subdirectory(): Reader<string> {
   };
 }
 
+// public_url names an origin, compared with Destination and If: URLs: a path would imply a prefix
+// the proxy strips, which privdav does not do, so it is refused rather than silently ignored.
+function publicOrigin(): Reader<string | null> {
+  return (value, report) => {
+    if (typeof value !== 'string') return void report(`expected a string, got ${describe(value)}`);
+    if (value === '') return null;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return void report(`${JSON.stringify(value)} is not a URL (e.g. "https://dav.example.org")`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      return void report(`${JSON.stringify(value)} must start with https:// or http://`);
+    if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
+      return void report(`${JSON.stringify(value)} must be only scheme, host and port`);
+    if (url.pathname !== '/')
+      return void report(`${JSON.stringify(value)} has a path: privdav serves from "/", give only the origin`);
+    return url.origin;
+  };
+}
+
+// A hide pattern is matched against one name at a time, so it cannot contain "/".
+function hidePatternProblem(value: string): string | null {
+  if (value === '') return 'must not be empty';
+  if (value.length > 255) return 'is longer than 255 characters';
+  if (CONTROL_CHARACTERS.test(value)) return 'contains a control character';
+  if (value.includes('/')) return `${JSON.stringify(value)} contains "/": patterns match single names`;
+  return null;
+}
+
 /** Parses "127.0.0.1:8080" or "[::1]:8080"; returns the address or why it is wrong. */
 export function parseListenAddress(value: string): ListenAddress | string {
   const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(value);
@@ -507,6 +541,7 @@ const SCHEMA: Schema = {
     workerIdleTimeoutMs: { key: 'worker_idle_timeout', read: duration(1 * SECOND, 7 * DAY), restart: false },
     shutdownGraceMs: { key: 'shutdown_grace', read: duration(0, 10 * MINUTE), restart: false },
     webProcesses: { key: 'web_processes', read: integer(1, 16), restart: true },
+    publicUrl: { key: 'public_url', read: publicOrigin(), restart: false },
   },
   auth: {
     pamService: { key: 'pam_service', read: text(pamServiceProblem), restart: false },
@@ -526,6 +561,7 @@ const SCHEMA: Schema = {
   shares: {
     layout: { key: 'layout', read: oneOf('home', 'tilde'), restart: false },
     subdir: { key: 'subdir', read: subdirectory(), restart: false },
+    hide: { key: 'hide', read: arrayOf(text(hidePatternProblem)), restart: false },
   },
   limits: {
     maxHeaderBytes: { key: 'max_header_bytes', read: size(1 * KIB, 1 * MIB), restart: true },

@@ -291,6 +291,8 @@ export class Monitor {
       limits,
       logLevel: log.level,
       shutdownGraceMs: server.shutdownGraceMs,
+      publicUrl: server.publicUrl,
+      hide: this.#config.shares.hide,
       workerGeneration: this.#workerGeneration,
     };
   }

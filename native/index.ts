@@ -66,6 +66,13 @@ interface Addon extends ChannelBinding {
     callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
   ): SendFileHandle;
   abortSendFile(handle: SendFileHandle): void;
+  cloneFile(
+    targetFd: number,
+    sourceFd: number,
+    length: number,
+    callback: (error: NodeJS.ErrnoException | null, cloned: boolean) => void,
+  ): void;
+  diskQuota(path: string, uid: number): DiskQuota | null;
   releaseListing(listing: PackedListing): void;
   listDirectory(
     path: string,
@@ -143,6 +150,36 @@ export function commitUpload(
       error === null ? resolve() : reject(error),
     ),
   );
+}
+
+/**
+ * Copies the first `length` bytes of `sourceFd` (open for reading) into `targetFd` (open for
+ * writing, empty) in one threadpool job: FICLONE when the source is exactly `length` bytes and the
+ * filesystem shares blocks, else copy_file_range, else pread/pwrite. Resolves to true when the
+ * blocks were cloned. ENODATA when the source is shorter than `length`.
+ */
+export function cloneFile(targetFd: number, sourceFd: number, length: number): Promise<boolean> {
+  return new Promise((resolve, reject) =>
+    addon.cloneFile(targetFd, sourceFd, length, (error, cloned) =>
+      error === null ? resolve(cloned) : reject(error),
+    ),
+  );
+}
+
+/** A user's quota on one filesystem, in bytes; a limit of 0 means none. */
+export interface DiskQuota {
+  usedBytes: number;
+  softLimitBytes: number;
+  hardLimitBytes: number;
+}
+
+/**
+ * The disk quota of `uid` on the filesystem holding `path` (quotactl Q_GETQUOTA), or null when that
+ * filesystem keeps no user quotas (quotas off, or no quota support in the kernel). Synchronous: a
+ * metadata call. Throws (node:fs-shaped errors) when the path cannot be opened.
+ */
+export function diskQuota(path: string, uid: number): DiskQuota | null {
+  return addon.diskQuota(path, uid);
 }
 
 declare const sendFileHandleBrand: unique symbol;

@@ -78,6 +78,8 @@ function configure(init: WebInit): void {
     maxInfinityEntries: init.limits.maxInfinityEntries,
     maxLockTimeoutS: init.limits.maxLockTimeoutS,
     maxUploadBytes: init.limits.maxUploadBytes,
+    publicUrl: init.publicUrl,
+    hide: init.hide,
     log: (level, message, fields) => log.log(level, message, fields),
   });
 }

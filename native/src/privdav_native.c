@@ -8,8 +8,10 @@
 #include "args.h"
 #include "channel.h"
 #include "closefds.h"
+#include "clone.h"
 #include "commit.h"
 #include "listdir.h"
+#include "quota.h"
 #include "sendfile.h"
 #include "system.h"
 #include "xattr.h"
@@ -50,6 +52,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"closeFds", NULL, privdav_close_fds, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendFile", NULL, privdav_send_file, NULL, NULL, NULL, napi_enumerable, NULL},
       {"abortSendFile", NULL, privdav_abort_send_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cloneFile", NULL, privdav_clone_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"diskQuota", NULL, privdav_disk_quota, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
   napi_value constants;

@@ -3,6 +3,7 @@
 import type * as http from 'node:http';
 import type { Storage } from '../../common/storage';
 import { ClientGoneError, DavError, isServerFault, toDavError } from './errors';
+import { HideList, isFinderProbe } from './hide';
 import { parseIfHeader, type IfHeader } from './if-header';
 import type { LockStore } from './lock-store';
 import { handleCopy } from './methods/copy';
@@ -12,6 +13,7 @@ import { handleLock } from './methods/lock';
 import { handleMkcol } from './methods/mkcol';
 import { handleMove } from './methods/move';
 import { handleOptions } from './methods/options';
+import { handlePatch } from './methods/patch';
 import { handlePropfind } from './methods/propfind';
 import { handleProppatch } from './methods/proppatch';
 import { handlePut } from './methods/put';
@@ -44,6 +46,10 @@ export interface DavOptions {
   maxLockTimeoutS: number;
   /** 0 = unlimited (413 past it). */
   maxUploadBytes: number;
+  /** server.public_url as an origin ("https://dav.example.org"); absent: only the request's own. */
+  publicUrl?: string | null;
+  /** shares.hide glob patterns. */
+  hide?: readonly string[];
   log?: LogFunction;
 }
 
@@ -58,6 +64,7 @@ const METHODS: Record<string, MethodHandler> = {
   GET: handleGet,
   HEAD: handleGet,
   PUT: handlePut,
+  PATCH: handlePatch,
   DELETE: handleDelete,
   MKCOL: handleMkcol,
   COPY: handleCopy,
@@ -70,6 +77,10 @@ const METHODS: Record<string, MethodHandler> = {
 
 const ALLOWED_METHODS = Object.keys(METHODS).join(', ');
 
+/** Methods that can bring the request's own URL into existence: refused (403) on a hidden name. */
+const CREATING_METHODS = new Set(['PUT', 'PATCH', 'MKCOL', 'LOCK']);
+
+
 export function createDavHandler(options: DavOptions): DavHandler {
   const limits: DavLimits = {
     maxXmlBytes: options.maxXmlBytes,
@@ -79,11 +90,19 @@ export function createDavHandler(options: DavOptions): DavHandler {
   };
   const lockStore = options.lockStore;
   const log: LogFunction = options.log ?? ignoreLog;
+  const publicOrigin = options.publicUrl ?? null;
+  const hide = new HideList(options.hide ?? []);
 
   return async function handleDavRequest(req, res, context): Promise<void> {
     try {
       const method = METHODS[req.method ?? ''];
       if (method === undefined) throw new DavError(405, 'method not supported');
+      const target = requestTarget(req);
+      if (isFinderProbe(target.path) || hide.hidesPath(target.path)) {
+        // RFC 9110 403 maps to EPERM in WebDAVFS ("so that Finder exhibits the correct behavior").
+        if (CREATING_METHODS.has(req.method!)) throw new DavError(403, 'this name is reserved on this server');
+        if (req.method !== 'OPTIONS') throw new DavError(404, 'not found');
+      }
       const request: DavRequest = {
         req,
         res,
@@ -91,7 +110,9 @@ export function createDavHandler(options: DavOptions): DavHandler {
         principal: context.principal,
         lockStore,
         limits,
-        target: requestTarget(req),
+        publicOrigin,
+        hide,
+        target,
         ifHeader: ifHeaderOf(req),
         nowMs: Date.now(),
         realPaths: new Map(),

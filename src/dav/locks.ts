@@ -5,7 +5,7 @@ import { DavError } from './errors';
 import { evaluateIfHeader, submittedTokens, type IfList, type IfResourceState } from './if-header';
 import { ancestorsOf, type LockRecord } from './lock-store';
 import { encodeHref, resolveUrlOnThisServer } from './paths';
-import { realPathOf, statOf, type DavRequest } from './request';
+import { realPathOf, serverNames, statOf, type DavRequest } from './request';
 import { escapeXml } from './xml';
 
 /** What a method is about to do to one resource. */
@@ -79,7 +79,7 @@ async function resourceStateFor(request: DavRequest, list: IfList): Promise<IfRe
     path = request.target.path;
   } else {
     try {
-      path = resolveUrlOnThisServer(list.resourceTag, request.req.headers.host, 400).path;
+      path = resolveUrlOnThisServer(list.resourceTag, serverNames(request), 400).path;
     } catch {
       return null; // another server's resource: its list cannot hold here
     }

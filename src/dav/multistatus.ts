@@ -1,6 +1,9 @@
 // A 207 Multi-Status body written as responses arrive: the status line goes out with the first
-// response, text is batched into large writes, and a slow client applies backpressure.
+// response, text is batched into large writes (gzip-compressed when the client takes it), and a
+// slow client applies backpressure.
 import type * as http from 'node:http';
+import type { Writable } from 'node:stream';
+import { startGeneratedBody } from '../http/compression';
 import { ClientGoneError, statusLine } from './errors';
 import { escapeXml, XML_DECLARATION } from './xml';
 
@@ -8,11 +11,15 @@ const FLUSH_AT = 64 * 1024;
 
 export class MultistatusWriter {
   private readonly res: http.ServerResponse;
+  /** With the request: the body may be compressed, as its Accept-Encoding allows. */
+  private readonly req: http.IncomingMessage | null;
+  private out: Writable | null = null;
   private pending = '';
   private started = false;
 
-  constructor(res: http.ServerResponse) {
+  constructor(res: http.ServerResponse, req?: http.IncomingMessage) {
     this.res = res;
+    this.req = req ?? null;
   }
 
   /** True once the 207 status has gone out; errors after that can only abort the response. */
@@ -40,21 +47,28 @@ export class MultistatusWriter {
 
   async end(): Promise<void> {
     if (!this.started) this.start();
-    this.res.end(utf8(this.pending + '</D:multistatus>'));
+    this.out!.end(utf8(this.pending + '</D:multistatus>'));
     this.pending = '';
   }
 
   private start(): void {
     this.started = true;
-    this.res.writeHead(207, { 'Content-Type': 'application/xml; charset=utf-8' });
+    const headers = { 'Content-Type': 'application/xml; charset=utf-8' };
+    if (this.req === null) {
+      this.res.writeHead(207, headers);
+      this.out = this.res;
+    } else {
+      this.out = startGeneratedBody(this.req, this.res, 207, headers);
+    }
     this.pending = XML_DECLARATION + '<D:multistatus xmlns:D="DAV:">';
   }
 
   private async flush(): Promise<void> {
     const chunk = this.pending;
     this.pending = '';
-    if (this.res.destroyed) throw new ClientGoneError();
-    if (!this.res.write(utf8(chunk))) await waitForDrain(this.res);
+    const out = this.out!;
+    if (out.destroyed || this.res.destroyed) throw new ClientGoneError();
+    if (!out.write(utf8(chunk))) await waitForDrain(out);
   }
 }
 
@@ -73,7 +87,7 @@ function utf8(text: string): Buffer {
 }
 
 /** Resolves when the response can take more data, or rejects when the client is gone. */
-export function waitForDrain(res: http.ServerResponse): Promise<void> {
+export function waitForDrain(res: Writable): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onDrain = (): void => {
       res.off('close', onClose);

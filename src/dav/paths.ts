@@ -54,21 +54,27 @@ function normalise(encoded: string): RequestTarget {
   return { path: '/' + segments.join('/'), trailingSlash };
 }
 
+/** How this server is named: the Host the request arrived with, and server.public_url's origin. */
+export interface ServerNames {
+  host: string | undefined;
+  /** "https://dav.example.org" (URL.origin form), or null. */
+  publicOrigin: string | null;
+}
+
 /**
  * Decodes a Destination header (RFC 4918 §10.3): an absolute URL on this server, or an absolute
  * path. Another host or port is a different server: 502, as §9.8.5 prescribes.
  */
-export function parseDestination(header: string | undefined, host: string | undefined): DavPath {
+export function parseDestination(header: string | undefined, names: ServerNames): DavPath {
   if (header === undefined || header === '') throw new DavError(400, 'missing Destination header');
-  return resolveUrlOnThisServer(header, host, 502).path;
+  return resolveUrlOnThisServer(header, names, 502).path;
 }
 
-/** Resolves a URL or absolute path that must name a resource on this server. */
-export function resolveUrlOnThisServer(
-  url: string,
-  host: string | undefined,
-  foreignStatus: number,
-): RequestTarget {
+/**
+ * Resolves a URL or absolute path that must name a resource on this server: the origin the
+ * request arrived on (any scheme: a TLS proxy may speak http to us), or exactly the public origin.
+ */
+export function resolveUrlOnThisServer(url: string, names: ServerNames, foreignStatus: number): RequestTarget {
   if (url.startsWith('/')) return parseRequestPath(url);
   let parsed: URL;
   try {
@@ -78,7 +84,9 @@ export function resolveUrlOnThisServer(
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')
     throw new DavError(foreignStatus, 'not an http URL');
-  if (host === undefined || !sameHost(parsed, host, parsed.protocol)) {
+  const { host, publicOrigin } = names;
+  const isPublic = publicOrigin !== null && parsed.origin === publicOrigin;
+  if (!isPublic && (host === undefined || !sameHost(parsed, host, parsed.protocol))) {
     throw new DavError(foreignStatus, 'URL names another server');
   }
   return normalise(parsed.pathname);

@@ -2,9 +2,10 @@
 // writes a complete response. Every method file receives a DavRequest and nothing else.
 import type * as http from 'node:http';
 import type { DavPath, Stat, Storage } from '../../common/storage';
+import type { HideList } from './hide';
 import type { IfHeader } from './if-header';
 import type { LockStore } from './lock-store';
-import type { RequestTarget } from './paths';
+import type { RequestTarget, ServerNames } from './paths';
 import { XML_DECLARATION } from './xml';
 
 export type LogFunction = (
@@ -28,6 +29,10 @@ export interface DavRequest {
   readonly principal: string;
   readonly lockStore: LockStore;
   readonly limits: DavLimits;
+  /** server.public_url's origin: Destination and If: URLs on it name this server too. */
+  readonly publicOrigin: string | null;
+  /** shares.hide: names left out of listings and refused on create. */
+  readonly hide: HideList;
   readonly target: RequestTarget;
   /** The parsed If: header, or null when the client sent none. */
   readonly ifHeader: IfHeader | null;
@@ -57,6 +62,10 @@ export async function statOf(request: DavRequest, path: DavPath): Promise<Stat |
     request.stats.set(path, stat);
   }
   return stat;
+}
+
+export function serverNames(request: DavRequest): ServerNames {
+  return { host: request.req.headers.host, publicOrigin: request.publicOrigin };
 }
 
 /** Forgets what the request learnt about a path after the method changed it. */

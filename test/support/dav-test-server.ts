@@ -49,6 +49,8 @@ export async function startDavTestServer(options: DavTestServerOptions = {}): Pr
     maxInfinityEntries: options.maxInfinityEntries ?? 10000,
     maxLockTimeoutS: options.maxLockTimeoutS ?? 3600,
     maxUploadBytes: options.maxUploadBytes ?? 0,
+    publicUrl: options.publicUrl ?? null,
+    hide: options.hide ?? [],
     log: (level, message, fields) => {
       if (level === 'warn' || level === 'error') problems.push(`${message} ${JSON.stringify(fields ?? {})}`);
     },

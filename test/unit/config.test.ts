@@ -442,6 +442,36 @@ describe('security-relevant refusals', () => {
     );
   });
 
+  test('public_url keeps only the origin, and "" means none', () => {
+    assert.equal(
+      parseConfig('[server]\npublic_url = "HTTPS://Dav.Example.org:443/"\n', null).server.publicUrl,
+      'https://dav.example.org',
+    );
+    assert.equal(parseConfig('[server]\npublic_url = "http://dav.example.org:8443"\n', null).server.publicUrl, 'http://dav.example.org:8443');
+    assert.equal(parseConfig('[server]\npublic_url = ""\n', null).server.publicUrl, null);
+  });
+
+  test('public_url with a path, a query, credentials or another scheme is refused on its line', () => {
+    for (const [url, message] of [
+      ['https://dav.example.org/dav', /has a path/],
+      ['https://dav.example.org/?a=1', /only scheme, host and port/],
+      ['https://user:pw@dav.example.org', /only scheme, host and port/],
+      ['ftp://dav.example.org', /https:\/\/ or http:\/\//],
+      ['dav.example.org', /not a URL/],
+    ] as const) {
+      const problem = problemOf(`[server]\n\npublic_url = "${url}"\n`);
+      assert.deepEqual([problem.key, problem.line], ['server.public_url', 3], url);
+      assert.match(problem.message, message, url);
+    }
+  });
+
+  test('shares.hide takes name patterns; a "/" or an empty pattern is refused', () => {
+    assert.deepEqual(parseConfig('[shares]\nhide = [".DS_Store", "._*"]\n', null).shares.hide, ['.DS_Store', '._*']);
+    assert.match(problemOf('[shares]\nhide = ["a/b"]\n').message, /entry 1: .*patterns match single names/);
+    assert.match(problemOf('[shares]\nhide = ["ok", ""]\n').message, /entry 2: must not be empty/);
+    assert.equal(problemOf('[shares]\nhide = ".DS_Store"\n').key, 'shares.hide');
+  });
+
   test('state_dir must be absolute and not "/"', () => {
     assert.match(problemOf('[server]\nstate_dir = "var/lib/privdav"\n').message, /not an absolute path/);
     assert.match(problemOf('[server]\nstate_dir = "/"\n').message, /must not be "\/"/);

@@ -51,32 +51,48 @@ test('hrefs are percent-encoded per segment and collections end in a slash', () 
   assert.equal(parseRequestPath(encodeHref('/we ird/ä?#%', false)).path, '/we ird/ä?#%');
 });
 
+/** A request that arrived directly, with this Host header and no public_url. */
+function direct(host: string): { host: string; publicOrigin: null } {
+  return { host, publicOrigin: null };
+}
+
 test('Destination accepts this server by URL or absolute path, and refuses others with 502', () => {
-  assert.equal(parseDestination('http://127.0.0.1:8080/a%20b', '127.0.0.1:8080'), '/a b');
-  assert.equal(parseDestination('/x/y/', '127.0.0.1:8080'), '/x/y');
-  assert.equal(parseDestination('http://EXAMPLE.org/z', 'example.org:80'), '/z');
+  assert.equal(parseDestination('http://127.0.0.1:8080/a%20b', direct('127.0.0.1:8080')), '/a b');
+  assert.equal(parseDestination('/x/y/', direct('127.0.0.1:8080')), '/x/y');
+  assert.equal(parseDestination('http://EXAMPLE.org/z', direct('example.org:80')), '/z');
   assert.equal(
-    status(() => parseDestination('http://127.0.0.1:9999/a', '127.0.0.1:8080')),
+    status(() => parseDestination('http://127.0.0.1:9999/a', direct('127.0.0.1:8080'))),
     502,
   );
   assert.equal(
-    status(() => parseDestination('http://other/a', '127.0.0.1:8080')),
+    status(() => parseDestination('http://other/a', direct('127.0.0.1:8080'))),
     502,
   );
   assert.equal(
-    status(() => parseDestination('ftp://127.0.0.1:8080/a', '127.0.0.1:8080')),
+    status(() => parseDestination('ftp://127.0.0.1:8080/a', direct('127.0.0.1:8080'))),
     502,
   );
   assert.equal(
-    status(() => parseDestination(undefined, '127.0.0.1:8080')),
+    status(() => parseDestination(undefined, direct('127.0.0.1:8080'))),
     400,
   );
   assert.equal(
-    status(() => parseDestination('http://127.0.0.1:8080/../..', '127.0.0.1:8080')),
+    status(() => parseDestination('http://127.0.0.1:8080/../..', direct('127.0.0.1:8080'))),
     0,
   );
   assert.equal(
-    status(() => parseDestination('/a/%00', '127.0.0.1:8080')),
+    status(() => parseDestination('/a/%00', direct('127.0.0.1:8080'))),
     400,
   );
+});
+
+test('parseDestination accepts server.public_url as this server, alongside the request origin', () => {
+  const names = { host: '127.0.0.1:8080', publicOrigin: 'https://dav.example.org' };
+  assert.equal(parseDestination('https://dav.example.org/a%20b', names), '/a b');
+  assert.equal(parseDestination('https://DAV.example.org:443/c', names), '/c');
+  assert.equal(parseDestination('http://127.0.0.1:8080/d', names), '/d');
+  // The public name on another scheme or port is another server.
+  assert.equal(status(() => parseDestination('http://dav.example.org/a', names)), 502);
+  assert.equal(status(() => parseDestination('https://dav.example.org:8443/a', names)), 502);
+  assert.equal(status(() => parseDestination('https://evil.example.org/a', names)), 502);
 });

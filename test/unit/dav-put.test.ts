@@ -1,5 +1,5 @@
-// PUT: create (201), replace (204), refusals (405, 409, 400, 413, 412), and atomicity when the
-// client goes away mid-upload.
+// PUT: create (201), replace (204), refusals (405, 409, 400, 413, 412), partial PUT with
+// Content-Range, and atomicity when the client goes away mid-upload.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -44,14 +44,23 @@ test('PUT onto a collection gives 405', async () => {
   assert.equal((await davRequest(server, 'PUT', '/', { body: 'x' })).status, 405);
 });
 
-test('PUT with Content-Range gives 400 and changes nothing', async () => {
+test('PUT with Content-Range replaces exactly those bytes, as Apache mod_dav does', async () => {
   fs.writeFileSync(path.join(server.root, 'ranged'), 'keep');
   const res = await davRequest(server, 'PUT', '/ranged', {
-    body: 'xx',
-    headers: { 'Content-Range': 'bytes 0-1/4' },
+    body: 'XY',
+    headers: { 'Content-Range': 'bytes 1-2/4' },
   });
-  assert.equal(res.status, 400);
-  assert.equal(fs.readFileSync(path.join(server.root, 'ranged'), 'utf8'), 'keep');
+  assert.equal(res.status, 204);
+  assert.equal(fs.readFileSync(path.join(server.root, 'ranged'), 'utf8'), 'kXYp');
+});
+
+test('PUT with a Content-Range that does not match its body gives 400 and changes nothing', async () => {
+  fs.writeFileSync(path.join(server.root, 'ranged2'), 'keep');
+  for (const range of ['bytes 0-5/4', 'bytes 2-1/4', 'bytes 0-1', 'items 0-1/4']) {
+    const res = await davRequest(server, 'PUT', '/ranged2', { body: 'xx', headers: { 'Content-Range': range } });
+    assert.equal(res.status, 400, range);
+  }
+  assert.equal(fs.readFileSync(path.join(server.root, 'ranged2'), 'utf8'), 'keep');
 });
 
 test('If-None-Match: * refuses to replace (412) but creates; If-Match guards a replacement', async () => {

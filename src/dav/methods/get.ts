@@ -6,10 +6,12 @@ import type { OpenedFile, Stat } from '../../../common/storage';
 import { StorageError } from '../../../common/storage';
 import { checkPreconditions, ifRangeHolds, NotModified, parseRange } from '../conditional';
 import { checkIfHeader } from '../locks';
+import { isFinderProbe } from '../hide';
 import { baseName, encodeHref, parentPath } from '../paths';
 import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
 import { escapeXml } from '../xml';
+import { startGeneratedBody } from '../../http/compression';
 import { sendFileBody, sendFileSocket } from '../../http/send-file';
 import { closeLater, readCached } from '../../../native';
 
@@ -158,7 +160,7 @@ async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
     props: 'none',
     limit: Number.MAX_SAFE_INTEGER,
   })) {
-    if (entry.path === path) continue;
+    if (entry.path === path || isFinderProbe(entry.path) || request.hide.hidesPath(entry.path)) continue;
     const isCollection = entry.stat.kind === 'directory';
     members.push({
       name: baseName(entry.path) + (isCollection ? '/' : ''),
@@ -182,12 +184,12 @@ async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
     rows +
     '</table></body></html>\n';
   const body = Buffer.from(html, 'utf8');
-  res.writeHead(200, {
+  const out = startGeneratedBody(req, res, 200, {
     ...validatorHeaders(stat),
     'Content-Type': 'text/html; charset=utf-8',
     'Content-Length': body.length,
     // The listing is ours, not user content: keep it from running anything it links to.
     'Content-Security-Policy': "default-src 'none'",
   });
-  res.end(req.method === 'HEAD' ? undefined : body);
+  out.end(req.method === 'HEAD' ? undefined : body);
 }

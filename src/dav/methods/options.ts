@@ -1,7 +1,7 @@
-// OPTIONS: advertises WebDAV class 1 and 2 and the methods the resource at the URL allows.
+// OPTIONS: advertises WebDAV class 1 and 2, SabreDAV partial updates, and the methods the resource at the URL allows.
 import { sendEmpty, statOf, type DavRequest } from '../request';
 
-const FILE_METHODS = 'OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK';
+const FILE_METHODS = 'OPTIONS, GET, HEAD, PUT, PATCH, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK';
 const COLLECTION_METHODS = 'OPTIONS, GET, HEAD, DELETE, PROPFIND, PROPPATCH, COPY, MOVE, LOCK, UNLOCK';
 const UNMAPPED_METHODS = 'OPTIONS, PUT, MKCOL, LOCK';
 
@@ -16,7 +16,8 @@ export async function handleOptions(request: DavRequest): Promise<void> {
     if (stat !== null) allow = stat.kind === 'directory' ? COLLECTION_METHODS : FILE_METHODS;
   }
   sendEmpty(request.res, 200, {
-    DAV: '1, 2',
+    // sabredav-partialupdate: PATCH with X-Update-Range (webdavfs mounts read-write only with it).
+    DAV: '1, 2, sabredav-partialupdate',
     'MS-Author-Via': 'DAV',
     Allow: allow,
     'Accept-Ranges': 'bytes',

@@ -4,6 +4,7 @@ import type { Depth, Entry, PropSelection, Space } from '../../../common/storage
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
 import { MultistatusWriter } from '../multistatus';
+import { isFinderProbe } from '../hide';
 import { encodeHref } from '../paths';
 import {
   ALLPROP_LIVE,
@@ -55,19 +56,27 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
 
   const limit = depth === 'infinity' ? request.limits.maxInfinityEntries : Number.MAX_SAFE_INTEGER;
   const listing = storage.list(target.path, depth, { props: deadSelection(query), limit });
-  const multistatus = new MultistatusWriter(res);
+  const multistatus = new MultistatusWriter(res, req);
   if (depth === 'infinity') {
     // The bound may trip late in the walk: collect first so that it is still a clean 403.
     const entries: Entry[] = [];
     for await (const entry of listing) entries.push(entry);
-    for (const entry of entries) await multistatus.add(renderResponse(entry, query, sources));
+    for (const entry of entries) {
+      if (!isHidden(request, entry.path)) await multistatus.add(renderResponse(entry, query, sources));
+    }
   } else {
     for await (const entry of listing) {
+      if (isHidden(request, entry.path)) continue;
       const backpressure = multistatus.add(renderResponse(entry, query, sources));
       if (backpressure !== undefined) await backpressure;
     }
   }
   await multistatus.end();
+}
+
+/** Names shares.hide or the Finder probes reserve never appear in a listing. */
+function isHidden(request: DavRequest, path: string): boolean {
+  return isFinderProbe(path) || request.hide.hidesPath(path);
 }
 
 function noLocks(): [] {

@@ -6,7 +6,8 @@ import { DavError, storageStatus } from '../errors';
 import { authorizeWrite, type WriteIntent } from '../locks';
 import { MultistatusWriter } from '../multistatus';
 import { encodeHref, isSameOrBelow, parentPath, parseDestination } from '../paths';
-import { headerValue, realPathOf, sendEmpty, statOf, type DavRequest } from '../request';
+import { isFinderProbe } from '../hide';
+import { headerValue, realPathOf, serverNames, sendEmpty, statOf, type DavRequest } from '../request';
 
 export interface TransferPlan {
   source: DavPath;
@@ -20,7 +21,9 @@ export interface TransferPlan {
 export async function planTransfer(request: DavRequest, isMove: boolean): Promise<TransferPlan> {
   const { req } = request;
   const source = request.target.path;
-  const destination = parseDestination(headerValue(req, 'destination'), req.headers.host);
+  const destination = parseDestination(headerValue(req, 'destination'), serverNames(request));
+  if (isFinderProbe(destination) || request.hide.hidesPath(destination))
+    throw new DavError(403, 'this name is reserved on this server');
   const overwrite = parseOverwrite(headerValue(req, 'overwrite'));
   const depth = parseTransferDepth(headerValue(req, 'depth'), isMove);
 

@@ -1,0 +1,54 @@
+// shares.hide: names matching an admin's glob patterns (like Samba's "veto files") are left out of
+// listings and cannot be created. A convenience for clients' litter (.DS_Store, ._*), not a
+// security boundary: the user's own shell still sees the files.
+import type { DavPath } from '../../common/storage';
+
+export class HideList {
+  readonly #patterns: RegExp[];
+
+  /** Patterns use `*` (any run of characters, also none) and `?` (one character); case-sensitive. */
+  constructor(patterns: readonly string[]) {
+    this.#patterns = patterns.map(globToRegExp);
+  }
+
+  get isEmpty(): boolean {
+    return this.#patterns.length === 0;
+  }
+
+  /** True when the last segment of `path` matches a pattern. */
+  hidesName(name: string): boolean {
+    for (const pattern of this.#patterns) if (pattern.test(name)) return true;
+    return false;
+  }
+
+  /** True when any segment of `path` matches: a hidden directory hides what is inside it. */
+  hidesPath(path: DavPath): boolean {
+    if (this.#patterns.length === 0 || path === '/') return false;
+    for (const segment of path.slice(1).split('/')) if (this.hidesName(segment)) return true;
+    return false;
+  }
+}
+
+function globToRegExp(pattern: string): RegExp {
+  let source = '';
+  for (const character of pattern) {
+    if (character === '*') source += '.*';
+    else if (character === '?') source += '.';
+    else source += character.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
+  }
+  return new RegExp(`^${source}$`, 'su');
+}
+
+
+/**
+ * What Finder probes at the root of every mount (CLIENTS.md). They are answered 404 here, without
+ * a round trip to the user's worker, so these names at a share's root are reserved: privdav never
+ * shows them and refuses to create them, whatever the disk holds.
+ */
+const FINDER_PROBES = new Set(['.Spotlight-V100', '._.', 'mach_kernel', 'Backups.backupdb']);
+const SHARE_ROOT_NAME = /^(?:\/~[^/]+)?\/([^/]+)$/;
+
+export function isFinderProbe(path: string): boolean {
+  const match = SHARE_ROOT_NAME.exec(path);
+  return match !== null && FINDER_PROBES.has(match[1]!);
+}
