@@ -432,7 +432,9 @@ function publicOrigin(): Reader<string | null> {
     if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '')
       return void report(`${JSON.stringify(value)} must be only scheme, host and port`);
     if (url.pathname !== '/')
-      return void report(`${JSON.stringify(value)} has a path: privdav serves from "/", give only the origin`);
+      return void report(
+        `${JSON.stringify(value)} has a path: privdav serves from "/", give only the origin`,
+      );
     return url.origin;
   };
 }

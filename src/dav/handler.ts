@@ -80,7 +80,6 @@ const ALLOWED_METHODS = Object.keys(METHODS).join(', ');
 /** Methods that can bring the request's own URL into existence: refused (403) on a hidden name. */
 const CREATING_METHODS = new Set(['PUT', 'PATCH', 'MKCOL', 'LOCK']);
 
-
 export function createDavHandler(options: DavOptions): DavHandler {
   const limits: DavLimits = {
     maxXmlBytes: options.maxXmlBytes,
@@ -100,7 +99,8 @@ export function createDavHandler(options: DavOptions): DavHandler {
       const target = requestTarget(req);
       if (isFinderProbe(target.path) || hide.hidesPath(target.path)) {
         // RFC 9110 403 maps to EPERM in WebDAVFS ("so that Finder exhibits the correct behavior").
-        if (CREATING_METHODS.has(req.method!)) throw new DavError(403, 'this name is reserved on this server');
+        if (CREATING_METHODS.has(req.method!))
+          throw new DavError(403, 'this name is reserved on this server');
         if (req.method !== 'OPTIONS') throw new DavError(404, 'not found');
       }
       const request: DavRequest = {

@@ -39,7 +39,6 @@ function globToRegExp(pattern: string): RegExp {
   return new RegExp(`^${source}$`, 'su');
 }
 
-
 /**
  * What Finder probes at the root of every mount (CLIENTS.md). They are answered 404 here, without
  * a round trip to the user's worker, so these names at a share's root are reserved: privdav never

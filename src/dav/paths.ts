@@ -74,7 +74,11 @@ export function parseDestination(header: string | undefined, names: ServerNames)
  * Resolves a URL or absolute path that must name a resource on this server: the origin the
  * request arrived on (any scheme: a TLS proxy may speak http to us), or exactly the public origin.
  */
-export function resolveUrlOnThisServer(url: string, names: ServerNames, foreignStatus: number): RequestTarget {
+export function resolveUrlOnThisServer(
+  url: string,
+  names: ServerNames,
+  foreignStatus: number,
+): RequestTarget {
   if (url.startsWith('/')) return parseRequestPath(url);
   let parsed: URL;
   try {

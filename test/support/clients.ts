@@ -96,8 +96,15 @@ export function multistatusHrefs(xml: string): string[] {
 /** Name of the rclone remote the environment from `rcloneEnvironment` defines. */
 export const RCLONE_REMOTE = 'pd';
 
-/** An rclone webdav remote `pd:` configured entirely through environment variables. */
-export function rcloneEnvironment(baseUrl: string, user: Credentials): NodeJS.ProcessEnv {
+/**
+ * An rclone webdav remote `pd:` configured entirely through environment variables. `vendor`
+ * "owncloud" makes rclone send X-OC-Mtime and expect it honoured.
+ */
+export function rcloneEnvironment(
+  baseUrl: string,
+  user: Credentials,
+  vendor: 'other' | 'owncloud' = 'other',
+): NodeJS.ProcessEnv {
   const obscured = execFileSync('rclone', ['obscure', '-'], {
     input: user.password,
     encoding: 'utf8',
@@ -106,7 +113,7 @@ export function rcloneEnvironment(baseUrl: string, user: Credentials): NodeJS.Pr
     ...process.env,
     RCLONE_CONFIG_PD_TYPE: 'webdav',
     RCLONE_CONFIG_PD_URL: `${baseUrl}/`,
-    RCLONE_CONFIG_PD_VENDOR: 'other',
+    RCLONE_CONFIG_PD_VENDOR: vendor,
     RCLONE_CONFIG_PD_USER: user.name,
     RCLONE_CONFIG_PD_PASS: obscured,
   };

@@ -16,6 +16,8 @@ export const MAIN = join(ROOT, 'dist', 'helper', 'main.js');
 export interface DaemonOptions {
   layout?: 'home' | 'tilde';
   subdir?: string;
+  /** Listen on this port (e.g. one a proxy in front was already pointed at); default: a free one. */
+  port?: number;
   /** Extra TOML lines appended to the named sections: { auth: ['min_uid = 1000'] }. */
   extra?: Partial<Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'log', string[]>>;
 }
@@ -46,7 +48,7 @@ export async function freePort(): Promise<number> {
 
 export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'privdav-test-'));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const extra = options.extra ?? {};
   const section = (name: keyof NonNullable<DaemonOptions['extra']>, lines: string[]): string =>
     `[${name}]\n${[...lines, ...(extra[name] ?? [])].join('\n')}\n`;

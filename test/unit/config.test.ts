@@ -447,7 +447,10 @@ describe('security-relevant refusals', () => {
       parseConfig('[server]\npublic_url = "HTTPS://Dav.Example.org:443/"\n', null).server.publicUrl,
       'https://dav.example.org',
     );
-    assert.equal(parseConfig('[server]\npublic_url = "http://dav.example.org:8443"\n', null).server.publicUrl, 'http://dav.example.org:8443');
+    assert.equal(
+      parseConfig('[server]\npublic_url = "http://dav.example.org:8443"\n', null).server.publicUrl,
+      'http://dav.example.org:8443',
+    );
     assert.equal(parseConfig('[server]\npublic_url = ""\n', null).server.publicUrl, null);
   });
 
@@ -466,7 +469,10 @@ describe('security-relevant refusals', () => {
   });
 
   test('shares.hide takes name patterns; a "/" or an empty pattern is refused', () => {
-    assert.deepEqual(parseConfig('[shares]\nhide = [".DS_Store", "._*"]\n', null).shares.hide, ['.DS_Store', '._*']);
+    assert.deepEqual(parseConfig('[shares]\nhide = [".DS_Store", "._*"]\n', null).shares.hide, [
+      '.DS_Store',
+      '._*',
+    ]);
     assert.match(problemOf('[shares]\nhide = ["a/b"]\n').message, /entry 1: .*patterns match single names/);
     assert.match(problemOf('[shares]\nhide = ["ok", ""]\n').message, /entry 2: must not be empty/);
     assert.equal(problemOf('[shares]\nhide = ".DS_Store"\n').key, 'shares.hide');

@@ -92,7 +92,16 @@ test('parseDestination accepts server.public_url as this server, alongside the r
   assert.equal(parseDestination('https://DAV.example.org:443/c', names), '/c');
   assert.equal(parseDestination('http://127.0.0.1:8080/d', names), '/d');
   // The public name on another scheme or port is another server.
-  assert.equal(status(() => parseDestination('http://dav.example.org/a', names)), 502);
-  assert.equal(status(() => parseDestination('https://dav.example.org:8443/a', names)), 502);
-  assert.equal(status(() => parseDestination('https://evil.example.org/a', names)), 502);
+  assert.equal(
+    status(() => parseDestination('http://dav.example.org/a', names)),
+    502,
+  );
+  assert.equal(
+    status(() => parseDestination('https://dav.example.org:8443/a', names)),
+    502,
+  );
+  assert.equal(
+    status(() => parseDestination('https://evil.example.org/a', names)),
+    502,
+  );
 });

@@ -57,7 +57,10 @@ test('PUT with Content-Range replaces exactly those bytes, as Apache mod_dav doe
 test('PUT with a Content-Range that does not match its body gives 400 and changes nothing', async () => {
   fs.writeFileSync(path.join(server.root, 'ranged2'), 'keep');
   for (const range of ['bytes 0-5/4', 'bytes 2-1/4', 'bytes 0-1', 'items 0-1/4']) {
-    const res = await davRequest(server, 'PUT', '/ranged2', { body: 'xx', headers: { 'Content-Range': range } });
+    const res = await davRequest(server, 'PUT', '/ranged2', {
+      body: 'xx',
+      headers: { 'Content-Range': range },
+    });
     assert.equal(res.status, 400, range);
   }
   assert.equal(fs.readFileSync(path.join(server.root, 'ranged2'), 'utf8'), 'keep');

@@ -19,7 +19,8 @@ type Placement = (size: number) => { offset: number; length: number | null };
 export async function handlePatch(request: DavRequest): Promise<void> {
   const { req } = request;
   const type = (headerValue(req, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== PARTIAL_UPDATE_TYPE) throw new DavError(415, `PATCH takes Content-Type ${PARTIAL_UPDATE_TYPE}`);
+  if (type !== PARTIAL_UPDATE_TYPE)
+    throw new DavError(415, `PATCH takes Content-Type ${PARTIAL_UPDATE_TYPE}`);
   const declared = declaredLength(req);
   if (declared === null) throw new DavError(411, 'PATCH needs a Content-Length');
   const placement = parseUpdateRange(headerValue(req, 'x-update-range'), declared);
@@ -29,12 +30,16 @@ export async function handlePatch(request: DavRequest): Promise<void> {
 /** PUT with Content-Range: bytes a-b/total (or /*), as Apache mod_dav accepts it. */
 export async function handleContentRangePut(request: DavRequest): Promise<void> {
   const { req } = request;
-  const match = /^\s*bytes\s+(\d{1,16})-(\d{1,16})\/(\d{1,16}|\*)\s*$/i.exec(headerValue(req, 'content-range') ?? '');
-  if (match === null) throw new DavError(400, 'Content-Range must be "bytes first-last/total" or "bytes first-last/*"');
+  const match = /^\s*bytes\s+(\d{1,16})-(\d{1,16})\/(\d{1,16}|\*)\s*$/i.exec(
+    headerValue(req, 'content-range') ?? '',
+  );
+  if (match === null)
+    throw new DavError(400, 'Content-Range must be "bytes first-last/total" or "bytes first-last/*"');
   const first = Number(match[1]);
   const last = Number(match[2]);
   if (last < first) throw new DavError(400, 'Content-Range ends before it starts');
-  if (match[3] !== '*' && Number(match[3]) <= last) throw new DavError(400, 'Content-Range goes past its total');
+  if (match[3] !== '*' && Number(match[3]) <= last)
+    throw new DavError(400, 'Content-Range goes past its total');
   const declared = declaredLength(req);
   const length = last - first + 1;
   if (declared !== null && declared !== length)
@@ -97,7 +102,8 @@ async function updatePart(
   let expectedSize: number;
   try {
     const existing = upload.existing;
-    if (existing !== null && existing.kind === 'directory') throw new DavError(405, 'cannot update a collection');
+    if (existing !== null && existing.kind === 'directory')
+      throw new DavError(405, 'cannot update a collection');
     if (existing === null && !mayCreate) throw new DavError(404, 'no such file to update');
     checkPreconditions(req, existing, false);
     await authorizeWrite(request, [{ path: target.path, membership: existing === null, tree: false }]);

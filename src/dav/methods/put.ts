@@ -80,12 +80,13 @@ function clientMtimeMs(req: http.IncomingMessage): number | null {
 async function refuseWhatCannotFit(request: DavRequest): Promise<void> {
   const header = headerValue(request.req, 'x-expected-entity-length');
   if (header === undefined) return;
-  if (!/^\s*\d{1,16}\s*$/.test(header)) throw new DavError(400, 'X-Expected-Entity-Length must be a byte count');
+  if (!/^\s*\d{1,16}\s*$/.test(header))
+    throw new DavError(400, 'X-Expected-Entity-Length must be a byte count');
   const expected = Number(header);
   const maxBytes = request.limits.maxUploadBytes;
-  if (maxBytes > 0 && expected > maxBytes) throw new DavError(413, 'upload larger than the configured maximum');
+  if (maxBytes > 0 && expected > maxBytes)
+    throw new DavError(413, 'upload larger than the configured maximum');
   const space = await request.storage.space(parentPath(request.target.path)).catch(() => null);
   if (space !== null && expected > space.availableBytes)
     throw new DavError(507, 'the upload is larger than the space left');
 }
-
