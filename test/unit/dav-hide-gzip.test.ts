@@ -1,0 +1,33 @@
+// The small rules behind shares.hide, Finder's reserved probe names and gzip negotiation.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type * as http from 'node:http';
+import { acceptsGzip } from '../../src/http/compression';
+import { HideList, isFinderProbe } from '../../src/dav/hide';
+
+function withAcceptEncoding(value: string | undefined): http.IncomingMessage {
+  return { headers: value === undefined ? {} : { 'accept-encoding': value } } as http.IncomingMessage;
+}
+
+test('gzip is used when Accept-Encoding names it, or "*", with a q-value above 0', () => {
+  for (const yes of ['gzip', 'deflate, gzip', 'GZIP;q=0.5', 'x-gzip', '*', 'br;q=1, *;q=0.1'])
+    assert.equal(acceptsGzip(withAcceptEncoding(yes)), true, yes);
+  for (const no of [undefined, '', 'identity', 'br', 'gzip;q=0', 'gzip;q=0, *', '*;q=0', 'gzip ; q=0.000'])
+    assert.equal(acceptsGzip(withAcceptEncoding(no)), false, String(no));
+});
+
+test('hide patterns match whole names with * and ?, case-sensitively, in any segment', () => {
+  const hide = new HideList(['.DS_Store', '._*', '*.t?p', 'a+b(c)']);
+  for (const path of ['/.DS_Store', '/x/.DS_Store', '/._foo', '/dir.tmp/inside', '/a.tmp', '/a+b(c)'])
+    assert.equal(hide.hidesPath(path), true, path);
+  for (const path of ['/', '/.ds_store', '/x.DS_Store', '/a.tmpx', '/_foo', '/aab(c)', '/a+bc'])
+    assert.equal(hide.hidesPath(path), false, path);
+  assert.equal(new HideList([]).hidesPath('/anything'), false);
+});
+
+test("Finder's probe names are reserved only at a share's root", () => {
+  for (const path of ['/.Spotlight-V100', '/._.', '/mach_kernel', '/Backups.backupdb', '/~alice/mach_kernel'])
+    assert.equal(isFinderProbe(path), true, path);
+  for (const path of ['/', '/dir/mach_kernel', '/~alice/dir/._.', '/mach_kernel.txt', '/~alice'])
+    assert.equal(isFinderProbe(path), false, path);
+});
