@@ -25,6 +25,11 @@ export interface WebLimits {
   maxUploadBytes: number;
   maxInfinityEntries: number;
   maxLockTimeoutS: number;
+  /** Bounds on locks, so one user cannot fill the shared lock database or bloat lockdiscovery. */
+  maxLockOwnerBytes: number;
+  maxLocksPerUser: number;
+  maxLocksPerResource: number;
+  maxLockDbBytes: number;
   maxConnections: number;
   requestTimeoutMs: number;
 }
@@ -67,6 +72,8 @@ export interface WebInit {
   /** PEM text, read by the monitor so the web account needs no access to the key file. */
   tls: { cert: string; key: string } | null;
   stateDir: string;
+  /** [locks] database: "sqlite" or a postgresql:// URL with its credentials (read by the monitor, as root). */
+  lockDatabase: string;
   realm: string;
   limits: WebLimits;
   logLevel: 'error' | 'warn' | 'info' | 'debug';

@@ -41,6 +41,8 @@ export interface Config {
   shares: { layout: 'home' | 'tilde'; subdir: string; hide: string[] };
   limits: WebLimits;
   storage: { durable: boolean };
+  /** "sqlite" (a file under state_dir) or a postgresql:// URL, credentials included. */
+  locks: { database: string };
   log: { level: 'error' | 'warn' | 'info' | 'debug' };
   /** The file it came from; null when parsed from a string. */
   source: string | null;
@@ -96,10 +98,15 @@ export function defaultConfig(): Config {
       maxUploadBytes: 0,
       maxInfinityEntries: 10_000,
       maxLockTimeoutS: 3600,
+      maxLockOwnerBytes: 4 * KIB,
+      maxLocksPerUser: 1000,
+      maxLocksPerResource: 64,
+      maxLockDbBytes: 256 * MIB,
       maxConnections: 1024,
       requestTimeoutMs: 5 * MINUTE,
     },
     storage: { durable: true },
+    locks: { database: 'sqlite' },
     log: { level: 'info' },
     source: null,
   };
@@ -448,6 +455,35 @@ function hidePatternProblem(value: string): string | null {
   return null;
 }
 
+const LOCK_DATABASE_FORM =
+  '"sqlite" or a URL like "postgresql://privdav:PASSWORD@db.example.org:5432/privdav"';
+/** Parameters that need no file inside the web process's chroot. */
+const SSL_MODES = ['disable', 'prefer', 'require', 'no-verify', 'verify-ca', 'verify-full'];
+
+// The web process is chrooted into state_dir: it reaches PostgreSQL over TCP only, with no files of libpq's.
+function lockDatabaseProblem(value: string): string | null {
+  if (value === 'sqlite') return null;
+  if (CONTROL_CHARACTERS.test(value)) return 'contains a control character';
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `is not ${LOCK_DATABASE_FORM}`;
+  }
+  if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:') {
+    return `scheme ${JSON.stringify(url.protocol.replace(/:$/, ''))} is not supported: write ${LOCK_DATABASE_FORM}`;
+  }
+  if (url.hostname === '')
+    return 'names no host: the web process connects over TCP (a Unix socket is outside its chroot)';
+  const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  if (database === '' || database.includes('/')) return `names no database: write ${LOCK_DATABASE_FORM}`;
+  for (const [name, setting] of url.searchParams) {
+    if (name !== 'sslmode') return `parameter ${JSON.stringify(name)} is not supported (only sslmode is)`;
+    if (!SSL_MODES.includes(setting)) return `sslmode must be one of ${SSL_MODES.join(', ')}`;
+  }
+  return null;
+}
+
 /** Parses "127.0.0.1:8080" or "[::1]:8080"; returns the address or why it is wrong. */
 export function parseListenAddress(value: string): ListenAddress | string {
   const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(value);
@@ -571,11 +607,22 @@ const SCHEMA: Schema = {
     maxUploadBytes: { key: 'max_upload_bytes', read: size(0, Number.MAX_SAFE_INTEGER), restart: false },
     maxInfinityEntries: { key: 'max_infinity_entries', read: integer(1, 10_000_000), restart: false },
     maxLockTimeoutS: { key: 'max_lock_timeout', read: durationSeconds(1, 7 * 24 * 3600), restart: false },
+    maxLockOwnerBytes: { key: 'max_lock_owner_bytes', read: size(64, 1 * MIB), restart: false },
+    maxLocksPerUser: { key: 'max_locks_per_user', read: integer(1, 10_000_000), restart: false },
+    maxLocksPerResource: { key: 'max_locks_per_resource', read: integer(1, 100_000), restart: false },
+    maxLockDbBytes: {
+      key: 'max_lock_db_bytes',
+      read: size(1 * MIB, Number.MAX_SAFE_INTEGER),
+      restart: false,
+    },
     maxConnections: { key: 'max_connections', read: integer(1, 1_000_000), restart: false },
     requestTimeoutMs: { key: 'request_timeout', read: duration(1 * SECOND, 1 * DAY), restart: false },
   },
   storage: {
     durable: { key: 'durable', read: boolean(), restart: false },
+  },
+  locks: {
+    database: { key: 'database', read: text(lockDatabaseProblem), restart: true },
   },
   log: {
     level: { key: 'level', read: oneOf('error', 'warn', 'info', 'debug'), restart: false },
@@ -638,6 +685,7 @@ function readConfig(text: string, source: string | null, checkFiles: boolean): C
 
   checkTlsPair(config, document, problem);
   if (checkFiles && problems.length === 0) checkTlsFiles(config, problem);
+  if (checkFiles && source !== null) checkSecretsReadable(config, source, problem);
   if (problems.length > 0) throw new ConfigError(source, problems.sort(byLine));
   return config;
 }
@@ -689,6 +737,18 @@ function checkTlsFiles(config: Config, problem: ProblemSink): void {
   }
   if (certificate && key && !certificate.checkPrivateKey(key)) {
     problem('server.tls_key', `${tlsKey} is not the private key of the certificate in ${tlsCert}`);
+  }
+}
+
+/** A password in locks.database must not be readable by every local account. */
+function checkSecretsReadable(config: Config, source: string, problem: ProblemSink): void {
+  if (config.locks.database === 'sqlite' || new URL(config.locks.database).password === '') return;
+  const mode = fs.statSync(source).mode & 0o777;
+  if (mode & 0o004) {
+    problem(
+      'locks.database',
+      `holds a password, but ${source} is readable by every account (mode ${mode.toString(8)}); run chmod 0600 (or 0640) on it`,
+    );
   }
 }
 

@@ -287,6 +287,7 @@ export class Monitor {
       listeners: server.listen.map((address) => address.text),
       tls,
       stateDir: server.stateDir,
+      lockDatabase: this.#config.locks.database,
       realm: auth.realm,
       limits,
       logLevel: log.level,
@@ -632,6 +633,7 @@ export class Monitor {
         ...next,
         server: { ...next.server, listen, user, stateDir, tlsCert, tlsKey, webProcesses },
         limits: { ...next.limits, maxHeaderBytes },
+        locks: this.#config.locks,
       };
       if (JSON.stringify(this.#workerSettings(this.#config)) !== before) this.#retireWorkers();
       this.#log.setLevel(next.log.level);

@@ -17,7 +17,9 @@ import { Authenticator } from './http/auth';
 import { DavHandler, createPipeline } from './http/server';
 import { WorkerChannels } from './storage/privsep-storage';
 import { createDavHandler } from './dav/handler';
-import { SqliteLockStore } from './dav/lock-store';
+import { SqliteLockStore, type LockStore } from './dav/lock-store';
+import { PostgresLockStore } from './dav/postgres-lock-store';
+import { lookup } from 'node:dns/promises';
 import posix from 'posix';
 import Database from 'better-sqlite3';
 
@@ -27,7 +29,7 @@ const FIRST_LISTEN_FD = 4;
 const log = new Logger('web');
 const servers: Server[] = [];
 let dav: DavHandler | null = null;
-let lockStore: SqliteLockStore | null = null;
+let lockStore: LockStore | null = null;
 let stopping = false;
 
 function fatal(message: string): never {
@@ -77,6 +79,12 @@ function configure(init: WebInit): void {
     maxXmlBytes: init.limits.maxXmlBytes,
     maxInfinityEntries: init.limits.maxInfinityEntries,
     maxLockTimeoutS: init.limits.maxLockTimeoutS,
+    maxLockOwnerBytes: init.limits.maxLockOwnerBytes,
+    lockBounds: {
+      maxPerPrincipal: init.limits.maxLocksPerUser,
+      maxPerResource: init.limits.maxLocksPerResource,
+      maxStoreBytes: init.limits.maxLockDbBytes,
+    },
     maxUploadBytes: init.limits.maxUploadBytes,
     publicUrl: init.publicUrl,
     hide: init.hide,
@@ -84,10 +92,40 @@ function configure(init: WebInit): void {
   });
 }
 
-function start(init: WebInit, monitor: MonitorClient): void {
+/**
+ * The database host's address, looked up before the chroot (which has no /etc/hosts or
+ * resolv.conf); null for the SQLite store.
+ */
+async function lockDatabaseAddress(database: string): Promise<string | null> {
+  if (database === 'sqlite') return null;
+  const host = new URL(database).hostname.replace(/^\[(.*)\]$/, '$1');
+  return (await lookup(host)).address;
+}
+
+async function openLockStore(database: string, root: string, address: string | null): Promise<LockStore> {
+  if (database === 'sqlite') return new SqliteLockStore(`${root.replace(/\/$/, '')}/locks.sqlite`);
+  const store = new PostgresLockStore({
+    url: database,
+    hostAddress: address ?? undefined,
+    log: (level, message, fields) => log.log(level, message, fields),
+  });
+  const host = new URL(database).host;
+  await store.ensureSchema().then(
+    () => log.info('locks in PostgreSQL', { host }),
+    (error: Error) =>
+      log.error('lock database unreachable: LOCK and writes get 503 until it answers', {
+        host,
+        error: error.message,
+      }),
+  );
+  return store;
+}
+
+async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
+  const address = await lockDatabaseAddress(init.lockDatabase);
   const root = confine(init.stateDir);
   setNoNewPrivs();
-  lockStore = new SqliteLockStore(`${root.replace(/\/$/, '')}/locks.sqlite`);
+  lockStore = await openLockStore(init.lockDatabase, root, address);
   configure(init);
   channels = new WorkerChannels(monitor);
   const pipeline = createPipeline({
@@ -156,7 +194,7 @@ function main(): void {
       try {
         if (!started) {
           started = true;
-          start(init, monitor);
+          start(init, monitor).catch((error: Error) => fatal(`cannot start: ${error.message}`));
         } else {
           configure(init);
           log.info('configuration reloaded');

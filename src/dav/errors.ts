@@ -1,6 +1,7 @@
 // Protocol errors and the one mapping from StorageError codes to HTTP statuses. Methods throw
 // DavError or StorageError; the handler turns either into a complete response here.
 import { StorageError, type StorageErrorCode } from '../../common/storage';
+import { LockStoreUnavailableError } from './lock-store';
 
 export class DavError extends Error {
   readonly status: number;
@@ -71,6 +72,9 @@ export function storageStatus(code: StorageErrorCode): StatusAndReason {
 /** Any thrown value as a DavError; unexpected ones become 500 (the caller logs them). */
 export function toDavError(error: unknown): DavError {
   if (error instanceof DavError) return error;
+  // Fail closed: no lock decision without the lock database (the handler logs the cause).
+  if (error instanceof LockStoreUnavailableError)
+    return new DavError(503, error.message, undefined, undefined, 5);
   if (error instanceof StorageError) {
     const { status, reason } = storageStatus(error.code);
     if (error.code === 'LIMIT') return new DavError(status, reason, 'propfind-finite-depth');

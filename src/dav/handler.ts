@@ -5,7 +5,7 @@ import type { Storage } from '../../common/storage';
 import { ClientGoneError, DavError, isServerFault, toDavError } from './errors';
 import { HideList, isFinderProbe } from './hide';
 import { parseIfHeader, type IfHeader } from './if-header';
-import type { LockStore } from './lock-store';
+import type { LockBounds, LockStore } from './lock-store';
 import { handleCopy } from './methods/copy';
 import { handleDelete } from './methods/delete';
 import { handleGet } from './methods/get';
@@ -44,6 +44,8 @@ export interface DavOptions {
   /** Bound for Depth: infinity (PROPFIND over it: 403 with DAV:propfind-finite-depth). */
   maxInfinityEntries: number;
   maxLockTimeoutS: number;
+  maxLockOwnerBytes: number;
+  lockBounds: LockBounds;
   /** 0 = unlimited (413 past it). */
   maxUploadBytes: number;
   /** server.public_url as an origin ("https://dav.example.org"); absent: only the request's own. */
@@ -85,6 +87,8 @@ export function createDavHandler(options: DavOptions): DavHandler {
     maxXmlBytes: options.maxXmlBytes,
     maxInfinityEntries: options.maxInfinityEntries,
     maxLockTimeoutS: options.maxLockTimeoutS,
+    maxLockOwnerBytes: options.maxLockOwnerBytes,
+    lockBounds: options.lockBounds,
     maxUploadBytes: options.maxUploadBytes,
   };
   const lockStore = options.lockStore;

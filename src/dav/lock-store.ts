@@ -1,5 +1,6 @@
 // Where WebDAV locks live: the LockStore interface (keyed by a resource's real filesystem path, so
-// one file reached by two URLs is one resource), SQLite for the daemon, memory for tests.
+// one file reached by two URLs is one resource), SQLite for one node, memory for tests
+// (PostgreSQL, for several nodes, is postgres-lock-store.ts).
 import Database from 'better-sqlite3';
 
 export type LockScope = 'exclusive' | 'shared';
@@ -23,15 +24,55 @@ export interface LockRecord {
   expiresMs: number;
 }
 
+/** What one principal, one resource and the whole store may hold (issue: one user's locks must not fill the commons). */
+export interface LockBounds {
+  maxPerPrincipal: number;
+  /** Locks rooted at one resource (only shared locks can be more than one). */
+  maxPerResource: number;
+  /** Bytes the store's data may take (SQLite: its pages in use; PostgreSQL: the table's relation size). */
+  maxStoreBytes: number;
+}
+
+export type LockLimit = 'locks-per-principal' | 'locks-per-resource' | 'store-full';
+
+/** acquire() refused a lock because a bound of LockBounds would be exceeded. */
+export class LockLimitError extends Error {
+  readonly code = 'LOCK_LIMIT';
+  readonly limit: LockLimit;
+
+  constructor(limit: LockLimit) {
+    super(`lock refused: ${limit}`);
+    this.name = 'LockLimitError';
+    this.limit = limit;
+  }
+}
+
 /**
- * All methods take `nowMs` so that expiry is judged once per request. Implementations for a
- * shared store (Redis, PostgreSQL) must keep acquire() atomic across nodes.
+ * A shared store could not be asked (database unreachable, timed out): the caller must refuse
+ * what needs a lock decision (503), never treat it as "no locks".
+ */
+export class LockStoreUnavailableError extends Error {
+  readonly code = 'LOCK_STORE_UNAVAILABLE';
+
+  constructor(cause: unknown) {
+    super(`lock database unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'LockStoreUnavailableError';
+  }
+}
+
+/**
+ * All methods take `nowMs` so that expiry is judged once per request (a shared store judges by its
+ * own clock and reports expiresMs on the caller's). acquire() must be atomic across every process
+ * and node that shares the store.
  */
 export interface LockStore {
   /** True when any unexpired lock exists: lets requests skip lock lookups entirely. */
   hasLocks(nowMs: number): Promise<boolean>;
-  /** Stores the lock unless a conflicting one exists; returns the conflicts (empty: stored). */
-  acquire(lock: LockRecord, nowMs: number): Promise<LockRecord[]>;
+  /**
+   * Stores the lock unless a conflicting one exists; returns the conflicts (empty: stored).
+   * Throws LockLimitError when storing it would exceed `bounds`.
+   */
+  acquire(lock: LockRecord, nowMs: number, bounds: LockBounds): Promise<LockRecord[]>;
   get(token: string, nowMs: number): Promise<LockRecord | null>;
   /** Locks on the resource itself, and depth-infinity locks on its ancestors. */
   covering(realPath: string, nowMs: number): Promise<LockRecord[]>;
@@ -62,8 +103,26 @@ function isBelow(candidate: string, realPath: string): boolean {
   return candidate.length > prefix.length && candidate.startsWith(prefix);
 }
 
+/** Throws LockLimitError when one more lock would exceed a bound (counts are before the new lock). */
+export function checkBounds(
+  bounds: LockBounds,
+  ofPrincipal: number,
+  atResource: number,
+  storeBytes: number,
+): void {
+  if (ofPrincipal >= bounds.maxPerPrincipal) throw new LockLimitError('locks-per-principal');
+  if (atResource >= bounds.maxPerResource) throw new LockLimitError('locks-per-resource');
+  if (storeBytes > bounds.maxStoreBytes) throw new LockLimitError('store-full');
+}
+
+/** What a lock takes in a store, roughly: its text fields. */
+export function recordBytes(lock: LockRecord): number {
+  const text = lock.token + lock.root + lock.root + lock.rootPath + lock.principal + lock.ownerXml;
+  return Buffer.byteLength(text) + 64;
+}
+
 /** Whether a new lock may coexist with an existing one (RFC 4918 §6.2: only shared with shared). */
-function compatible(existing: LockRecord, wanted: LockRecord): boolean {
+export function compatible(existing: LockRecord, wanted: LockRecord): boolean {
   return existing.scope === 'shared' && wanted.scope === 'shared';
 }
 
@@ -75,12 +134,22 @@ export class MemoryLockStore implements LockStore {
     return false;
   }
 
-  async acquire(lock: LockRecord, nowMs: number): Promise<LockRecord[]> {
+  async acquire(lock: LockRecord, nowMs: number, bounds: LockBounds): Promise<LockRecord[]> {
+    for (const [token, existing] of this.locks) if (existing.expiresMs <= nowMs) this.locks.delete(token);
     const conflicts = [...this.coveringNow(lock.root, nowMs)];
     if (lock.depth === 'infinity') conflicts.push(...this.belowNow(lock.root, nowMs));
     const blocking = conflicts.filter((existing) => !compatible(existing, lock));
-    if (blocking.length === 0) this.locks.set(lock.token, { ...lock });
-    return blocking;
+    if (blocking.length > 0) return blocking;
+    const all = [...this.locks.values()];
+    const bytes = all.reduce((sum, existing) => sum + recordBytes(existing), recordBytes(lock));
+    checkBounds(
+      bounds,
+      all.filter((existing) => existing.principal === lock.principal).length,
+      all.filter((existing) => existing.root === lock.root).length,
+      bytes,
+    );
+    this.locks.set(lock.token, { ...lock });
+    return [];
   }
 
   async get(token: string, nowMs: number): Promise<LockRecord | null> {
@@ -180,8 +249,10 @@ export class SqliteLockStore implements LockStore {
     remove: Database.Statement<[string]>;
     removeTree: Database.Statement<[string, string, string]>;
     purge: Database.Statement<[number]>;
+    countOfPrincipal: Database.Statement<[string, number]>;
+    countAtRoot: Database.Statement<[string, number]>;
   };
-  private readonly acquireTransaction: (lock: LockRecord, nowMs: number) => LockRecord[];
+  private readonly acquireTransaction: (lock: LockRecord, nowMs: number, bounds: LockBounds) => LockRecord[];
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -201,8 +272,8 @@ export class SqliteLockStore implements LockStore {
       );
       CREATE INDEX IF NOT EXISTS locks_by_root ON locks (root);
       CREATE INDEX IF NOT EXISTS locks_by_expiry ON locks (expires_ms);
+      CREATE INDEX IF NOT EXISTS locks_by_principal ON locks (principal);
     `);
-    // Descendants of P are the roots in the half-open range [P + "/", P + "0"): "0" follows "/".
     this.statements = {
       any: this.db.prepare('SELECT 1 FROM locks WHERE expires_ms > ? LIMIT 1'),
       insert: this.db.prepare(
@@ -221,35 +292,56 @@ export class SqliteLockStore implements LockStore {
       remove: this.db.prepare('DELETE FROM locks WHERE token = ?'),
       removeTree: this.db.prepare('DELETE FROM locks WHERE root = ? OR (root > ? AND root < ?)'),
       purge: this.db.prepare('DELETE FROM locks WHERE expires_ms <= ?'),
+      countOfPrincipal: this.db.prepare('SELECT COUNT(*) FROM locks WHERE principal = ? AND expires_ms > ?'),
+      countAtRoot: this.db.prepare('SELECT COUNT(*) FROM locks WHERE root = ? AND expires_ms > ?'),
     };
-    this.acquireTransaction = this.db.transaction((lock: LockRecord, nowMs: number): LockRecord[] => {
-      this.statements.purge.run(nowMs);
-      const existing = this.coveringNow(lock.root, nowMs);
-      if (lock.depth === 'infinity') existing.push(...this.belowNow(lock.root, nowMs));
-      const blocking = existing.filter((other) => !compatible(other, lock));
-      if (blocking.length === 0) {
-        this.statements.insert.run({
-          token: lock.token,
-          root: lock.root,
-          root_path: lock.rootPath,
-          principal: lock.principal,
-          scope: lock.scope,
-          depth: String(lock.depth),
-          owner_xml: lock.ownerXml,
-          timeout_s: lock.timeoutS,
-          expires_ms: lock.expiresMs,
-        });
-      }
-      return blocking;
-    });
+    this.acquireTransaction = this.db.transaction(
+      (lock: LockRecord, nowMs: number, bounds: LockBounds): LockRecord[] => {
+        this.statements.purge.run(nowMs);
+        const existing = this.coveringNow(lock.root, nowMs);
+        if (lock.depth === 'infinity') existing.push(...this.belowNow(lock.root, nowMs));
+        const blocking = existing.filter((other) => !compatible(other, lock));
+        if (blocking.length === 0) {
+          checkBounds(
+            bounds,
+            this.count(this.statements.countOfPrincipal, lock.principal, nowMs),
+            this.count(this.statements.countAtRoot, lock.root, nowMs),
+            this.bytesInUse() + recordBytes(lock),
+          );
+          this.statements.insert.run({
+            token: lock.token,
+            root: lock.root,
+            root_path: lock.rootPath,
+            principal: lock.principal,
+            scope: lock.scope,
+            depth: String(lock.depth),
+            owner_xml: lock.ownerXml,
+            timeout_s: lock.timeoutS,
+            expires_ms: lock.expiresMs,
+          });
+        }
+        return blocking;
+      },
+    );
   }
 
   async hasLocks(nowMs: number): Promise<boolean> {
     return this.statements.any.get(nowMs) !== undefined;
   }
 
-  async acquire(lock: LockRecord, nowMs: number): Promise<LockRecord[]> {
-    return this.acquireTransaction(lock, nowMs);
+  async acquire(lock: LockRecord, nowMs: number, bounds: LockBounds): Promise<LockRecord[]> {
+    return this.acquireTransaction(lock, nowMs, bounds);
+  }
+
+  /** Bytes of the file's pages that hold data (freed pages are reused before the file grows). */
+  bytesInUse(): number {
+    const pages = Number(this.db.pragma('page_count', { simple: true }));
+    const free = Number(this.db.pragma('freelist_count', { simple: true }));
+    return (pages - free) * Number(this.db.pragma('page_size', { simple: true }));
+  }
+
+  private count(statement: Database.Statement<[string, number]>, key: string, nowMs: number): number {
+    return Number((statement.pluck().get(key, nowMs) as number | bigint | undefined) ?? 0);
   }
 
   async get(token: string, nowMs: number): Promise<LockRecord | null> {
@@ -298,7 +390,8 @@ export class SqliteLockStore implements LockStore {
   }
 }
 
-function belowRange(realPath: string): [string, string] {
+/** Descendants of P are the roots in the half-open range [P + "/", P + "0"): "0" follows "/". */
+export function belowRange(realPath: string): [string, string] {
   const base = realPath.endsWith('/') ? realPath.slice(0, -1) : realPath;
   return [base + '/', base + '0'];
 }

@@ -4,7 +4,7 @@ import type * as http from 'node:http';
 import type { DavPath, Stat, Storage } from '../../common/storage';
 import type { HideList } from './hide';
 import type { IfHeader } from './if-header';
-import type { LockStore } from './lock-store';
+import type { LockBounds, LockStore } from './lock-store';
 import type { RequestTarget, ServerNames } from './paths';
 import { XML_DECLARATION } from './xml';
 
@@ -18,6 +18,9 @@ export interface DavLimits {
   maxXmlBytes: number;
   maxInfinityEntries: number;
   maxLockTimeoutS: number;
+  /** Bytes of a lock's DAV:owner element as stored; a larger one is refused. */
+  maxLockOwnerBytes: number;
+  lockBounds: LockBounds;
   /** 0 = unlimited. */
   maxUploadBytes: number;
 }

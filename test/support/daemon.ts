@@ -19,7 +19,7 @@ export interface DaemonOptions {
   /** Listen on this port (e.g. one a proxy in front was already pointed at); default: a free one. */
   port?: number;
   /** Extra TOML lines appended to the named sections: { auth: ['min_uid = 1000'] }. */
-  extra?: Partial<Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'log', string[]>>;
+  extra?: Partial<Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'locks' | 'log', string[]>>;
 }
 
 export interface Daemon {
@@ -62,6 +62,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     section('shares', [`layout = "${options.layout ?? 'home'}"`, `subdir = "${options.subdir ?? ''}"`]),
     section('limits', []),
     section('storage', []),
+    section('locks', []),
     section('log', ['level = "info"']),
   ].join('\n');
   const configPath = join(dir, 'privdav.toml');

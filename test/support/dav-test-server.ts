@@ -48,6 +48,12 @@ export async function startDavTestServer(options: DavTestServerOptions = {}): Pr
     maxXmlBytes: options.maxXmlBytes ?? 1024 * 1024,
     maxInfinityEntries: options.maxInfinityEntries ?? 10000,
     maxLockTimeoutS: options.maxLockTimeoutS ?? 3600,
+    maxLockOwnerBytes: options.maxLockOwnerBytes ?? 4096,
+    lockBounds: options.lockBounds ?? {
+      maxPerPrincipal: 1000,
+      maxPerResource: 64,
+      maxStoreBytes: 256 * 1024 * 1024,
+    },
     maxUploadBytes: options.maxUploadBytes ?? 0,
     publicUrl: options.publicUrl ?? null,
     hide: options.hide ?? [],

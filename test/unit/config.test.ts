@@ -260,6 +260,58 @@ describe('durations', () => {
     assert.match(problemOf('[auth]\nfailure_delay = "11s"\n').message, /too large: the maximum is "10s"/);
   });
 
+  test('lock bounds: owner bytes, locks per user and per resource, the database size', () => {
+    const limits = parseConfig(
+      '[limits]\nmax_lock_owner_bytes = "1KiB"\nmax_locks_per_user = 10\nmax_locks_per_resource = 2\nmax_lock_db_bytes = "8MiB"\n',
+      null,
+    ).limits;
+    assert.equal(limits.maxLockOwnerBytes, 1024);
+    assert.equal(limits.maxLocksPerUser, 10);
+    assert.equal(limits.maxLocksPerResource, 2);
+    assert.equal(limits.maxLockDbBytes, 8 * 1024 * 1024);
+    assert.deepEqual(
+      [defaultConfig().limits.maxLockOwnerBytes, defaultConfig().limits.maxLocksPerUser],
+      [4096, 1000],
+    );
+    const problem = problemOf('[limits]\nmax_locks_per_user = 0\n');
+    assert.equal(problem.key, 'limits.max_locks_per_user');
+    assert.equal(problem.line, 2);
+    assert.match(problemOf('[limits]\nmax_lock_db_bytes = "1KiB"\n').message, /too small/);
+  });
+
+  test('locks.database is "sqlite" or a postgresql:// URL with host and database', () => {
+    assert.equal(defaultConfig().locks.database, 'sqlite');
+    const url = 'postgresql://privdav:s%40cret@db.example.org:5433/privdav?sslmode=verify-full';
+    assert.equal(parseConfig(`[locks]\ndatabase = "${url}"\n`, null).locks.database, url);
+    const problem = (value: string): ConfigProblem => problemOf(`[locks]\n\ndatabase = "${value}"\n`);
+    assert.equal(problem('mysql://db/x').key, 'locks.database');
+    assert.equal(problem('mysql://db/x').line, 3);
+    assert.match(problem('mysql://db/x').message, /scheme "mysql" is not supported/);
+    assert.match(problem('postgresql:///privdav').message, /names no host/);
+    assert.match(problem('postgresql://db.example.org').message, /names no database/);
+    assert.match(problem('postgresql://db.example.org/a/b').message, /names no database/);
+    assert.match(problem('postgresql://db/x?host=/run/postgresql').message, /"host" is not supported/);
+    assert.match(problem('postgresql://db/x?sslmode=maybe').message, /sslmode must be one of/);
+    assert.match(problem('sqlite3').message, /is not "sqlite" or a URL/);
+    assert.deepEqual(
+      changesNeedingRestart(defaultConfig(), parseConfig(`[locks]\ndatabase = "${url}"\n`, null)),
+      ['locks.database'],
+    );
+  });
+
+  test('a password in locks.database is refused in a file every account can read', () => {
+    withTemporaryDirectory((directory) => {
+      const file = path.join(directory, 'privdav.toml');
+      fs.writeFileSync(file, '[locks]\ndatabase = "postgresql://privdav:pw@127.0.0.1/privdav"\n', {
+        mode: 0o644,
+      });
+      fs.chmodSync(file, 0o644);
+      assert.throws(() => loadConfig(file), /locks\.database.*readable by every account \(mode 644\)/s);
+      fs.chmodSync(file, 0o640);
+      assert.equal(loadConfig(file).locks.database, 'postgresql://privdav:pw@127.0.0.1/privdav');
+    });
+  });
+
   test('the lock timeout is kept in whole seconds', () => {
     assert.equal(parseConfig('[limits]\nmax_lock_timeout = "2h"\n', null).limits.maxLockTimeoutS, 7200);
     assert.match(

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { StorageError } from '../../../common/storage';
 import { DavError } from '../errors';
 import { submittedTokens } from '../if-header';
-import type { LockRecord, LockScope } from '../lock-store';
+import { LockLimitError, type LockLimit, type LockRecord, type LockScope } from '../lock-store';
 import {
   activeLockXml,
   authorizeWrite,
@@ -31,9 +31,17 @@ interface LockInfo {
 export async function handleLock(request: DavRequest): Promise<void> {
   const { req, target } = request;
   const body = await readBoundedBody(req, request.limits.maxXmlBytes);
-  const timeoutS = grantedTimeoutS(headerValue(req, 'timeout'), request.limits.maxLockTimeoutS);
-  if (body.length === 0) return refreshLocks(request, timeoutS);
+  const timeoutHeader = headerValue(req, 'timeout');
+  if (body.length === 0) return refreshLocks(request, timeoutHeader);
+  const timeoutS = grantedTimeoutS(timeoutHeader, request.limits.maxLockTimeoutS);
   const info = parseLockInfo(parseXml(body));
+  // Every lockdiscovery of the resource (and of a listing of its parent) repeats the owner.
+  if (Buffer.byteLength(info.ownerXml) > request.limits.maxLockOwnerBytes) {
+    throw new DavError(
+      403,
+      `DAV:owner is larger than this server keeps (limits.max_lock_owner_bytes = ${request.limits.maxLockOwnerBytes})`,
+    );
+  }
   const depth = parseLockDepth(headerValue(req, 'depth'));
 
   const path = target.path;
@@ -62,7 +70,7 @@ export async function handleLock(request: DavRequest): Promise<void> {
     timeoutS,
     expiresMs: request.nowMs + timeoutS * 1000,
   };
-  const conflicts = await request.lockStore.acquire(lock, request.nowMs);
+  const conflicts = await acquireWithinBounds(request, lock);
   if (conflicts.length > 0) {
     const hrefs = [...new Set(conflicts.map((other) => encodeHref(other.rootPath, false)))];
     throw new DavError(423, 'a conflicting lock exists', 'no-conflicting-lock', hrefs);
@@ -81,6 +89,23 @@ export async function handleLock(request: DavRequest): Promise<void> {
     `<D:prop xmlns:D="DAV:"><D:lockdiscovery>${activeLockXml(lock, request.nowMs)}</D:lockdiscovery></D:prop>`,
     { 'Lock-Token': `<${lock.token}>` },
   );
+}
+
+const LIMIT_REASONS: Record<LockLimit, string> = {
+  'locks-per-principal':
+    'you hold as many locks as one user may (limits.max_locks_per_user); unlock some first',
+  'locks-per-resource': 'this resource has as many locks as it may hold (limits.max_locks_per_resource)',
+  'store-full': 'the lock database is full (limits.max_lock_db_bytes)',
+};
+
+/** acquire(), with a bound exceeded answered 507 (RFC 4918 §11.5: the server cannot record the lock). */
+async function acquireWithinBounds(request: DavRequest, lock: LockRecord): Promise<LockRecord[]> {
+  try {
+    return await request.lockStore.acquire(lock, request.nowMs, request.limits.lockBounds);
+  } catch (error) {
+    if (error instanceof LockLimitError) throw new DavError(507, LIMIT_REASONS[error.limit]);
+    throw error;
+  }
 }
 
 /** RFC 4918 §7.3: a LOCK on an unmapped URL creates an empty, locked resource. */
@@ -103,7 +128,13 @@ async function createEmptyResource(request: DavRequest, path: string): Promise<v
   forgetPath(request, path);
 }
 
-async function refreshLocks(request: DavRequest, timeoutS: number): Promise<void> {
+/**
+ * RFC 4918 §9.10.2: a refresh resets the timeout. Without a Timeout header it is the lock's own
+ * timeout again (not a default hour), and never more than the configured maximum, which a reload
+ * may have lowered since the lock was granted.
+ */
+async function refreshLocks(request: DavRequest, timeoutHeader: string | undefined): Promise<void> {
+  const maxS = request.limits.maxLockTimeoutS;
   const header = request.ifHeader;
   if (header === null)
     throw new DavError(400, 'a LOCK without a body refreshes locks and needs an If header');
@@ -115,6 +146,8 @@ async function refreshLocks(request: DavRequest, timeoutS: number): Promise<void
   await checkIfHeader(request);
   let discovery = '';
   for (const lock of mine) {
+    const timeoutS =
+      timeoutHeader === undefined ? Math.min(lock.timeoutS, maxS) : grantedTimeoutS(timeoutHeader, maxS);
     const refreshed = await request.lockStore.refresh(lock.token, timeoutS, request.nowMs);
     if (refreshed !== null) discovery += activeLockXml(refreshed, request.nowMs);
   }
