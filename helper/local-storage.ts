@@ -50,7 +50,9 @@ import {
   SMALL_DIRECTORY_MEMBERS,
   xattrsFor,
 } from './listing';
+import { spaceOf } from './space';
 import { copyResource, removeMembers } from './trees';
+import { mayHaveOtherSpelling, storedSpelling } from './unicode-names';
 import { LocalUpload } from './upload';
 import {
   childDavPath,
@@ -343,16 +345,13 @@ export class LocalStorage implements Storage {
   }
 
   async space(path: DavPath): Promise<Space> {
-    const fsPath = this.#resolve(path);
-    const stats = await guard(fsp.statfs(fsPath, { bigint: true }));
-    return {
-      availableBytes: Number(stats.bavail * stats.bsize),
-      usedBytes: Number((stats.blocks - stats.bfree) * stats.bsize),
-    };
+    return spaceOf(this.#resolve(path));
   }
 
   #resolve(path: DavPath): string {
-    return resolvePath(this.#layout, path);
+    const fsPath = resolvePath(this.#layout, path);
+    if (!mayHaveOtherSpelling(path)) return fsPath;
+    return storedSpelling(fsPath, resolvePath(this.#layout, shareRootOf(this.#layout, path)));
   }
 
   #isShareRoot(path: DavPath): boolean {

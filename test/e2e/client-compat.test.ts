@@ -14,6 +14,7 @@ import {
   readdirSync,
   rmSync,
   statSync,
+  statfsSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -429,5 +430,90 @@ describe('shares.hide', () => {
         (name) => name === 'new.tmp' || name === 'moved.tmp' || name === 'locked.tmp',
       ),
     );
+  });
+});
+
+describe('Unicode names: NFC and NFD are one name', () => {
+  const nfc = (name: string): string => name.normalize('NFC');
+  const nfd = (name: string): string => name.normalize('NFD');
+
+  test('a file stored composed is found under its decomposed spelling (Finder), and the reverse', async () => {
+    aliceFile(nfc('café.txt'), 'composed');
+    aliceFile(nfd('naïve.txt'), 'decomposed');
+    const asFinder = curl(url(`/${nfd('café.txt')}`), alice);
+    assert.equal(asFinder.status, 200);
+    assert.equal(asFinder.text, 'composed');
+    assert.equal(curl(url(`/${nfc('naïve.txt')}`), alice).text, 'decomposed');
+    const found = await request(daemon, encodePath(`/${nfd('café.txt')}`), {
+      method: 'PROPFIND',
+      user: alice,
+      headers: { Depth: '0' },
+    });
+    assert.equal(found.status, 207);
+  });
+
+  test('an upload under the other spelling replaces the stored file instead of adding a look-alike', () => {
+    aliceFile(nfc('résumé.txt'), 'old');
+    const local = join(scratch, 'resume');
+    writeFileSync(local, 'new from finder');
+    const res = curl(url(`/${nfd('résumé.txt')}`), alice, ['-T', local]);
+    assert.equal(res.status, 204);
+    const spellings = readdirSync(alice.home).filter((name) => nfc(name) === nfc('résumé.txt'));
+    assert.deepEqual(spellings, [nfc('résumé.txt')]);
+    assert.equal(readFileSync(home(nfc('résumé.txt')), 'utf8'), 'new from finder');
+  });
+
+  test('a collection under the other spelling is entered, and MKCOL of a look-alike is 405', () => {
+    mkdirSync(home(nfc('Übersicht')));
+    chownSync(home(nfc('Übersicht')), alice.uid, alice.gid);
+    const local = join(scratch, 'inside');
+    writeFileSync(local, 'inside');
+    assert.equal(curl(url(`/${nfd('Übersicht')}/${nfd('Ärger.txt')}`), alice, ['-T', local]).status, 201);
+    assert.deepEqual(readdirSync(home(nfc('Übersicht'))), [nfd('Ärger.txt')]);
+    assert.equal(curl(url(`/${nfd('Übersicht')}`), alice, ['-X', 'MKCOL']).status, 405);
+    assert.ok(!readdirSync(alice.home).includes(nfd('Übersicht')));
+  });
+
+  test('when both spellings exist, the exact one wins, and a listing shows both as stored', async () => {
+    mkdirSync(home('both'));
+    chownSync(home('both'), alice.uid, alice.gid);
+    aliceFile(`both/${nfc('é.txt')}`, 'nfc');
+    aliceFile(`both/${nfd('é.txt')}`, 'nfd');
+    assert.equal(curl(url(`/both/${nfc('é.txt')}`), alice).text, 'nfc');
+    assert.equal(curl(url(`/both/${nfd('é.txt')}`), alice).text, 'nfd');
+    const listing = await request(daemon, '/both/', {
+      method: 'PROPFIND',
+      user: alice,
+      headers: { Depth: '1' },
+    });
+    const hrefs = multistatusHrefs(listing.text);
+    assert.ok(
+      hrefs.includes(`/both/${nfc('é.txt')}`) && hrefs.includes(`/both/${nfd('é.txt')}`),
+      hrefs.join(' '),
+    );
+  });
+});
+
+describe('quota properties (RFC 4331)', () => {
+  const QUOTA_BODY =
+    '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/><D:quota-used-bytes/></D:prop></D:propfind>';
+
+  test('without disk quotas (this kernel has none enabled) they report the filesystem, only when asked', async () => {
+    const res = await request(daemon, '/', {
+      method: 'PROPFIND',
+      user: alice,
+      headers: { Depth: '0' },
+      body: QUOTA_BODY,
+    });
+    assert.equal(res.status, 207);
+    const available = Number(/<D:quota-available-bytes>(\d+)</.exec(res.text)?.[1]);
+    const used = Number(/<D:quota-used-bytes>(\d+)</.exec(res.text)?.[1]);
+    const stats = statfsSync(alice.home);
+    const expectedAvailable = stats.bavail * stats.bsize;
+    // Other helpers write to the same disk meanwhile: allow a few hundred MB of drift.
+    assert.ok(Math.abs(available - expectedAvailable) < 500e6, `${available} vs ${expectedAvailable}`);
+    assert.ok(Math.abs(used - (stats.blocks - stats.bfree) * stats.bsize) < 500e6);
+    const allprop = await request(daemon, '/', { method: 'PROPFIND', user: alice, headers: { Depth: '0' } });
+    assert.doesNotMatch(allprop.text, /quota/);
   });
 });
