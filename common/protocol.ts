@@ -32,6 +32,9 @@ export interface WebLimits {
   maxLockDbBytes: number;
   maxConnections: number;
   requestTimeoutMs: number;
+  /** How long the web process waits for a worker's (next) reply; tree operations get the second. */
+  workerCallTimeoutMs: number;
+  workerTreeTimeoutMs: number;
 }
 
 // ---- web process → monitor ----------------------------------------------------------------
@@ -131,34 +134,9 @@ export interface WorkerExiting {
 
 // ---- web process ↔ worker (storage calls) ---------------------------------------------------
 
-export const STORAGE_OPS = [
-  'stat',
-  'realPath',
-  'list',
-  'openRead',
-  'openWrite',
-  'commitWrite',
-  'abortWrite',
-  'mkcol',
-  'remove',
-  'copy',
-  'move',
-  'getProps',
-  'patchProps',
-  'setTimes',
-  'space',
-  'checkWritable',
-] as const;
-export type StorageOp = (typeof STORAGE_OPS)[number];
+// Each storage operation, its arguments and its result: common/storage-protocol.ts.
 
-export interface StorageCall {
-  id: number;
-  op: StorageOp;
-  cookie: string;
-  args: unknown[];
-}
-
-/** Replies to a call. `list` sends several `more: true` replies before the last one. */
+/** Replies to a storage call. Streamed answers send `more: true` replies before the last one. */
 export type StorageReply =
   | { id: number; ok: true; result?: unknown; more?: boolean }
   | { id: number; ok: false; code: string; message: string; property?: string };

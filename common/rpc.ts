@@ -7,6 +7,10 @@
 // worker, which waits for its channel to drain, instead of piling up in this process — a
 // directory of a million files must not cost the web process, shared by everyone, a gigabyte.
 // While paused, the other calls on this channel (the same user's) wait too.
+//
+// Every call has a deadline: a peer that never answers (a hung worker, a reply it could not send)
+// fails the call with RpcTimeoutError instead of leaving it, and what it holds, pending forever.
+// A stream's deadline is for each next reply, and stands still while its caller is the slow one.
 
 import { Channel } from './channel';
 import { closeFd } from '../native';
@@ -25,11 +29,24 @@ export class RpcClosedError extends Error {
   }
 }
 
+/** The peer did not answer within the call's deadline; the channel itself may still be fine. */
+export class RpcTimeoutError extends Error {
+  readonly code = 'TIMEOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RpcTimeoutError';
+  }
+}
+
+/** Deadline of a call when neither the client nor the call names one. */
+export const DEFAULT_DEADLINE_MS = 2 * 60 * 1000;
+
 /** Replies one stream may hold before the channel is paused, and the level at which it resumes. */
 const STREAM_QUEUE_HIGH = 4;
 const STREAM_QUEUE_LOW = 1;
 
 interface Pending {
+  id: number;
   /** Replies not yet taken by the caller (streams only). */
   queue: Reply[];
   wake: (() => void) | null;
@@ -38,6 +55,8 @@ interface Pending {
   failure: Error | null;
   done: boolean;
   stream: boolean;
+  deadlineMs: number;
+  timer: NodeJS.Timeout | null;
 }
 
 export class RpcClient {
@@ -51,18 +70,22 @@ export class RpcClient {
   readonly #congested = new Set<Pending>();
   readonly #onClose: ((error: Error) => void) | null;
   readonly #onNotice: ((message: Record<string, unknown>, fds: number[]) => void) | null;
+  readonly #deadlineMs: number;
 
   /**
    * `onNotice` receives messages that are not replies (no `id`); without it they are dropped.
    * `onClose` is told once when the channel is gone, after every pending call has failed.
+   * `deadlineMs` is how long a call waits for its (next) reply unless the call names its own.
    */
   constructor(
     channel: Channel,
     handlers: {
       onClose?: (error: Error) => void;
       onNotice?: (message: Record<string, unknown>, fds: number[]) => void;
+      deadlineMs?: number;
     } = {},
   ) {
+    this.#deadlineMs = handlers.deadlineMs ?? DEFAULT_DEADLINE_MS;
     this.#channel = channel;
     this.#onClose = handlers.onClose ?? null;
     this.#onNotice = handlers.onNotice ?? null;
@@ -79,10 +102,10 @@ export class RpcClient {
     return this.#pending.size;
   }
 
-  /** One request, one reply. */
-  call(message: Record<string, unknown>, fds: number[] = []): Promise<Reply> {
+  /** One request, one reply. The fds are the channel's from this call on (closed if it fails). */
+  call(message: Record<string, unknown>, fds: number[] = [], deadlineMs = this.#deadlineMs): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      const pending = this.#start(message, fds, false, reject);
+      const pending = this.#start(message, fds, false, reject, deadlineMs);
       if (pending === null) return;
       pending.resolve = resolve;
       pending.reject = reject;
@@ -90,11 +113,17 @@ export class RpcClient {
   }
 
   /** One request, replies until one without `more: true`. Stops early if the caller breaks out. */
-  async *stream(message: Record<string, unknown>): AsyncGenerator<Reply> {
+  async *stream(message: Record<string, unknown>, deadlineMs = this.#deadlineMs): AsyncGenerator<Reply> {
     let failure: Error | null = null;
-    const pending = this.#start(message, [], true, (error) => {
-      failure = error;
-    });
+    const pending = this.#start(
+      message,
+      [],
+      true,
+      (error) => {
+        failure = error;
+      },
+      deadlineMs,
+    );
     if (pending === null) throw failure ?? new RpcClosedError('channel closed');
     try {
       for (;;) {
@@ -123,6 +152,9 @@ export class RpcClient {
     if (congested === this.#congested.has(pending)) return;
     if (congested) this.#congested.add(pending);
     else this.#congested.delete(pending);
+    // A congested stream waits for its caller, not for the peer: no deadline meanwhile.
+    if (congested) this.#disarm(pending);
+    else if (this.#pending.has(pending.id)) this.#arm(pending);
     if (this.#closed !== null) return;
     if (this.#congested.size > 0) this.#channel.pause();
     else this.#channel.resume();
@@ -144,6 +176,7 @@ export class RpcClient {
     fds: number[],
     stream: boolean,
     reject: (error: Error) => void,
+    deadlineMs: number,
   ): Pending | null {
     if (this.#closed !== null) {
       closeAll(fds);
@@ -151,7 +184,16 @@ export class RpcClient {
       return null;
     }
     const id = this.#nextId++;
+    let payload: Buffer;
+    try {
+      payload = encodeMessage({ ...message, id });
+    } catch (error) {
+      closeAll(fds); // never handed to the channel: still ours to close
+      reject(error instanceof Error ? error : new Error(String(error)));
+      return null;
+    }
     const pending: Pending = {
+      id,
       queue: [],
       wake: null,
       resolve: null,
@@ -159,16 +201,48 @@ export class RpcClient {
       failure: null,
       done: false,
       stream,
+      deadlineMs,
+      timer: null,
     };
     try {
-      this.#channel.send(encodeMessage({ ...message, id }), fds);
+      this.#channel.send(payload, fds); // the fds are the channel's now, sent or not
     } catch (error) {
       reject(error instanceof Error ? error : new Error(String(error)));
       return null;
     }
     this.#pending.set(id, pending);
+    this.#arm(pending);
     this.stats.requests++;
     return pending;
+  }
+
+  #arm(pending: Pending): void {
+    this.#disarm(pending);
+    pending.timer = setTimeout(() => this.#expire(pending), pending.deadlineMs);
+    pending.timer.unref();
+  }
+
+  #disarm(pending: Pending): void {
+    if (pending.timer !== null) clearTimeout(pending.timer);
+    pending.timer = null;
+  }
+
+  /** The deadline passed: the call fails, and a reply that still comes is dropped on receipt. */
+  #expire(pending: Pending): void {
+    pending.timer = null;
+    if (this.#pending.get(pending.id) !== pending) return;
+    this.#pending.delete(pending.id);
+    this.#congested.delete(pending);
+    const error = new RpcTimeoutError(`no reply within ${pending.deadlineMs} ms`);
+    pending.failure = error;
+    pending.reject?.(error);
+    pending.resolve = null;
+    pending.reject = null;
+    const wake = pending.wake;
+    pending.wake = null;
+    wake?.();
+    if (this.#closed === null && this.#congested.size === 0) this.#channel.resume();
+    if (this.#closeWhenIdle && this.#pending.size === 0) queueMicrotask(() => this.close());
   }
 
   #receive(payload: Buffer, fds: number[]): void {
@@ -187,6 +261,7 @@ export class RpcClient {
     }
     const last = message.more !== true;
     if (last) {
+      this.#disarm(pending);
       this.#pending.delete(id);
       if (this.#closeWhenIdle && this.#pending.size === 0) queueMicrotask(() => this.close());
     }
@@ -201,6 +276,7 @@ export class RpcClient {
     pending.queue.push({ message, fds });
     if (last) pending.done = true;
     else if (pending.queue.length >= STREAM_QUEUE_HIGH) this.#setCongested(pending, true);
+    else if (!this.#congested.has(pending)) this.#arm(pending);
     const wake = pending.wake;
     pending.wake = null;
     wake?.();
@@ -210,6 +286,7 @@ export class RpcClient {
     if (this.#closed !== null) return;
     this.#closed = error;
     for (const pending of this.#pending.values()) {
+      this.#disarm(pending);
       pending.failure = error;
       pending.reject?.(error);
       const wake = pending.wake;

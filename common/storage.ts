@@ -119,7 +119,6 @@ export interface Storage {
   copy(from: DavPath, to: DavPath, options: TransferOptions): Promise<TransferResult>;
   /** Rename where possible; across filesystems copy then delete, as the same user. */
   move(from: DavPath, to: DavPath, options: Omit<TransferOptions, 'depth'>): Promise<TransferResult>;
-  getProps(path: DavPath, selection: PropSelection): Promise<DeadProps>;
   /** Applies the operations in order, all or none; on failure throws and changes nothing. */
   patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void>;
   setTimes(path: DavPath, times: Times): Promise<void>;

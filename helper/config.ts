@@ -104,6 +104,8 @@ export function defaultConfig(): Config {
       maxLockDbBytes: 256 * MIB,
       maxConnections: 1024,
       requestTimeoutMs: 5 * MINUTE,
+      workerCallTimeoutMs: 2 * MINUTE,
+      workerTreeTimeoutMs: 1 * HOUR,
     },
     storage: { durable: true },
     locks: { database: 'sqlite' },
@@ -617,6 +619,8 @@ const SCHEMA: Schema = {
     },
     maxConnections: { key: 'max_connections', read: integer(1, 1_000_000), restart: false },
     requestTimeoutMs: { key: 'request_timeout', read: duration(1 * SECOND, 1 * DAY), restart: false },
+    workerCallTimeoutMs: { key: 'worker_call_timeout', read: duration(1 * SECOND, 1 * DAY), restart: false },
+    workerTreeTimeoutMs: { key: 'worker_tree_timeout', read: duration(1 * SECOND, 7 * DAY), restart: false },
   },
   storage: {
     durable: { key: 'durable', read: boolean(), restart: false },

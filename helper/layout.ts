@@ -1,6 +1,7 @@
 // The single place where a DavPath becomes a filesystem path (like Dir.resolve in x/net/webdav).
 // Every LocalStorage operation goes through resolvePath; its input comes from the untrusted web process.
 
+import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 import { StorageError, type DavPath } from '../common/storage';
 
 export type LayoutConfig =
@@ -9,8 +10,7 @@ export type LayoutConfig =
   /** "/~name/..." maps to homeOf(name) + "/" + subdir; homeOf returns null for an unknown name. */
   | { kind: 'tilde'; subdir: string; homeOf(name: string): string | null };
 
-export const MAX_PATH_BYTES = 4096;
-export const MAX_SEGMENT_BYTES = 255;
+export { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 
 /** What a share name in the tilde layout may look like: a conventional Unix user name. */
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;

@@ -13,8 +13,6 @@ import {
   type MemberError,
   type OpenedFile,
   type PropPatchOp,
-  type PropSelection,
-  type DeadProps,
   type Space,
   type Stat,
   type Storage,
@@ -24,7 +22,7 @@ import {
   type Upload,
 } from '../common/storage';
 import { listDirectoryAsWire, listDirectoryAsWireNow, type WireItem } from '../native/index';
-import { patchDeadProps, readDeadProps } from './dead-props';
+import { patchDeadProps } from './dead-props';
 import { closeQuietly, errnoOf, guard, protocolError, storageError } from './errno';
 import {
   fstat,
@@ -39,7 +37,6 @@ import {
 } from './file-stat';
 import {
   checkListArguments,
-  checkSelection,
   listedMember,
   listMembers,
   listMembersNatively,
@@ -306,13 +303,6 @@ export class LocalStorage implements Storage {
     const errors = await copyResource(source, stats, destination, to, 'infinity');
     if (errors.length > 0) return { created, errors };
     return { created, errors: await this.remove(from) };
-  }
-
-  async getProps(path: DavPath, selection: PropSelection): Promise<DeadProps> {
-    const fsPath = this.#resolve(path);
-    checkSelection(selection);
-    await statOrThrow(fsPath);
-    return readDeadProps(fsPath, selection);
   }
 
   async patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void> {

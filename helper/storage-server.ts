@@ -11,31 +11,25 @@ import {
   LIST_BATCH_BYTES,
   LIST_BATCH_ENTRIES,
   MAX_MESSAGE_BYTES,
-  STORAGE_OPS,
-  StorageOp,
   decodeMessage,
   encodeMessage,
-  isBoundedString,
   isRequestId,
   wireRunOf,
+  type StorageReply,
   type WireRun,
 } from '../common/protocol';
 import {
-  Depth,
-  Entry,
-  ListOptions,
-  PropPatchOp,
-  PropSelection,
-  Storage,
-  StorageError,
-  Times,
-  TransferOptions,
-  Upload,
-} from '../common/storage';
+  MEMBER_ERROR_BATCH_BYTES,
+  STORAGE_PROTOCOL,
+  isStorageOp,
+  type ArgsOf,
+  type OperationSpec,
+  type PartOf,
+  type ResultOf,
+  type StorageOp,
+} from '../common/storage-protocol';
+import { Depth, Entry, ListOptions, MemberError, Storage, StorageError, Upload } from '../common/storage';
 
-const MAX_PATH_BYTES = 4096;
-const MAX_PROP_NAMES = 1024;
-const MAX_PATCH_OPS = 1024;
 const MAX_UPLOADS_PER_CHANNEL = 256;
 
 /** A Storage that can list in wire form itself (LocalStorage.listWire), skipping the Entry objects. */
@@ -60,123 +54,82 @@ export interface StorageServerOptions {
   dup: (fd: number) => number;
 }
 
-type Args = unknown[];
 interface Context {
   uploads: Map<number, Upload>;
-}
-/** Each entry checks its arguments (returning null when they are unacceptable) and runs the call. */
-interface OpSpec {
-  check(args: Args): boolean;
-  run(storage: Storage, args: Args, context: Context): Promise<{ result?: unknown; fds?: number[] }>;
+  /** Duplicates a descriptor the worker keeps (an upload's) so the channel can close what it sends. */
+  dup: (fd: number) => number;
 }
 
-const isPath = (value: unknown): value is string => isBoundedString(value, MAX_PATH_BYTES);
-const isDepth = (value: unknown): value is Depth => value === 0 || value === 1 || value === 'infinity';
-const isSelection = (value: unknown): value is PropSelection =>
-  value === 'none' ||
-  value === 'names' ||
-  value === 'all' ||
-  (Array.isArray(value) &&
-    value.length <= MAX_PROP_NAMES &&
-    value.every((name) => isBoundedString(name, 1024)));
-const isTransfer = (value: unknown): value is TransferOptions => {
-  const options = value as Partial<TransferOptions> | null;
-  return (
-    typeof options === 'object' &&
-    options !== null &&
-    typeof options.overwrite === 'boolean' &&
-    (options.depth === 0 || options.depth === 'infinity')
-  );
-};
-const isPatch = (value: unknown): value is PropPatchOp[] =>
-  Array.isArray(value) &&
-  value.length <= MAX_PATCH_OPS &&
-  value.every((op: Partial<{ op: string; name: unknown; value: unknown }>) => {
-    if (typeof op !== 'object' || op === null || !isBoundedString(op.name, 1024)) return false;
-    if (op.op === 'remove') return true;
-    return op.op === 'set' && typeof op.value === 'string' && op.value.length <= MAX_MESSAGE_BYTES;
-  });
-const isTime = (value: unknown): boolean =>
-  value === undefined || (typeof value === 'number' && Number.isFinite(value) && Math.abs(value) < 1e15);
-const isTimes = (value: unknown): value is Times =>
-  typeof value === 'object' &&
-  value !== null &&
-  isTime((value as Times).atimeMs) &&
-  isTime((value as Times).mtimeMs);
-const isUploadId = (value: unknown): value is number => isRequestId(value);
+/**
+ * What a handler answers: the last reply's result, the descriptors it carries (the channel's once
+ * sent), and for tree operations the member failures, sent ahead in batches (`parts`).
+ */
+interface Outcome<O extends StorageOp> {
+  result: ResultOf<O>;
+  fds?: number[];
+  parts?: PartOf<O>[];
+}
+type Handler<O extends StorageOp> = (
+  storage: Storage,
+  args: ArgsOf<O>,
+  context: Context,
+) => Promise<Outcome<O>>;
+/** Every operation but `list`, which streams its entries itself (streamList). */
+type TableOp = Exclude<StorageOp, 'list'>;
 
 let nextUploadId = 1;
 
-const OPS: Record<Exclude<StorageOp, 'list'>, OpSpec> = {
-  stat: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.stat(p as string) }) },
-  realPath: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.realPath(p as string) }) },
-  openRead: {
-    check: ([p]) => isPath(p),
-    run: async (s, [p]) => {
-      const opened = await s.openRead(p as string);
-      return { result: { stat: opened.stat }, fds: [opened.fd] };
-    },
+/** The worker's request table: one handler per operation STORAGE_PROTOCOL declares. */
+const HANDLERS: { [O in TableOp]: Handler<O> } = {
+  stat: async (s, [path]) => ({ result: await s.stat(path) }),
+  realPath: async (s, [path]) => ({ result: await s.realPath(path) }),
+  openRead: async (s, [path]) => {
+    const opened = await s.openRead(path);
+    return { result: { stat: opened.stat }, fds: [opened.fd] };
   },
-  openWrite: {
-    check: ([p]) => isPath(p),
-    run: async (s, [p], context) => {
-      if (context.uploads.size >= MAX_UPLOADS_PER_CHANNEL)
-        throw new StorageError('LIMIT', 'too many open uploads');
-      const upload = await s.openWrite(p as string);
-      const uploadId = nextUploadId++;
-      context.uploads.set(uploadId, upload);
-      return { result: { uploadId, existing: upload.existing }, fds: [upload.fd] };
-    },
+  openWrite: async (s, [path], context) => {
+    if (context.uploads.size >= MAX_UPLOADS_PER_CHANNEL)
+      throw new StorageError('LIMIT', 'too many open uploads');
+    const upload = await s.openWrite(path);
+    const uploadId = nextUploadId++;
+    context.uploads.set(uploadId, upload);
+    // The upload keeps its descriptor; the reply carries a duplicate.
+    return { result: { uploadId, existing: upload.existing }, fds: [context.dup(upload.fd)] };
   },
-  commitWrite: {
-    check: ([id, size]) => isUploadId(id) && (size === undefined || isRequestId(size)),
-    run: async (_s, [id, size], context) => {
-      const upload = takeUpload(context, id as number);
-      return { result: await upload.commit(size as number | undefined) };
-    },
+  commitWrite: async (_s, [id, size], context) => ({ result: await takeUpload(context, id).commit(size) }),
+  abortWrite: async (_s, [id], context) => {
+    await takeUpload(context, id).abort();
+    return { result: null };
   },
-  abortWrite: {
-    check: ([id]) => isUploadId(id),
-    run: async (_s, [id], context) => {
-      await takeUpload(context, id as number).abort();
-      return {};
-    },
-  },
-  mkcol: { check: ([p]) => isPath(p), run: async (s, [p]) => (await s.mkcol(p as string), {}) },
-  remove: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.remove(p as string) }) },
-  copy: {
-    check: ([from, to, options]) => isPath(from) && isPath(to) && isTransfer(options),
-    run: async (s, [from, to, options]) => ({
-      result: await s.copy(from as string, to as string, options as TransferOptions),
-    }),
-  },
-  move: {
-    check: ([from, to, options]) =>
-      isPath(from) && isPath(to) && isTransfer({ depth: 'infinity', ...(options as object) }),
-    run: async (s, [from, to, options]) => ({
-      result: await s.move(from as string, to as string, {
-        overwrite: (options as TransferOptions).overwrite,
-      }),
-    }),
-  },
-  getProps: {
-    check: ([p, selection]) => isPath(p) && isSelection(selection),
-    run: async (s, [p, selection]) => ({ result: await s.getProps(p as string, selection as PropSelection) }),
-  },
-  patchProps: {
-    check: ([p, ops]) => isPath(p) && isPatch(ops),
-    run: async (s, [p, ops]) => (await s.patchProps(p as string, ops as PropPatchOp[]), {}),
-  },
-  setTimes: {
-    check: ([p, times]) => isPath(p) && isTimes(times),
-    run: async (s, [p, times]) => (await s.setTimes(p as string, times as Times), {}),
-  },
-  space: { check: ([p]) => isPath(p), run: async (s, [p]) => ({ result: await s.space(p as string) }) },
-  checkWritable: {
-    check: ([p]) => isPath(p),
-    run: async (s, [p]) => (await s.checkWritable(p as string), {}),
-  },
+  mkcol: async (s, [path]) => (await s.mkcol(path), { result: null }),
+  remove: async (s, [path]) => ({ result: [], parts: await s.remove(path) }),
+  copy: async (s, [from, to, options]) => separateErrors(await s.copy(from, to, options)),
+  move: async (s, [from, to, options]) =>
+    separateErrors(await s.move(from, to, { overwrite: options.overwrite })),
+  patchProps: async (s, [path, ops]) => (await s.patchProps(path, ops), { result: null }),
+  setTimes: async (s, [path, times]) => (await s.setTimes(path, times), { result: null }),
+  space: async (s, [path]) => ({ result: await s.space(path) }),
+  checkWritable: async (s, [path]) => (await s.checkWritable(path), { result: null }),
 };
+
+/** A transfer's member failures go ahead as parts; the last reply says only whether it created. */
+function separateErrors(result: { created: boolean; errors: MemberError[] }): Outcome<'copy' | 'move'> {
+  return { result: { created: result.created, errors: [] }, parts: result.errors };
+}
+
+/** Checks a request's arguments against its declaration and runs its handler. */
+function runOperation<O extends TableOp>(
+  op: O,
+  args: readonly unknown[],
+  storage: Storage,
+  context: Context,
+): Promise<Outcome<O>> {
+  const spec: OperationSpec<ArgsOf<O>, ResultOf<O>, PartOf<O>> = PROTOCOL[op];
+  const handler: Handler<O> = HANDLERS[op];
+  if (!spec.args(args)) throw new StorageError('PROTOCOL', `bad arguments for ${op}`);
+  return handler(storage, args, context);
+}
+const PROTOCOL: { [O in StorageOp]: OperationSpec<ArgsOf<O>, ResultOf<O>, PartOf<O>> } = STORAGE_PROTOCOL;
 
 function takeUpload(context: Context, id: number): Upload {
   const upload = context.uploads.get(id);
@@ -281,21 +234,34 @@ class ListReply {
 }
 
 export function serveStorage(channel: Channel, options: StorageServerOptions): StorageServerState {
-  const context: Context = { uploads: new Map() };
+  const context: Context = { uploads: new Map(), dup: options.dup };
   let inFlight = 0;
   // Verified cookies are remembered until they expire: one HMAC per cookie, not per request.
   const verified = new Map<string, number>();
   let peerGone = false;
 
-  const reply = (message: object, fds: number[] = []): void => {
+  /**
+   * Sends one reply; never throws. The fds are the channel's from channel.send on (it closes them
+   * whatever happens); a reply that cannot be encoded never gets there, so its fds are closed here
+   * and the caller is answered with an error instead: no request is left without an answer.
+   */
+  const reply = (message: StorageReply, fds: readonly number[] = []): void => {
     if (peerGone) {
       closeAll(fds);
       return;
     }
+    let payload: Buffer;
     try {
-      channel.send(encodeMessage(message), fds);
+      payload = encodeMessage(message);
     } catch (error) {
-      options.log('error', `reply not sent: ${(error as Error).message}`);
+      closeAll(fds);
+      options.log('error', `reply not sent: ${errorText(error)}; answering with an error instead`);
+      payload = encodeMessage({ id: message.id, ok: false, code: 'INTERNAL', message: 'reply too large' });
+    }
+    try {
+      channel.send(payload, fds);
+    } catch (error) {
+      options.log('error', `reply not sent: ${errorText(error)}`);
     }
   };
   const fail = (id: number, error: unknown): void => {
@@ -308,6 +274,28 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       message: storageError.code === 'INTERNAL' ? 'internal error' : storageError.message,
       property: storageError.property,
     });
+  };
+  // A streamed answer goes no faster than the web process takes it (it pauses the channel when its
+  // client falls behind): past this much unsent, wait for the channel to drain.
+  const keepPace = async (): Promise<void> => {
+    if (channel.queuedBytes > LIST_SEND_AHEAD_BYTES) await drained(channel);
+  };
+  /** Member failures ahead of the last reply, in `more: true` batches of bounded size. */
+  const sendParts = async (id: number, parts: readonly unknown[]): Promise<void> => {
+    let batch: unknown[] = [];
+    let bytes = 0;
+    for (const part of parts) {
+      const size = Buffer.byteLength(JSON.stringify(part), 'utf8') + 1;
+      if (batch.length > 0 && bytes + size > MEMBER_ERROR_BATCH_BYTES) {
+        reply({ id, ok: true, more: true, result: batch });
+        batch = [];
+        bytes = 0;
+        await keepPace();
+      }
+      batch.push(part);
+      bytes += size;
+    }
+    if (batch.length > 0) reply({ id, ok: true, more: true, result: batch });
   };
 
   const checkCookie = (cookie: unknown): StorageError | null => {
@@ -324,13 +312,9 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     return null;
   };
 
-  const streamList = async (id: number, args: Args): Promise<void> => {
-    const [path, depth, listOptions] = args;
-    const selection = (listOptions as { props?: unknown } | null)?.props;
-    const requested = (listOptions as { limit?: unknown } | null)?.limit;
-    if (!isPath(path) || !isDepth(depth) || !isSelection(selection) || !isRequestId(requested)) {
-      throw new StorageError('PROTOCOL', 'bad arguments for list');
-    }
+  const streamList = async (id: number, args: readonly unknown[]): Promise<void> => {
+    if (!STORAGE_PROTOCOL.list.args(args)) throw new StorageError('PROTOCOL', 'bad arguments for list');
+    const [path, depth, { props: selection, limit: requested }] = args;
     // The configured bound is for Depth: infinity; a Depth 1 listing of a big directory is fine.
     const limit = depth === 'infinity' ? Math.min(requested, options.maxInfinityEntries) : requested;
     // Runs of entries already in wire form (each followed by a comma) are copied into the reply
@@ -340,11 +324,6 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     const flush = (more: boolean): void => {
       if (!peerGone) reply.send(channel, more);
       reply = new ListReply(id);
-    };
-    // A listing goes no faster than the web process takes it (it pauses the channel when its
-    // client falls behind): past this much unsent, wait for the channel to drain.
-    const keepPace = async (): Promise<void> => {
-      if (channel.queuedBytes > LIST_SEND_AHEAD_BYTES) await drained(channel);
     };
     const listArgs = { props: selection, limit };
     const bounds = { entries: LIST_BATCH_ENTRIES, bytes: LIST_BATCH_BYTES };
@@ -377,7 +356,7 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     }
     const op = message.op;
     const args = message.args;
-    if (typeof op !== 'string' || !(STORAGE_OPS as readonly string[]).includes(op) || !Array.isArray(args)) {
+    if (!isStorageOp(op) || !Array.isArray(args)) {
       options.log('warn', `unknown storage operation refused: ${String(op).slice(0, 40)}`);
       fail(id, new StorageError('PROTOCOL', 'unknown operation'));
       return;
@@ -393,11 +372,9 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
         await streamList(id, args);
         return;
       }
-      const spec = OPS[op as Exclude<StorageOp, 'list'>];
-      if (!spec.check(args)) throw new StorageError('PROTOCOL', `bad arguments for ${op}`);
-      const outcome = await spec.run(options.storage, args, context);
-      const sent = (outcome.fds ?? []).map((fd) => (op === 'openWrite' ? options.dup(fd) : fd));
-      reply({ id, ok: true, result: outcome.result }, sent);
+      const outcome = await runOperation(op, args, options.storage, context);
+      if (outcome.parts !== undefined) await sendParts(id, outcome.parts);
+      reply({ id, ok: true, result: outcome.result }, outcome.fds);
     } catch (error) {
       fail(id, error);
     }
@@ -427,4 +404,8 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       return !peerGone;
     },
   };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

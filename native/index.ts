@@ -39,7 +39,6 @@ export interface ChannelBinding {
 interface Addon extends ChannelBinding {
   socketpair(): [number, number];
   tcpListen(host: string, port: number, backlog: number): number;
-  linkTmpfile(fd: number, newPath: string): void;
   setNoNewPrivs(): void;
   closeFd(fd: number): void;
   closeFds(fds: Int32Array, callback: () => void): void;
@@ -128,11 +127,6 @@ export function socketpair(): [number, number] {
  */
 export function tcpListen(host: string, port: number, backlog: number): number {
   return addon.tcpListen(host, port, backlog);
-}
-
-/** Gives an O_TMPFILE file a name (fails with EEXIST if `newPath` exists: never replaces). */
-export function linkTmpfile(fd: number, newPath: string): void {
-  addon.linkTmpfile(fd, newPath);
 }
 
 /**
@@ -333,27 +327,7 @@ const NS_PER_SECOND = 1_000_000_000n;
  * The members of directory `path` (not . and ..), in directory order, each stat'ed following
  * symlinks; members that vanish or cannot be stat'ed are left out. Runs on the libuv threadpool
  * in one piece. Fails with a Node-style system error (code 'ENOENT', 'ENOTDIR', 'EACCES', 'E2BIG').
- */
-export function listDirectory(
-  path: string,
-  options: ListDirectoryOptions,
-  callback: (error: NodeJS.ErrnoException | null, members?: ListedMember[]) => void,
-): void {
-  addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, (error, listing) => {
-    if (error !== null || listing === undefined) callback(error);
-    else callback(null, Array.from(membersOf(listing)));
-  });
-}
-
-/** listDirectory as a promise. */
-export function listDirectoryAsync(path: string, options: ListDirectoryOptions): Promise<ListedMember[]> {
-  return new Promise((resolve, reject) =>
-    listDirectory(path, options, (error, members) => (error !== null ? reject(error) : resolve(members!))),
-  );
-}
-
-/**
- * listDirectory with the members decoded one at a time as they are iterated: a listing of many
+ * The members are decoded one at a time as they are iterated: a listing of many
  * thousands then costs JavaScript objects for the members in hand only, not all of them at once,
  * and its memory is freed when the iteration ends. It can be iterated once, and the Buffers of
  * its members (names, attributes) must not be kept past the iteration.

@@ -127,7 +127,10 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
   setNoNewPrivs();
   lockStore = await openLockStore(init.lockDatabase, root, address);
   configure(init);
-  channels = new WorkerChannels(monitor);
+  channels = new WorkerChannels(monitor, () => ({
+    callMs: current!.limits.workerCallTimeoutMs,
+    treeMs: current!.limits.workerTreeTimeoutMs,
+  }));
   const pipeline = createPipeline({
     authenticator: new Authenticator(monitor),
     channels,

@@ -29,7 +29,6 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor functions[] = {
       {"socketpair", NULL, native_socketpair, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tcpListen", NULL, native_tcp_listen, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"linkTmpfile", NULL, native_link_tmpfile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNoNewPrivs", NULL, native_set_no_new_privs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dupFd", NULL, native_dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readCached", NULL, native_read_cached, NULL, NULL, NULL, napi_enumerable, NULL},

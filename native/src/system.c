@@ -1,5 +1,5 @@
 // system.c — small system calls Node does not expose: SEQPACKET socket pairs, closing and
-// duplicating descriptors, reading only what is cached, no_new_privs, linking an O_TMPFILE, TCP listen.
+// duplicating descriptors, reading only what is cached, no_new_privs, TCP listen.
 #include "system.h"
 
 #include "args.h"
@@ -86,25 +86,6 @@ napi_value native_set_no_new_privs(napi_env env, napi_callback_info info) {
   (void)info;
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return privdav_throw_errno(env, errno, "prctl", NULL);
   return NULL;
-}
-
-// Names an O_TMPFILE file. linkat(fd, "", AT_EMPTY_PATH) would need CAP_DAC_READ_SEARCH, which a
-// worker running as the user does not have; the /proc/self/fd route needs only the fd.
-napi_value native_link_tmpfile(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  int fd;
-  if (!privdav_get_args(env, info, 2, argv) || !privdav_get_fd(env, argv[0], &fd))
-    return privdav_throw_type_error(env, "fd must be a non-negative integer");
-  char *new_path = privdav_get_c_string(env, argv[1]);
-  if (new_path == NULL) return privdav_throw_type_error(env, "newPath must be a string without NUL bytes");
-  char proc_path[64];
-  snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
-  int rc = linkat(AT_FDCWD, proc_path, AT_FDCWD, new_path, AT_SYMLINK_FOLLOW);
-  int err = errno;
-  napi_value result = NULL;
-  if (rc != 0) result = privdav_throw_errno(env, err, "linkat", new_path);
-  free(new_path);
-  return result;
 }
 
 // A numeric host only: resolving names here would block the event loop of the root process.

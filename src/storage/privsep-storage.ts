@@ -3,25 +3,29 @@
 // descriptor. The web process never opens a user's file itself. Listings arrive in batches.
 
 import { Channel } from '../../common/channel';
-import { RpcClient, RpcClosedError, Reply, closeAll } from '../../common/rpc';
-import { entryFromWire, type StorageOp } from '../../common/protocol';
+import { RpcClient, RpcClosedError, RpcTimeoutError, Reply, closeAll } from '../../common/rpc';
+import {
+  STORAGE_PROTOCOL,
+  isStorageErrorCode,
+  type ArgsOf,
+  type OperationSpec,
+  type PartOf,
+  type ResultOf,
+  type StorageOp,
+} from '../../common/storage-protocol';
 import { MonitorClient } from '../monitor-client';
 import {
-  ALL_STORAGE_ERROR_CODES,
   DavPath,
-  DeadProps,
   Depth,
   Entry,
   ListOptions,
   MemberError,
   OpenedFile,
   PropPatchOp,
-  PropSelection,
   Space,
   Stat,
   Storage,
   StorageError,
-  StorageErrorCode,
   Times,
   TransferOptions,
   TransferResult,
@@ -36,29 +40,36 @@ export interface Session {
   refresh(): Promise<void>;
 }
 
-/** Calls that do nothing a second time would undo: safe to resend after a lost worker. */
-const RETRYABLE = new Set<StorageOp>([
-  'stat',
-  'realPath',
-  'list',
-  'openRead',
-  'openWrite',
-  'getProps',
-  'space',
-  'setTimes',
-  'checkWritable',
-]);
+/** The declarations, typed per operation (so a generic op indexes its own spec). */
+const PROTOCOL: { [O in StorageOp]: OperationSpec<ArgsOf<O>, ResultOf<O>, PartOf<O>> } = STORAGE_PROTOCOL;
+
+/** A call's answer after every reply passed its declaration's decoder. */
+interface Answer<O extends StorageOp> {
+  result: ResultOf<O>;
+  /** Results of the `more: true` replies before the last, in order. */
+  parts: PartOf<O>[];
+  fds: number[];
+}
 
 /** What WorkerChannels needs of the monitor: a fresh channel descriptor to the cookie owner's worker. */
 export type WorkerConnector = Pick<MonitorClient, 'connect'>;
+
+/** How long a call waits for the worker's (next) reply: ordinary calls, and tree operations. */
+export interface WorkerDeadlines {
+  callMs: number;
+  treeMs: number;
+}
 
 /** One channel per user to that user's worker, opened through the monitor on first use. */
 export class WorkerChannels {
   readonly #monitor: WorkerConnector;
   readonly #channels = new Map<number, Promise<RpcClient>>();
+  /** Read at each call, so a reload applies at once. */
+  readonly deadlines: () => WorkerDeadlines;
 
-  constructor(monitor: WorkerConnector) {
+  constructor(monitor: WorkerConnector, deadlines: () => WorkerDeadlines) {
     this.#monitor = monitor;
+    this.deadlines = deadlines;
   }
 
   get(session: Session): Promise<RpcClient> {
@@ -114,34 +125,24 @@ export class PrivsepStorage implements Storage {
   }
 
   async stat(path: DavPath): Promise<Stat | null> {
-    return (await this.#call('stat', [path])).result as Stat | null;
+    return (await this.#call('stat', [path])).result;
   }
 
   async realPath(path: DavPath): Promise<string> {
-    const result = (await this.#call('realPath', [path])).result;
-    if (typeof result !== 'string') throw protocolError('realPath');
-    return result;
+    return (await this.#call('realPath', [path])).result;
   }
 
   async *list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry> {
+    const args: ArgsOf<'list'> = [path, depth, options];
     for (let attempt = 0; ; attempt++) {
       const rpc = await this.#connect(attempt);
       let first = true;
       try {
-        for await (const reply of rpc.stream({
-          op: 'list',
-          cookie: this.#session.cookie,
-          args: [path, depth, options],
-        })) {
-          closeAll(reply.fds);
-          const result = unwrap(reply);
+        const request = { op: 'list', cookie: this.#session.cookie, args };
+        for await (const reply of rpc.stream(request, this.#channels.deadlines().callMs)) {
+          const entries = decodeReply('list', reply);
           first = false;
-          if (!Array.isArray(result)) throw protocolError('list');
-          for (const wire of result) {
-            const entry = entryFromWire(wire);
-            if (entry === null) throw protocolError('list');
-            yield entry;
-          }
+          yield* entries;
         }
         return;
       } catch (error) {
@@ -152,22 +153,13 @@ export class PrivsepStorage implements Storage {
   }
 
   async openRead(path: DavPath): Promise<OpenedFile> {
-    const reply = await this.#call('openRead', [path]);
-    if (reply.fds.length !== 1) {
-      closeAll(reply.fds);
-      throw protocolError('openRead');
-    }
-    return { fd: reply.fds[0]!, stat: (reply.result as { stat: Stat }).stat };
+    const { result, fds } = await this.#call('openRead', [path]);
+    return { fd: onlyFd(fds), stat: result.stat };
   }
 
   async openWrite(path: DavPath): Promise<Upload> {
-    const reply = await this.#call('openWrite', [path]);
-    const result = reply.result as { uploadId?: unknown; existing?: Stat | null } | null;
-    if (reply.fds.length !== 1 || typeof result?.uploadId !== 'number') {
-      closeAll(reply.fds);
-      throw protocolError('openWrite');
-    }
-    const fd = reply.fds[0]!;
+    const { result, fds } = await this.#call('openWrite', [path]);
+    const fd = onlyFd(fds);
     const uploadId = result.uploadId;
     let settled = false;
     const settle = (): void => {
@@ -177,11 +169,10 @@ export class PrivsepStorage implements Storage {
     };
     return {
       fd,
-      existing: result.existing ?? null,
+      existing: result.existing,
       commit: async (size?: number) => {
         settle();
-        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size]))
-          .result as Stat;
+        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size])).result;
       },
       abort: async () => {
         settle();
@@ -195,19 +186,18 @@ export class PrivsepStorage implements Storage {
   }
 
   async remove(path: DavPath): Promise<MemberError[]> {
-    return (await this.#call('remove', [path])).result as MemberError[];
+    const { result, parts } = await this.#call('remove', [path]);
+    return [...parts, ...result];
   }
 
   async copy(from: DavPath, to: DavPath, options: TransferOptions): Promise<TransferResult> {
-    return (await this.#call('copy', [from, to, options])).result as TransferResult;
+    const { result, parts } = await this.#call('copy', [from, to, options]);
+    return { created: result.created, errors: [...parts, ...result.errors] };
   }
 
   async move(from: DavPath, to: DavPath, options: Omit<TransferOptions, 'depth'>): Promise<TransferResult> {
-    return (await this.#call('move', [from, to, options])).result as TransferResult;
-  }
-
-  async getProps(path: DavPath, selection: PropSelection): Promise<DeadProps> {
-    return (await this.#call('getProps', [path, selection])).result as DeadProps;
+    const { result, parts } = await this.#call('move', [from, to, options]);
+    return { created: result.created, errors: [...parts, ...result.errors] };
   }
 
   async patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void> {
@@ -223,7 +213,7 @@ export class PrivsepStorage implements Storage {
   }
 
   async space(path: DavPath): Promise<Space> {
-    return (await this.#call('space', [path])).result as Space;
+    return (await this.#call('space', [path])).result;
   }
 
   async #connect(attempt: number): Promise<RpcClient> {
@@ -244,16 +234,24 @@ export class PrivsepStorage implements Storage {
     return error instanceof RpcClosedError;
   }
 
-  async #call(op: StorageOp, args: unknown[]): Promise<{ result: unknown; fds: number[] }> {
+  /** One call, every reply checked against the operation's declaration (a streamed one collected). */
+  async #call<O extends Exclude<StorageOp, 'list'>>(op: O, args: ArgsOf<O>): Promise<Answer<O>> {
+    const spec = PROTOCOL[op];
     for (let attempt = 0; ; attempt++) {
       const rpc = await this.#connect(attempt);
+      const deadlines = this.#channels.deadlines();
+      const deadlineMs = spec.tree === true ? deadlines.treeMs : deadlines.callMs;
       try {
-        const reply = await rpc.call({ op, cookie: this.#session.cookie, args });
-        return { result: unwrap(reply), fds: reply.fds };
+        const request = { op, cookie: this.#session.cookie, args };
+        if (spec.parts === undefined) {
+          const reply = await rpc.call(request, [], deadlineMs);
+          return { result: decodeReply(op, reply), parts: [], fds: reply.fds };
+        }
+        return await collect(op, rpc.stream(request, deadlineMs));
       } catch (error) {
         const retry =
           attempt === 0 &&
-          (error instanceof RpcClosedError ? RETRYABLE.has(op) : true) &&
+          (error instanceof RpcClosedError ? spec.retryable : true) &&
           (await this.#recover(error));
         if (!retry) throw asStorageError(error);
       }
@@ -261,15 +259,54 @@ export class PrivsepStorage implements Storage {
   }
 }
 
-function unwrap(reply: Reply): unknown {
+/** The replies of a streamed call: the `more: true` ones are parts, the last one the result. */
+async function collect<O extends StorageOp>(op: O, replies: AsyncIterable<Reply>): Promise<Answer<O>> {
+  const parts: PartOf<O>[] = [];
+  for await (const reply of replies) {
+    if (reply.message.more !== true) return { result: decodeReply(op, reply), parts, fds: reply.fds };
+    parts.push(...decodePart(op, reply));
+  }
+  throw protocolError(op);
+}
+
+/**
+ * A reply's result as its declaration says it must look, or the error it carries as a
+ * StorageError. Anything else is refused: a confused or compromised worker is not believed. The
+ * descriptors are the caller's only when the result is accepted and carries them.
+ */
+function decodeReply<O extends StorageOp>(op: O, reply: Reply): ResultOf<O> {
+  const spec = PROTOCOL[op];
+  const result = spec.result(okResult(reply));
+  if (result === undefined || reply.fds.length !== spec.replyFds) {
+    closeAll(reply.fds);
+    throw protocolError(op);
+  }
+  return result;
+}
+
+function decodePart<O extends StorageOp>(op: O, reply: Reply): PartOf<O>[] {
+  const part = PROTOCOL[op].parts?.(okResult(reply));
+  closeAll(reply.fds);
+  if (part === undefined) throw protocolError(op);
+  return part;
+}
+
+/** The result of a successful reply; a failure reply is thrown as the StorageError it names. */
+function okResult(reply: Reply): unknown {
   const message = reply.message;
   if (message.ok === true) return message.result ?? null;
   closeAll(reply.fds);
-  const code = (ALL_STORAGE_ERROR_CODES as readonly string[]).includes(message.code as string)
-    ? (message.code as StorageErrorCode)
-    : 'INTERNAL';
+  if (message.ok !== false) throw new StorageError('PROTOCOL', 'malformed reply from the worker');
+  const code = isStorageErrorCode(message.code) ? message.code : 'INTERNAL';
   const property = typeof message.property === 'string' ? message.property : undefined;
   throw new StorageError(code, typeof message.message === 'string' ? message.message : code, property);
+}
+
+/** The one descriptor a reply was checked to carry. */
+function onlyFd(fds: readonly number[]): number {
+  const [fd] = fds;
+  if (fd === undefined) throw new StorageError('PROTOCOL', 'reply without its descriptor');
+  return fd;
 }
 
 function protocolError(op: string): StorageError {
@@ -278,5 +315,7 @@ function protocolError(op: string): StorageError {
 
 function asStorageError(error: unknown): StorageError {
   if (error instanceof RpcClosedError) return new StorageError('UNAVAILABLE', 'the worker went away');
+  if (error instanceof RpcTimeoutError)
+    return new StorageError('UNAVAILABLE', 'the worker did not answer in time');
   return StorageError.from(error);
 }

@@ -76,7 +76,7 @@ before(async () => {
     }),
     refresh: () => Promise.reject(new Error('no monitor here')),
   };
-  channels = new WorkerChannels(connector);
+  channels = new WorkerChannels(connector, () => ({ callMs: 60_000, treeMs: 600_000 }));
   server = await startDavTestServer({ storage: new PrivsepStorage(channels, session) });
 });
 

@@ -312,6 +312,24 @@ describe('durations', () => {
     });
   });
 
+  test('the worker deadlines default to 2 minutes per call and 1 hour per tree operation, and are read with key and line', () => {
+    const defaults = parseConfig('', null).limits;
+    assert.equal(defaults.workerCallTimeoutMs, 120_000);
+    assert.equal(defaults.workerTreeTimeoutMs, 3_600_000);
+    const set = parseConfig(
+      '[limits]\nworker_call_timeout = "30s"\nworker_tree_timeout = "3h"\n',
+      null,
+    ).limits;
+    assert.equal(set.workerCallTimeoutMs, 30_000);
+    assert.equal(set.workerTreeTimeoutMs, 3 * 3_600_000);
+    const problem = problemOf('[limits]\n\nworker_call_timeout = "500ms"\n');
+    assert.deepEqual([problem.key, problem.line], ['limits.worker_call_timeout', 3]);
+    assert.match(
+      problemOf('[limits]\nworker_tree_timeout = "8d"\n').message,
+      /too large: the maximum is "7d"/,
+    );
+  });
+
   test('the lock timeout is kept in whole seconds', () => {
     assert.equal(parseConfig('[limits]\nmax_lock_timeout = "2h"\n', null).limits.maxLockTimeoutS, 7200);
     assert.match(

@@ -1,17 +1,13 @@
 // The addon's system calls on real descriptors: socketpair, closeFd, dupFd, tcpListen,
-// linkTmpfile and setNoNewPrivs (in a child, since it cannot be undone).
+// and setNoNewPrivs (in a child, since it cannot be undone).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { closeFd, dupFd, linkTmpfile, socketpair, tcpListen } from '../../native';
+import { closeFd, dupFd, socketpair, tcpListen } from '../../native';
 
 const O_CLOEXEC = 0o2000000;
-// O_TMPFILE on x86_64 and arm64 is __O_TMPFILE | O_DIRECTORY; node:fs does not export it.
-const O_TMPFILE = 0o20200000;
 
 function openFlags(fd: number): number {
   const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
@@ -137,27 +133,6 @@ test('tcpListen refuses anything but a numeric address with EINVAL and a port al
     });
   } finally {
     server.close();
-  }
-});
-
-test('linkTmpfile names an O_TMPFILE file with its content, and refuses an existing name with EEXIST', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'privdav-native-'));
-  try {
-    const fd = fs.openSync(dir, fs.constants.O_WRONLY | O_TMPFILE, 0o600);
-    try {
-      fs.writeSync(fd, 'uploaded body');
-      assert.deepEqual(fs.readdirSync(dir), [], 'an O_TMPFILE file has no name yet');
-      const target = path.join(dir, 'file.txt');
-      linkTmpfile(fd, target);
-      assert.equal(fs.readFileSync(target, 'utf8'), 'uploaded body');
-      assert.equal(fs.statSync(target).mode & 0o777, 0o600);
-      assert.throws(() => linkTmpfile(fd, target), { code: 'EEXIST', syscall: 'linkat', path: target });
-      assert.throws(() => linkTmpfile(fd, `${target}\0x`), TypeError);
-    } finally {
-      closeFd(fd);
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true });
   }
 });
 
