@@ -1,26 +1,30 @@
-// Tree operations whose members fail by the thousand, through the real daemon and worker: the
-// worker's answer is bigger than one channel message, and the client must still get its 207 in
-// seconds (it used to wait for the 5-minute socket timer while the worker logged "reply not sent").
+// Every request gets an answer, through the real daemon and worker. Tree operations whose members
+// fail by the thousand answer more than one channel message holds: the client must still get its
+// 207 in seconds (it used to wait for the 5-minute socket timer while the worker logged "reply not
+// sent"). A worker that does not answer at all costs its request a 503 after worker_call_timeout.
 
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { multistatusHrefs } from '../support/clients';
-import { Daemon, request, startDaemon } from '../support/daemon';
+import { Daemon, request, sleep, startDaemon } from '../support/daemon';
+import { readProcStatus } from '../../common/proc-status';
 import { TestUsers, createUsers, type TestUser } from '../support/users';
 
 /** Enough members that their failures take well over one 128 KiB message (~70 bytes each). */
 const MEMBERS = 3000;
 /** Generous for a loaded 2-core machine; the old code needed the 5-minute idle timer. */
 const ANSWER_WITHIN_MS = 30_000;
+/** worker_call_timeout for this file's daemon: short, so a stopped worker is given up on quickly. */
+const CALL_TIMEOUT_S = 3;
 
 let users: TestUsers;
 let daemon: Daemon;
 
 before(async () => {
   users = createUsers();
-  daemon = await startDaemon();
+  daemon = await startDaemon({ extra: { limits: [`worker_call_timeout = "${CALL_TIMEOUT_S}s"`] } });
 });
 after(async () => {
   await daemon.stop();
@@ -102,5 +106,35 @@ describe('a tree operation with thousands of failing members', () => {
       headers: { Depth: '0' },
     });
     assert.equal(response.status, 207);
+  });
+});
+
+describe('a worker that does not answer', () => {
+  test('a request to a stopped worker gets 503 after worker_call_timeout, and the next one is served once it runs again', async () => {
+    const { bob } = users;
+    assert.equal(
+      (await request(daemon, '/', { method: 'PROPFIND', user: bob, headers: { Depth: '0' } })).status,
+      207,
+    );
+    const workers = daemon.processes().workers.filter((pid) => readProcStatus(pid).uids[0] === bob.uid);
+    assert.equal(workers.length, 1);
+    const worker = workers[0]!;
+    process.kill(worker, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      const response = await request(daemon, '/', { method: 'PROPFIND', user: bob, headers: { Depth: '0' } });
+      const elapsed = Date.now() - started;
+      assert.equal(response.status, 503);
+      assert.ok(response.headers['retry-after'] !== undefined, 'a 503 says when to retry');
+      assert.ok(elapsed >= CALL_TIMEOUT_S * 1000 - 100, `gave up after ${elapsed} ms`);
+      assert.ok(elapsed < CALL_TIMEOUT_S * 1000 + 10_000, `gave up after ${elapsed} ms`);
+    } finally {
+      process.kill(worker, 'SIGCONT');
+    }
+    await sleep(200);
+    assert.equal(
+      (await request(daemon, '/', { method: 'PROPFIND', user: bob, headers: { Depth: '0' } })).status,
+      207,
+    );
   });
 });
