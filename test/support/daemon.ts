@@ -66,7 +66,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     section('log', ['level = "info"']),
   ].join('\n');
   const configPath = join(dir, 'privdav.toml');
-  writeFileSync(configPath, config);
+  // 0600: a [locks] database URL may carry a password (check-config refuses it world-readable).
+  writeFileSync(configPath, config, { mode: 0o600 });
   return startDaemonWithConfig(configPath, port, dir);
 }
 
