@@ -72,9 +72,10 @@ export function storageStatus(code: StorageErrorCode): StatusAndReason {
 /** Any thrown value as a DavError; unexpected ones become 500 (the caller logs them). */
 export function toDavError(error: unknown): DavError {
   if (error instanceof DavError) return error;
-  // Fail closed: no lock decision without the lock database (the handler logs the cause).
+  // Fail closed: no lock decision without the lock database. The cause (an address, a database
+  // error) goes to the log (the handler logs the thrown error), not to the client.
   if (error instanceof LockStoreUnavailableError)
-    return new DavError(503, error.message, undefined, undefined, 5);
+    return new DavError(503, 'lock database unavailable; try again shortly', undefined, undefined, 5);
   if (error instanceof StorageError) {
     const { status, reason } = storageStatus(error.code);
     if (error.code === 'LIMIT') return new DavError(status, reason, 'propfind-finite-depth');

@@ -78,6 +78,11 @@ export interface LockStore {
   covering(realPath: string, nowMs: number): Promise<LockRecord[]>;
   /** Locks rooted strictly below the resource. */
   below(realPath: string, nowMs: number): Promise<LockRecord[]>;
+  /**
+   * Locks rooted at the resource's direct members: what a Depth 1 listing shows (locks further
+   * down cover no member), without fetching every lock of the subtree.
+   */
+  atMembers(realPath: string, nowMs: number): Promise<LockRecord[]>;
   /** Extends a lock; returns it updated, or null if it no longer exists. */
   refresh(token: string, timeoutS: number, nowMs: number): Promise<LockRecord | null>;
   remove(token: string): Promise<void>;
@@ -165,6 +170,11 @@ export class MemoryLockStore implements LockStore {
     return this.belowNow(realPath, nowMs);
   }
 
+  async atMembers(realPath: string, nowMs: number): Promise<LockRecord[]> {
+    const prefix = belowRange(realPath)[0];
+    return this.belowNow(realPath, nowMs).filter((lock) => !lock.root.includes('/', prefix.length));
+  }
+
   async refresh(token: string, timeoutS: number, nowMs: number): Promise<LockRecord | null> {
     const lock = this.locks.get(token);
     if (lock === undefined || lock.expiresMs <= nowMs) return null;
@@ -245,6 +255,7 @@ export class SqliteLockStore implements LockStore {
     get: Database.Statement<[string, number]>;
     covering: Database.Statement<[string, string, number]>;
     below: Database.Statement<[string, string, number]>;
+    atMembers: Database.Statement<[string, string, string, number]>;
     refresh: Database.Statement<[number, number, string, number]>;
     remove: Database.Statement<[string]>;
     removeTree: Database.Statement<[string, string, string]>;
@@ -286,6 +297,11 @@ export class SqliteLockStore implements LockStore {
          AND expires_ms > ?`,
       ),
       below: this.db.prepare('SELECT * FROM locks WHERE root > ? AND root < ? AND expires_ms > ?'),
+      // The range index finds the subtree; the test on the rest of the name keeps direct members.
+      atMembers: this.db.prepare(
+        `SELECT * FROM locks WHERE root > ? AND root < ? AND instr(substr(root, length(?) + 1), '/') = 0
+         AND expires_ms > ?`,
+      ),
       refresh: this.db.prepare(
         'UPDATE locks SET timeout_s = ?, expires_ms = ? WHERE token = ? AND expires_ms > ?',
       ),
@@ -355,6 +371,11 @@ export class SqliteLockStore implements LockStore {
 
   async below(realPath: string, nowMs: number): Promise<LockRecord[]> {
     return this.belowNow(realPath, nowMs);
+  }
+
+  async atMembers(realPath: string, nowMs: number): Promise<LockRecord[]> {
+    const [from, to] = belowRange(realPath);
+    return (this.statements.atMembers.all(from, to, from, nowMs) as LockRow[]).map(fromRow);
   }
 
   async refresh(token: string, timeoutS: number, nowMs: number): Promise<LockRecord | null> {

@@ -127,7 +127,8 @@ export async function lockIndexFor(
     if (!(await request.lockStore.hasLocks(request.nowMs))) return null;
     rootReal = await realPathOf(request, rootPath);
     locks = await request.lockStore.covering(rootReal, request.nowMs);
-    if (depth !== 0) locks.push(...(await request.lockStore.below(rootReal, request.nowMs)));
+    if (depth === 1) locks.push(...(await request.lockStore.atMembers(rootReal, request.nowMs)));
+    if (depth === 'infinity') locks.push(...(await request.lockStore.below(rootReal, request.nowMs)));
   } catch (error) {
     // Reads go on while the lock database is down; only writes need its answer.
     if (error instanceof LockStoreUnavailableError) return null;

@@ -234,6 +234,16 @@ export class PostgresLockStore implements LockStore {
     return this.guard(() => this.belowWith(this.pool, realPath, nowMs));
   }
 
+  async atMembers(realPath: string, nowMs: number): Promise<LockRecord[]> {
+    const [from, to] = belowRange(realPath);
+    const rows = await this.query(
+      `SELECT ${COLUMNS} FROM privdav_locks WHERE root > $1 AND root < $2
+       AND strpos(substr(root, char_length($1) + 1), '/') = 0 AND expires > now()`,
+      [from, to],
+    );
+    return rows.map((row) => fromRow(row, nowMs));
+  }
+
   async refresh(token: string, timeoutS: number, nowMs: number): Promise<LockRecord | null> {
     const rows = await this.query(
       `UPDATE privdav_locks SET timeout_s = $2::integer, expires = now() + make_interval(secs => $2::integer)

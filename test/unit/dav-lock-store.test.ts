@@ -118,6 +118,9 @@ for (const [name, make] of stores) {
       assert.deepEqual(tokens(await store.covering('/srv/home/ab', NOW)), []);
       assert.deepEqual(tokens(await store.below('/srv/home/a', NOW)), ['flat', 'leaf']);
       assert.deepEqual(tokens(await store.below('/', NOW)), ['deep', 'flat', 'leaf']);
+      assert.deepEqual(tokens(await store.atMembers('/srv/home', NOW)), ['deep']);
+      assert.deepEqual(tokens(await store.atMembers('/srv/home/a', NOW)), ['flat']);
+      assert.deepEqual(tokens(await store.atMembers('/srv/home/a/b/c', NOW)), []);
       await store.removeTree('/srv/home/a/b');
       assert.deepEqual(tokens(await store.below('/', NOW)), ['deep']);
     } finally {
