@@ -12,7 +12,7 @@ PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2 e
 # Servers and tools the tests run for real: PostgreSQL (the shared lock store), HAProxy and nginx
 # (balancer, TLS-terminating proxy), Chromium (the same-origin attack), and the Debian package
 # build and its checker.
-PACKAGES+=(postgresql haproxy nginx-light chromium dpkg-dev fakeroot lintian man-db)
+PACKAGES+=(postgresql haproxy nginx-light openssl chromium dpkg-dev fakeroot lintian man-db)
 # `setup.sh --bench` adds what `npm run bench` compares against and loads with.
 if [ "${1:-}" = "--bench" ]; then PACKAGES+=(apache2 wrk); fi
 if [ "$(id -u)" -eq 0 ]; then

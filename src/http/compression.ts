@@ -45,6 +45,8 @@ export function startGeneratedBody(
     return res;
   }
   const { 'Content-Length': _length, ...rest } = headers;
+  // Another representation, so another strong validator (RFC 9110 §8.8.3), as Apache marks it.
+  if (typeof rest.ETag === 'string' && rest.ETag.endsWith('"')) rest.ETag = rest.ETag.slice(0, -1) + '-gzip"';
   res.writeHead(status, { ...rest, 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' });
   const gzip = zlib.createGzip({ level: GZIP_LEVEL });
   pipeline(gzip, res, ignoreError);

@@ -330,6 +330,8 @@ describe('compression of generated responses', () => {
     assert.equal(listing.status, 200);
     assert.equal(listing.headers['content-encoding'], 'gzip');
     assert.match(listing.text, /entry-0999\.txt/);
+    const plainListing = curl(url('/many/'), alice);
+    assert.equal(listing.headers.etag, plainListing.headers.etag!.replace(/"$/, '-gzip"'));
     const payload = randomBytes(50_000);
     aliceFile('stored.bin', payload);
     const file = curl(url('/stored.bin'), alice, ['-H', 'Accept-Encoding: gzip']);
