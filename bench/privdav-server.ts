@@ -25,6 +25,8 @@ export interface PrivdavOptions {
   directory: string;
   /** storage.durable: fsync each upload before the rename (privdav's default; Apache does not fsync). */
   durable: boolean;
+  /** log.access: one line per request (on by default; off to measure what it costs). */
+  accessLog: boolean;
 }
 
 export class PrivdavServer extends ProcessBackedServer implements BenchServer {
@@ -38,7 +40,7 @@ export class PrivdavServer extends ProcessBackedServer implements BenchServer {
   constructor(private readonly options: PrivdavOptions) {
     super();
     this.port = options.port;
-    this.label = `privdav (storage.durable = ${options.durable})`;
+    this.label = `privdav (storage.durable = ${options.durable}, log.access = ${options.accessLog})`;
     this.authorization = `Basic ${Buffer.from(`${options.user.name}:${options.user.password}`).toString('base64')}`;
     this.configPath = path.join(options.directory, 'privdav.toml');
   }
@@ -113,6 +115,7 @@ export class PrivdavServer extends ProcessBackedServer implements BenchServer {
       `durable = ${this.options.durable}`,
       '[log]',
       'level = "warn"',
+      `access = ${this.options.accessLog}`,
       '',
     ].join('\n');
   }

@@ -29,6 +29,7 @@ const usage = `Usage: npm run bench -- [options]
   --workloads IDS     comma-separated workload ids to run (default all)
   --privdav-standin   use a second Apache with Basic auth in place of privdav (while the daemon is unfinished)
   --no-durable        privdav with storage.durable = false (no fsync per upload, like Apache)
+  --no-access-log     privdav with log.access = false (compare with a run without it: the access log's cost)
   --output DIR        where results go (default bench/results)
 `;
 
@@ -41,6 +42,7 @@ interface Options {
   workloadIds: string[] | null;
   standin: boolean;
   durable: boolean;
+  accessLog: boolean;
   output: string;
 }
 
@@ -54,6 +56,7 @@ function parseOptions(argv: string[]): Options {
     workloadIds: null,
     standin: false,
     durable: true,
+    accessLog: true,
     output: path.resolve(__dirname, '..', '..', 'bench', 'results'),
   };
   let rounds: number | null = null;
@@ -92,6 +95,9 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--no-durable':
         options.durable = false;
+        break;
+      case '--no-access-log':
+        options.accessLog = false;
         break;
       case '--output':
         options.output = path.resolve(value());
@@ -264,7 +270,13 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
       const undoSystem = PrivdavServer.prepareSystem();
       cleanup.add('remove the PAM file the bench installed', undoSystem);
       servers.push(
-        new PrivdavServer({ port, user, directory: path.join(scratch, 'privdav'), durable: options.durable }),
+        new PrivdavServer({
+          port,
+          user,
+          directory: path.join(scratch, 'privdav'),
+          durable: options.durable,
+          accessLog: options.accessLog,
+        }),
       );
     }
   }

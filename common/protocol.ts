@@ -54,7 +54,14 @@ export interface ConnectRequest {
 export interface ReadyRequest {
   t: 'ready';
 }
-export type MonitorRequest = AuthRequest | ConnectRequest | ReadyRequest;
+/** The answer to a Ping: proves the web process's event loop runs (the watchdog's keep-alive). */
+export interface PongRequest {
+  t: 'pong';
+  seq: number;
+  /** Requests answered since the web process started (STATUS= shows the rate). */
+  requests: number;
+}
+export type MonitorRequest = AuthRequest | ConnectRequest | ReadyRequest | PongRequest;
 
 // ---- monitor → web process ----------------------------------------------------------------
 
@@ -87,6 +94,28 @@ export interface WebInit {
   hide: string[];
   /** Changes when the monitor retired the running workers (their settings changed on reload). */
   workerGeneration: number;
+  /** log.access: one line per answered request. */
+  accessLog: boolean;
+  /** Addresses of the inherited metrics listen descriptors, which follow the WebDAV ones. */
+  metricsListeners: string[];
+}
+
+/** What the monitor alone knows, for /metrics: counters since it started, gauges as of now. */
+export interface MonitorStats {
+  logins: Record<LoginResult, number>;
+  workers: number;
+  workerStarts: number;
+  /** Resident memory (VmRSS) in bytes by role, summed over the processes of that role. */
+  residentBytes: { monitor: number; web: number; worker: number };
+}
+export const LOGIN_RESULTS = ['ok', 'wrong', 'refused', 'backoff', 'overload'] as const;
+export type LoginResult = (typeof LOGIN_RESULTS)[number];
+
+/** Monitor → web process every few seconds (no id: a notice); answered with a PongRequest. */
+export interface Ping {
+  t: 'ping';
+  seq: number;
+  stats: MonitorStats;
 }
 
 // ---- monitor ↔ worker (control channel, fd 3 of the worker) ---------------------------------

@@ -43,7 +43,9 @@ export interface Config {
   storage: { durable: boolean };
   /** "sqlite" (a file under state_dir) or a postgresql:// URL, credentials included. */
   locks: { database: string };
-  log: { level: 'error' | 'warn' | 'info' | 'debug' };
+  log: { level: 'error' | 'warn' | 'info' | 'debug'; format: 'logfmt' | 'json'; access: boolean };
+  /** Prometheus text and /healthz, on listeners of their own (empty: off). */
+  metrics: { listen: ListenAddress[] };
   /** The file it came from; null when parsed from a string. */
   source: string | null;
 }
@@ -109,7 +111,8 @@ export function defaultConfig(): Config {
     },
     storage: { durable: true },
     locks: { database: 'sqlite' },
-    log: { level: 'info' },
+    log: { level: 'info', format: 'logfmt', access: true },
+    metrics: { listen: [] },
     source: null,
   };
 }
@@ -521,11 +524,12 @@ function canonicalIPv6(host: string): string {
   }
 }
 
-function listenAddresses(): Reader<ListenAddress[]> {
+function listenAddresses(allowNone = false): Reader<ListenAddress[]> {
   return (value, report) => {
     if (!Array.isArray(value))
       return void report(`expected an array of "host:port" strings, got ${describe(value)}`);
-    if (value.length === 0) return void report('must list at least one address, e.g. ["127.0.0.1:8080"]');
+    if (value.length === 0 && !allowNone)
+      return void report('must list at least one address, e.g. ["127.0.0.1:8080"]');
     const addresses: ListenAddress[] = [];
     let failed = false;
     value.forEach((item, index) => {
@@ -630,6 +634,12 @@ const SCHEMA: Schema = {
   },
   log: {
     level: { key: 'level', read: oneOf('error', 'warn', 'info', 'debug'), restart: false },
+    // Every process takes the format when it starts (workers too): a change waits for a restart.
+    format: { key: 'format', read: oneOf('logfmt', 'json'), restart: true },
+    access: { key: 'access', read: boolean(), restart: false },
+  },
+  metrics: {
+    listen: { key: 'listen', read: listenAddresses(true), restart: true },
   },
 };
 
@@ -688,6 +698,7 @@ function readConfig(text: string, source: string | null, checkFiles: boolean): C
   }
 
   checkTlsPair(config, document, problem);
+  checkMetricsListen(config, problem);
   if (checkFiles && problems.length === 0) checkTlsFiles(config, problem);
   if (checkFiles && source !== null) checkSecretsReadable(config, source, problem);
   if (problems.length > 0) throw new ConfigError(source, problems.sort(byLine));
@@ -720,6 +731,19 @@ function checkTlsPair(config: Config, document: TomlTable, problem: ProblemSink)
   }
   if (tlsKey !== null && !written('tls_cert')) {
     problem('server.tls_key', 'is set but server.tls_cert is not: set both (HTTPS) or neither (plain HTTP)');
+  }
+}
+
+/** The metrics listener is never the WebDAV port: /metrics must not be reachable where clients are. */
+function checkMetricsListen(config: Config, problem: ProblemSink): void {
+  for (const address of config.metrics.listen) {
+    const clash = config.server.listen.find((other) => listenConflict(other, address));
+    if (clash !== undefined) {
+      problem(
+        'metrics.listen',
+        `${address.text} overlaps server.listen ${clash.text}: use a port of its own`,
+      );
+    }
   }
 }
 

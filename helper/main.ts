@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Config, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config';
 import { lookUpAccount } from './accounts';
-import { Logger } from '../common/log';
+import { Logger, setLogFormat } from '../common/log';
 import { Monitor } from './monitor';
 
 const USAGE = `Usage: privdav [serve] [--config FILE]
@@ -95,6 +95,7 @@ function main(): void {
     process.stdout.write(`${path}: OK\n`);
     return;
   }
+  setLogFormat(config.log.format);
   const log = new Logger('monitor', config.log.level);
   try {
     new Monitor(config, log).start();

@@ -5,6 +5,7 @@
 // logged when wrong, and the monitor goes on.
 
 import { ChildProcess, spawn } from 'node:child_process';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Channel } from '../common/channel';
@@ -15,12 +16,15 @@ import { LoginThrottle } from './login-throttle';
 import { pamAuthenticate } from './pam';
 import { closeAll } from '../common/rpc';
 import { closeFd, socketpair, tcpListen } from '../native';
-import { Logger } from '../common/log';
+import { LOG_FORMAT_ENV, Logger, logFormat } from '../common/log';
 import { notifySystemd } from './sd-notify';
+import { Watchdog, monotonicUsec, residentBytes } from './watchdog';
 import {
   MAX_PASSWORD_BYTES,
   MAX_REMOTE_CHARS,
   MAX_USER_BYTES,
+  LoginResult,
+  MonitorStats,
   WebInit,
   WorkerSettings,
   decodeMessage,
@@ -35,6 +39,8 @@ const MAX_PENDING_AUTH = 512;
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
+/** A certificate this close to its end is warned about at every start and reload. */
+const CERTIFICATE_WARN_MS = 14 * 24 * 3600 * 1000;
 
 type Reply = (message: object, fds?: number[]) => void;
 
@@ -58,6 +64,9 @@ interface WebProcess {
   ready: boolean;
   used: Set<string>;
   startedAt: number;
+  /** The watchdog's view: when it last answered a ping, and how many requests it had answered. */
+  lastPongAt: number;
+  requests: number;
 }
 
 interface Worker {
@@ -96,7 +105,7 @@ function spawnWorker(env: Record<string, string>, args: string[], log: Logger): 
   try {
     child = spawn(process.execPath, [...WORKER_NODE_OPTIONS, WORKER_ENTRY, ...args], {
       stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-      env: { PATH: '/usr/bin:/bin', ...WORKER_MEMORY_ENV, ...env },
+      env: { PATH: '/usr/bin:/bin', ...WORKER_MEMORY_ENV, ...logEnvironment(), ...env },
       cwd: '/',
     });
   } catch (error) {
@@ -136,6 +145,13 @@ export class Monitor {
   #spareDelayMs = SPARE_DELAY_MS;
   #webAccount: Account;
   readonly #requests: Record<string, RequestSpec>;
+  readonly #logins: Record<LoginResult, number> = { ok: 0, wrong: 0, refused: 0, backoff: 0, overload: 0 };
+  #workerStarts = 0;
+  /** Bound for [metrics] listen; handed to the first web process only (one set of counters to scrape). */
+  readonly #metricsFds: number[] = [];
+  readonly #watchdog: Watchdog;
+  /** The TLS pair last read successfully, and the fingerprint it was logged under. */
+  #tls: { cert: string; key: string; fingerprint: string } | null = null;
 
   readonly #webEntry: string;
   readonly #webArgs: string[];
@@ -160,6 +176,14 @@ export class Monitor {
     }
     if (!this.#nonRoot && webAccount.uid === 0) throw new Error('server.user must not be root');
     this.#webAccount = webAccount;
+    this.#watchdog = new Watchdog({
+      webs: () => this.#webs,
+      ping: (web, seq) => this.#ping(web as WebProcess, seq),
+      counts: () => ({
+        users: this.#workers.size,
+        workers: this.#workers.size + (this.#spare === null ? 0 : 1),
+      }),
+    });
     this.#requests = {
       ready: {
         once: true,
@@ -168,6 +192,7 @@ export class Monitor {
         handle: (_message, _reply, web) => {
           web.ready = true;
           this.#log.info('web process ready', { pid: web.child.pid });
+          this.#watchdog.greet(web);
           if (!this.#notifiedReady) {
             this.#notifiedReady = true;
             notifySystemd('READY=1\nSTATUS=serving');
@@ -198,6 +223,12 @@ export class Monitor {
         refuse: (id, reply) => reply({ t: 'connect', id, ok: false, code: 'COOKIE_INVALID' }),
         handle: (m, reply) => this.#connect(m.id as number, m.cookie as string, reply),
       },
+      pong: {
+        once: false,
+        afterReady: true,
+        check: (m) => isRequestId(m.seq) && isRequestId(m.requests),
+        handle: (m, _reply, web) => this.#watchdog.pong(web, m.seq as number, m.requests as number),
+      },
     };
   }
 
@@ -223,11 +254,22 @@ export class Monitor {
       }
     }
     this.#log.info('listening', { on: this.#config.server.listen.map((address) => address.text).join(' ') });
+    for (const address of this.#config.metrics.listen) {
+      try {
+        this.#metricsFds.push(tcpListen(address.host, address.port, 64));
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        throw new Error(
+          `cannot listen on ${address.text} (metrics.listen): ${code ?? (error as Error).message}`,
+        );
+      }
+    }
     for (let slot = 0; slot < this.#config.server.webProcesses; slot++) {
       this.#restartDelays[slot] = RESTART_MIN_MS;
       this.#startWeb(slot);
     }
     this.#startSpare();
+    this.#watchdog.start();
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
     process.on('SIGHUP', () => this.#reload());
@@ -238,8 +280,9 @@ export class Monitor {
     this.#stopping = true;
     this.#log.info('stopping', { reason });
     notifySystemd('STOPPING=1');
+    this.#watchdog.stop();
     // Stop accepting: the web process closes its listeners, we close our copies.
-    for (const fd of this.#listenFds.splice(0)) closeAll([fd]);
+    for (const fd of [...this.#listenFds.splice(0), ...this.#metricsFds.splice(0)]) closeAll([fd]);
     await Promise.all(
       this.#webs.map(async (web) => {
         if (web === null || web.child.exitCode !== null) return;
@@ -275,13 +318,44 @@ export class Monitor {
     if (!this.#nonRoot) chownSync(dir, this.#webAccount.uid, this.#webAccount.gid);
   }
 
-  #webInit(): WebInit {
-    const { server, auth, limits, log } = this.#config;
-    let tls: WebInit['tls'] = null;
-    if (server.tlsCert !== null && server.tlsKey !== null) {
-      // The key is read here, as root, and handed over: the web account need not be able to read the file.
-      tls = { cert: readFileSync(server.tlsCert, 'utf8'), key: readFileSync(server.tlsKey, 'utf8') };
+  /**
+   * The TLS pair, re-read at each start of a web process and each reload (certbot renews in place).
+   * The key is read here, as root, and handed over: the web account need not be able to read it.
+   * A pair that cannot be read or does not belong together keeps the previous one, and says why.
+   */
+  #tlsPair(): WebInit['tls'] {
+    const { tlsCert, tlsKey } = this.#config.server;
+    if (tlsCert === null || tlsKey === null) return null;
+    try {
+      const cert = readFileSync(tlsCert, 'utf8');
+      const key = readFileSync(tlsKey, 'utf8');
+      const certificate = new X509Certificate(cert);
+      if (!certificate.checkPrivateKey(createPrivateKey(key)))
+        throw new Error(`${tlsKey} is not the key of ${tlsCert}`);
+      const fields = {
+        subject: certificate.subject.replace(/\n/g, ', '),
+        expires: new Date(certificate.validTo).toISOString(),
+        file: tlsCert,
+      };
+      if (this.#tls?.fingerprint !== certificate.fingerprint256) this.#log.info('certificate loaded', fields);
+      const left = Date.parse(certificate.validTo) - Date.now();
+      if (left < CERTIFICATE_WARN_MS) {
+        this.#log.warn(
+          left < 0 ? 'the certificate has expired' : 'the certificate expires within 14 days',
+          fields,
+        );
+      }
+      this.#tls = { cert, key, fingerprint: certificate.fingerprint256 };
+    } catch (error) {
+      if (this.#tls === null) throw error;
+      this.#log.error('new certificate not usable; keeping the old one', { error: (error as Error).message });
     }
+    return { cert: this.#tls.cert, key: this.#tls.key };
+  }
+
+  #webInit(slot: number): WebInit {
+    const { server, auth, limits, log } = this.#config;
+    const tls = this.#tlsPair();
     return {
       t: 'init',
       listeners: server.listen.map((address) => address.text),
@@ -295,6 +369,29 @@ export class Monitor {
       publicUrl: server.publicUrl,
       hide: this.#config.shares.hide,
       workerGeneration: this.#workerGeneration,
+      accessLog: log.access,
+      metricsListeners: slot === 0 ? this.#config.metrics.listen.map((address) => address.text) : [],
+    };
+  }
+
+  #ping(web: WebProcess, seq: number): void {
+    try {
+      web.channel.send(encodeMessage({ t: 'ping', seq, stats: this.#stats() }));
+    } catch {
+      // A web process that cannot be written to answers no pings: the watchdog sees to it.
+    }
+  }
+
+  #stats(): MonitorStats {
+    let web = 0;
+    for (const process of this.#webs) web += residentBytes(process?.child.pid);
+    let worker = residentBytes(this.#spare?.child.pid);
+    for (const process of this.#workers.values()) worker += residentBytes(process.child.pid);
+    return {
+      logins: { ...this.#logins },
+      workers: this.#workers.size,
+      workerStarts: this.#workerStarts,
+      residentBytes: { monitor: residentBytes(process.pid), web, worker },
     };
   }
 
@@ -303,18 +400,39 @@ export class Monitor {
     // Started as root only so that it can chroot into state_dir before it drops to server.user
     // (no groups at all); it does both before it accepts a connection (src/web.ts).
     const child = spawn(process.execPath, [this.#webEntry, ...this.#webArgs], {
-      stdio: ['ignore', 'inherit', 'inherit', webEnd, ...this.#listenFds],
-      env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production', PRIVDAV_WEB_USER: this.#webAccount.user },
+      stdio: [
+        'ignore',
+        'inherit',
+        'inherit',
+        webEnd,
+        ...this.#listenFds,
+        ...(slot === 0 ? this.#metricsFds : []),
+      ],
+      env: {
+        PATH: '/usr/bin:/bin',
+        NODE_ENV: 'production',
+        PRIVDAV_WEB_USER: this.#webAccount.user,
+        ...logEnvironment(),
+      },
       cwd: '/',
     });
     closeFd(webEnd);
     const channel = new Channel(monitorEnd);
-    const web: WebProcess = { slot, child, channel, ready: false, used: new Set(), startedAt: Date.now() };
+    const web: WebProcess = {
+      slot,
+      child,
+      channel,
+      ready: false,
+      used: new Set(),
+      startedAt: Date.now(),
+      lastPongAt: 0,
+      requests: 0,
+    };
     this.#webs[slot] = web;
     channel.on('message', (payload: Buffer, fds: number[]) => this.#onWebMessage(web, payload, fds));
     channel.on('error', (error: Error) => this.#log.debug('web channel error', { error: error.message }));
     child.on('exit', (code, signal) => this.#onWebExit(web, code, signal));
-    channel.send(encodeMessage(this.#webInit()));
+    channel.send(encodeMessage(this.#webInit(slot)));
     this.#log.info('web process started', { pid: child.pid, user: this.#webAccount.user });
   }
 
@@ -389,18 +507,21 @@ export class Monitor {
       setTimeout(() => reply({ t: 'auth', id, ok: false, reason: 'denied' }), wait);
     };
     if (this.#pendingAuth >= MAX_PENDING_AUTH) {
+      this.#logins.overload++;
       reply({ t: 'auth', id, ok: false, reason: 'unavailable' });
       return;
     }
     const userKey = `user:${user}`;
     const addressKey = `addr:${remote}`;
     if (this.#userThrottle.waitFor(userKey) > 0 || this.#addressThrottle.waitFor(addressKey) > 0) {
+      this.#logins.backoff++;
       return deny('backing off after repeated failures');
     }
     const account = user === '' ? null : lookUpAccount(user);
     const refusal = account === null ? 'no such account' : refusalReason(account, this.#policy());
     if (refusal !== null || account === null || password === '') {
       this.#recordFailure(userKey, addressKey);
+      this.#logins[refusal === null ? 'wrong' : 'refused']++;
       return deny(refusal ?? 'empty password');
     }
     this.#pendingAuth++;
@@ -418,12 +539,14 @@ export class Monitor {
             issued,
             expires,
           });
+          this.#logins.ok++;
           this.#log.info('login', { user: account.user, remote: printable(remote) });
           reply({ t: 'auth', id, ok: true, cookie, uid: account.uid, expires });
           return;
         }
         if (outcome === 'error') this.#log.error('PAM failed', { service: this.#config.auth.pamService });
         this.#recordFailure(userKey, addressKey);
+        this.#logins[outcome === 'error' ? 'refused' : 'wrong']++;
         deny(outcome === 'error' ? 'PAM error' : 'wrong password or account not usable');
       })
       .finally(() => {
@@ -523,6 +646,7 @@ export class Monitor {
         settings,
       }),
     );
+    this.#workerStarts++;
     this.#log.info('worker started', { user: account.user, pid: child.pid });
     return worker;
   }
@@ -619,6 +743,7 @@ export class Monitor {
   #reload(): void {
     const source = this.#config.source;
     if (source === null) return;
+    notifySystemd(`RELOADING=1\nMONOTONIC_USEC=${monotonicUsec()}`);
     try {
       const next = loadConfig(source);
       const restartOnly = changesNeedingRestart(this.#config, next);
@@ -637,14 +762,23 @@ export class Monitor {
       };
       if (JSON.stringify(this.#workerSettings(this.#config)) !== before) this.#retireWorkers();
       this.#log.setLevel(next.log.level);
-      for (const web of this.#webs) web?.channel.send(encodeMessage(this.#webInit()));
+      for (const web of this.#webs)
+        if (web !== null) web.channel.send(encodeMessage(this.#webInit(web.slot)));
       this.#log.info('configuration reloaded', { from: source });
     } catch (error) {
       this.#log.error('reload failed; keeping the running configuration', {
         error: (error as Error).message,
       });
     }
+    notifySystemd('READY=1');
   }
+}
+
+/** Children write lines in the monitor's format, and know whether stderr is the journal. */
+function logEnvironment(): Record<string, string> {
+  const env: Record<string, string> = { [LOG_FORMAT_ENV]: logFormat() };
+  if (process.env.JOURNAL_STREAM !== undefined) env.JOURNAL_STREAM = process.env.JOURNAL_STREAM;
+  return env;
 }
 
 function currentAccount(): Account | null {

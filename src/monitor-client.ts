@@ -4,7 +4,7 @@
 
 import { Channel } from '../common/channel';
 import { RpcClient, closeAll } from '../common/rpc';
-import { WebInit, encodeMessage } from '../common/protocol';
+import { Ping, WebInit, encodeMessage, isRequestId } from '../common/protocol';
 import { StorageError } from '../common/storage';
 
 export interface Login {
@@ -18,12 +18,25 @@ export class MonitorClient {
   readonly #channel: Channel;
   readonly #rpc: RpcClient;
 
-  constructor(fd: number, onInit: (init: WebInit) => void, onLost: () => void) {
+  /** Told of each call's round trip (op, seconds), for privdav_channel_call_duration_seconds. */
+  observeCall: (op: string, seconds: number) => void = () => undefined;
+
+  /** `onPing` answers with the number of requests answered so far (the pong proves we are alive). */
+  constructor(
+    fd: number,
+    onInit: (init: WebInit) => void,
+    onLost: () => void,
+    onPing: (ping: Ping) => number = () => 0,
+  ) {
     this.#channel = new Channel(fd);
     this.#rpc = new RpcClient(this.#channel, {
       onNotice: (message, fds) => {
         closeAll(fds);
         if (message.t === 'init') onInit(message as unknown as WebInit);
+        if (message.t === 'ping' && isRequestId(message.seq)) {
+          const requests = onPing(message as unknown as Ping);
+          this.#channel.send(encodeMessage({ t: 'pong', seq: message.seq, requests }));
+        }
       },
       onClose: onLost,
     });
@@ -35,7 +48,9 @@ export class MonitorClient {
 
   /** A login (cookie) or null when refused; throws when the monitor cannot answer. */
   async auth(user: string, password: string, remote: string): Promise<Login | null> {
+    const started = performance.now();
     const { message } = await this.#rpc.call({ t: 'auth', user, password, remote });
+    this.observeCall('auth', (performance.now() - started) / 1000);
     if (message.ok === true && typeof message.cookie === 'string') {
       return { user, uid: message.uid as number, cookie: message.cookie, expires: message.expires as number };
     }
@@ -45,7 +60,9 @@ export class MonitorClient {
 
   /** A fresh channel descriptor to the cookie owner's worker. */
   async connect(cookie: string): Promise<number> {
+    const started = performance.now();
     const { message, fds } = await this.#rpc.call({ t: 'connect', cookie });
+    this.observeCall('connect', (performance.now() - started) / 1000);
     if (message.ok === true && fds.length === 1) return fds[0]!;
     closeAll(fds);
     const code = message.code;

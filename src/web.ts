@@ -8,9 +8,13 @@ import { closeSync, openSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Server } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
 import { dropProblem, readProcStatus } from '../common/proc-status';
 import { Logger } from '../common/log';
 import type { WebInit } from '../common/protocol';
+import { observeRequest } from './http/access-log';
+import { Drain } from './http/drain';
+import { SiteMetrics } from './http/metrics';
 import { setNoNewPrivs } from '../native';
 import { MonitorClient } from './monitor-client';
 import { Authenticator } from './http/auth';
@@ -28,6 +32,8 @@ const FIRST_LISTEN_FD = 4;
 
 const log = new Logger('web');
 const servers: Server[] = [];
+const drain = new Drain();
+let metrics: SiteMetrics | null = null;
 let dav: DavHandler | null = null;
 let lockStore: LockStore | null = null;
 let stopping = false;
@@ -67,6 +73,9 @@ let channels: WorkerChannels | null = null;
 
 function configure(init: WebInit): void {
   log.setLevel(init.logLevel);
+  if (current !== null && init.tls !== null && JSON.stringify(current.tls) !== JSON.stringify(init.tls)) {
+    replaceCertificate(init.tls);
+  }
   if (current !== null && current.workerGeneration !== init.workerGeneration) channels?.retireAll();
   current = init;
   for (const server of servers) {
@@ -121,23 +130,53 @@ async function openLockStore(database: string, root: string, address: string | n
   return store;
 }
 
+/**
+ * New connections get the new pair, connections already open finish on the old one (Node keeps
+ * each connection's context). The monitor checked the pair; should Node still refuse it, the old
+ * one stays and the log says why.
+ */
+function replaceCertificate(tls: SecureContextOptions): void {
+  try {
+    for (const server of servers) (server as https.Server).setSecureContext(tls);
+    log.info('certificate replaced: new connections get the new one');
+  } catch (error) {
+    log.error('new certificate refused; keeping the old one', { error: (error as Error).message });
+  }
+}
+
 async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
   const address = await lockDatabaseAddress(init.lockDatabase);
   const root = confine(init.stateDir);
   setNoNewPrivs();
   lockStore = await openLockStore(init.lockDatabase, root, address);
   configure(init);
-  channels = new WorkerChannels(monitor, () => ({
-    callMs: current!.limits.workerCallTimeoutMs,
-    treeMs: current!.limits.workerTreeTimeoutMs,
-  }));
-  const pipeline = createPipeline({
+  const siteMetrics = new SiteMetrics({
+    connections: () => Promise.resolve(drain.connections),
+    locks: () => lockStore!.liveLocks(Date.now()),
+  });
+  metrics = siteMetrics;
+  monitor.observeCall = (op, seconds) => siteMetrics.observeChannelCall(op, seconds);
+  channels = new WorkerChannels(
+    monitor,
+    () => ({
+      callMs: current!.limits.workerCallTimeoutMs,
+      treeMs: current!.limits.workerTreeTimeoutMs,
+    }),
+    (op, seconds) => siteMetrics.observeChannelCall(op, seconds),
+  );
+  const observer = { log, accessLog: () => current!.accessLog, metrics: siteMetrics };
+  const davPipeline = createPipeline({
     authenticator: new Authenticator(monitor),
     channels,
     realm: () => current!.realm,
     log,
     dav: () => dav!,
   });
+  const pipeline = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    observeRequest(req, res, observer);
+    drain.request(req, res);
+    davPipeline(req, res);
+  };
   // request_timeout is an idle timeout (a slow but moving upload is fine), so Node's whole-request
   // timer is off and the socket's inactivity timer does the job.
   const options: http.ServerOptions = { maxHeaderSize: init.limits.maxHeaderBytes, requestTimeout: 0 };
@@ -154,6 +193,7 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
     httpServer.timeout = init.limits.requestTimeoutMs;
     server.maxConnections = init.limits.maxConnections;
     server.on('error', (error) => fatal(`cannot serve ${address}: ${error.message}`));
+    drain.watch(server, init.tls !== null);
     server.listen({ fd: FIRST_LISTEN_FD + index }, () => {
       if (++listening === init.listeners.length) {
         monitor.ready();
@@ -161,6 +201,13 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
       }
     });
     servers.push(server);
+  });
+  init.metricsListeners.forEach((address, index) => {
+    const server = siteMetrics.createServer();
+    server.on('error', (error) => log.error(`cannot serve metrics on ${address}`, { error: error.message }));
+    server.listen({ fd: FIRST_LISTEN_FD + init.listeners.length + index }, () =>
+      log.info('serving metrics', { on: address }),
+    );
   });
   process.on('SIGTERM', () => stop(init.shutdownGraceMs));
   process.on('SIGINT', () => undefined);
@@ -171,22 +218,7 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
 function stop(graceMs: number): void {
   if (stopping) return;
   stopping = true;
-  let open = servers.length;
-  const done = (): void => {
-    if (--open <= 0) process.exit(0);
-  };
-  for (const server of servers) {
-    server.close(done);
-    (server as http.Server).closeIdleConnections();
-  }
-  // A keep-alive connection whose last response ends after this goes idle and would hold close().
-  setInterval(() => {
-    for (const server of servers) (server as http.Server).closeIdleConnections();
-  }, 100).unref();
-  setTimeout(() => {
-    for (const server of servers) (server as http.Server).closeAllConnections();
-    process.exit(0);
-  }, graceMs).unref();
+  drain.start(servers, graceMs, () => process.exit(0));
 }
 
 function main(): void {
@@ -210,6 +242,10 @@ function main(): void {
       // Without the monitor there are no logins and no workers: leave, systemd restarts the unit.
       log.error('monitor channel lost; exiting');
       process.exit(1);
+    },
+    (ping) => {
+      metrics?.setMonitorStats(ping.stats);
+      return metrics?.answered ?? 0;
     },
   );
 }

@@ -1,4 +1,5 @@
-// Types for the parts of `unix-dgram` privdav uses: one datagram to systemd's notify socket.
+// Types for the parts of `unix-dgram` privdav uses: datagrams to systemd's notify socket (and, in
+// the tests, a bound socket that plays systemd).
 declare module 'unix-dgram' {
   import { EventEmitter } from 'node:events';
   export interface UnixDgramSocket extends EventEmitter {
@@ -9,7 +10,11 @@ declare module 'unix-dgram' {
       path: string,
       callback?: (error?: Error) => void,
     ): void;
+    bind(path: string): void;
     close(): void;
   }
-  export function createSocket(type: 'unix_dgram'): UnixDgramSocket;
+  export function createSocket(
+    type: 'unix_dgram',
+    onMessage?: (message: Buffer, info: { size: number; path?: string }) => void,
+  ): UnixDgramSocket;
 }

@@ -68,6 +68,8 @@ export class LockStoreUnavailableError extends Error {
 export interface LockStore {
   /** True when any unexpired lock exists: lets requests skip lock lookups entirely. */
   hasLocks(nowMs: number): Promise<boolean>;
+  /** Unexpired locks (the privdav_locks gauge; /healthz asks it to see the database answer). */
+  liveLocks(nowMs: number): Promise<number>;
   /**
    * Stores the lock unless a conflicting one exists; returns the conflicts (empty: stored).
    * Throws LockLimitError when storing it would exceed `bounds`.
@@ -137,6 +139,12 @@ export class MemoryLockStore implements LockStore {
   async hasLocks(nowMs: number): Promise<boolean> {
     for (const lock of this.locks.values()) if (lock.expiresMs > nowMs) return true;
     return false;
+  }
+
+  async liveLocks(nowMs: number): Promise<number> {
+    let live = 0;
+    for (const lock of this.locks.values()) if (lock.expiresMs > nowMs) live++;
+    return live;
   }
 
   async acquire(lock: LockRecord, nowMs: number, bounds: LockBounds): Promise<LockRecord[]> {
@@ -251,6 +259,7 @@ export class SqliteLockStore implements LockStore {
   private readonly db: Database.Database;
   private readonly statements: {
     any: Database.Statement<[number]>;
+    live: Database.Statement<[number]>;
     insert: Database.Statement<[LockRow]>;
     get: Database.Statement<[string, number]>;
     covering: Database.Statement<[string, string, number]>;
@@ -287,6 +296,7 @@ export class SqliteLockStore implements LockStore {
     `);
     this.statements = {
       any: this.db.prepare('SELECT 1 FROM locks WHERE expires_ms > ? LIMIT 1'),
+      live: this.db.prepare('SELECT count(*) FROM locks WHERE expires_ms > ?'),
       insert: this.db.prepare(
         `INSERT INTO locks (token, root, root_path, principal, scope, depth, owner_xml, timeout_s, expires_ms)
          VALUES (@token, @root, @root_path, @principal, @scope, @depth, @owner_xml, @timeout_s, @expires_ms)`,
@@ -343,6 +353,10 @@ export class SqliteLockStore implements LockStore {
 
   async hasLocks(nowMs: number): Promise<boolean> {
     return this.statements.any.get(nowMs) !== undefined;
+  }
+
+  async liveLocks(nowMs: number): Promise<number> {
+    return Number(this.statements.live.pluck().get(nowMs));
   }
 
   async acquire(lock: LockRecord, nowMs: number, bounds: LockBounds): Promise<LockRecord[]> {

@@ -160,6 +160,14 @@ export class PostgresLockStore implements LockStore {
     return result.length > 0;
   }
 
+  async liveLocks(_nowMs: number): Promise<number> {
+    const result = await this.query(
+      'SELECT count(*)::int AS live FROM privdav_locks WHERE expires > now()',
+      [],
+    );
+    return Number((result[0] as unknown as { live: number } | undefined)?.live ?? 0);
+  }
+
   /**
    * One transaction: advisory locks (held to its end) on the root, exclusive, and on each of its
    * ancestors, shared, taken from the top down. Two grants that could conflict — same root, or one

@@ -3,6 +3,7 @@
 // monitor are answered here; everything else is the protocol core's.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { noteUser } from './access-log';
 import { Authenticator, parseBasic } from './auth';
 import { PrivsepStorage, WorkerChannels } from '../storage/privsep-storage';
 import type { DavRequestContext } from '../dav/handler';
@@ -55,6 +56,7 @@ export function createPipeline(
       return refuse(req, res, 503, 'Authentication temporarily unavailable');
     }
     if (session === null) return refuse(req, res, 401, 'Wrong user name or password');
+    noteUser(req, session.user);
     // Only now that the user is known is the client invited to send a body it announced.
     if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
     const storage = new PrivsepStorage(options.channels, session);

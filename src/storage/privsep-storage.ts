@@ -66,10 +66,17 @@ export class WorkerChannels {
   readonly #channels = new Map<number, Promise<RpcClient>>();
   /** Read at each call, so a reload applies at once. */
   readonly deadlines: () => WorkerDeadlines;
+  /** Told of each storage call's round trip (op, seconds), for privdav_channel_call_duration_seconds. */
+  readonly observeCall: (op: string, seconds: number) => void;
 
-  constructor(monitor: WorkerConnector, deadlines: () => WorkerDeadlines) {
+  constructor(
+    monitor: WorkerConnector,
+    deadlines: () => WorkerDeadlines,
+    observeCall: (op: string, seconds: number) => void = () => undefined,
+  ) {
     this.#monitor = monitor;
     this.deadlines = deadlines;
+    this.observeCall = observeCall;
   }
 
   get(session: Session): Promise<RpcClient> {
@@ -243,11 +250,15 @@ export class PrivsepStorage implements Storage {
       const deadlineMs = spec.tree === true ? deadlines.treeMs : deadlines.callMs;
       try {
         const request = { op, cookie: this.#session.cookie, args };
+        const started = performance.now();
         if (spec.parts === undefined) {
           const reply = await rpc.call(request, [], deadlineMs);
+          this.#channels.observeCall(op, (performance.now() - started) / 1000);
           return { result: decodeReply(op, reply), parts: [], fds: reply.fds };
         }
-        return await collect(op, rpc.stream(request, deadlineMs));
+        const answer = await collect(op, rpc.stream(request, deadlineMs));
+        this.#channels.observeCall(op, (performance.now() - started) / 1000);
+        return answer;
       } catch (error) {
         const retry =
           attempt === 0 &&

@@ -31,7 +31,7 @@ export function runPrivdav(args: string[]): CommandResult {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-export type ConfigSection = 'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'log';
+export type ConfigSection = 'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'log' | 'metrics';
 
 export interface ConfigOptions {
   port: number;
@@ -49,6 +49,7 @@ export function configText({ port, stateDir, set = {} }: ConfigOptions): string 
     limits: [],
     storage: [],
     log: ['level = "info"'],
+    metrics: [],
   };
   const keyOf = (line: string): string => line.split('=')[0]!.trim();
   return (Object.keys(defaults) as ConfigSection[])

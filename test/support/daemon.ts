@@ -5,6 +5,7 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,13 +72,26 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   return startDaemonWithConfig(configPath, port, dir);
 }
 
+export interface StartOptions {
+  /** Added to the daemon's environment (NOTIFY_SOCKET, WATCHDOG_USEC, ...). */
+  env?: Record<string, string>;
+  /** The port speaks HTTPS (readiness is checked with an unverified TLS request). */
+  tls?: boolean;
+}
+
 /** Starts the daemon on a config file the test wrote itself; `dir` is removed on stop. */
-export async function startDaemonWithConfig(configPath: string, port: number, dir?: string): Promise<Daemon> {
+export async function startDaemonWithConfig(
+  configPath: string,
+  port: number,
+  dir?: string,
+  options: StartOptions = {},
+): Promise<Daemon> {
   const workDir = dir ?? mkdtempSync(join(tmpdir(), 'privdav-test-'));
   const child: ChildProcess = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
   });
-  const output = await untilReady(child, port);
+  const output = await untilReady(child, port, options.tls ?? false);
   return {
     port,
     url: `http://127.0.0.1:${port}`,
@@ -92,7 +106,7 @@ export async function startDaemonWithConfig(configPath: string, port: number, di
     },
     async restart() {
       await halt(child);
-      return startDaemonWithConfig(configPath, port, workDir);
+      return startDaemonWithConfig(configPath, port, workDir, options);
     },
   };
 }
@@ -112,7 +126,7 @@ async function halt(child: ChildProcess): Promise<number | null> {
  * Collects a just-started daemon's output and waits (15 s at most) until its web process says it
  * is ready and `port` answers HTTP; throws with the output if it exits or never gets there.
  */
-export async function untilReady(child: ChildProcess, port: number): Promise<() => string> {
+export async function untilReady(child: ChildProcess, port: number, tls = false): Promise<() => string> {
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -120,7 +134,7 @@ export async function untilReady(child: ChildProcess, port: number): Promise<() 
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null)
       throw new Error(`daemon exited at start:\n${output}`);
-    if (/web process ready/.test(output) && (await answers(port))) return () => output;
+    if (/web process ready/.test(output) && (await answers(port, tls))) return () => output;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`daemon did not become ready:\n${output}`);
@@ -129,9 +143,10 @@ export async function untilReady(child: ChildProcess, port: number): Promise<() 
   }
 }
 
-async function answers(port: number): Promise<boolean> {
+async function answers(port: number, tls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.request({ port, host: '127.0.0.1', method: 'OPTIONS', path: '/' }, (res) => {
+    const options = { port, host: '127.0.0.1', method: 'OPTIONS', path: '/', rejectUnauthorized: false };
+    const req = (tls ? https : http).request(options, (res) => {
       res.resume();
       resolve(true);
     });
