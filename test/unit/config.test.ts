@@ -688,3 +688,44 @@ describe('reload', () => {
     assert.deepEqual(changesNeedingRestart(running, defaultConfig()), []);
   });
 });
+
+describe('[log] and [metrics]', () => {
+  test('log.format is "logfmt" or "json", log.access a boolean; both reported with key and line', () => {
+    const config = parseConfig('[log]\nformat = "json"\naccess = false\n', null);
+    assert.equal(config.log.format, 'json');
+    assert.equal(config.log.access, false);
+    const problems = problemsOf('[log]\nformat = "xml"\naccess = "yes"\n');
+    assert.deepEqual(
+      problems.map((problem) => [problem.key, problem.line]),
+      [
+        ['log.format', 2],
+        ['log.access', 3],
+      ],
+    );
+  });
+
+  test('metrics.listen is off by default, takes addresses, and may not share a port with server.listen', () => {
+    assert.deepEqual(defaultConfig().metrics.listen, []);
+    const config = parseConfig('[metrics]\nlisten = ["127.0.0.1:9464", "[::1]:9464"]\n', null);
+    assert.deepEqual(
+      config.metrics.listen.map((address) => address.text),
+      ['127.0.0.1:9464', '[::1]:9464'],
+    );
+    const clash = problemOf('[server]\nlisten = ["0.0.0.0:8443"]\n[metrics]\nlisten = ["127.0.0.1:8443"]\n');
+    assert.equal(clash.key, 'metrics.listen');
+    assert.equal(clash.line, 4);
+    assert.match(
+      clash.message,
+      /127\.0\.0\.1:8443 overlaps server\.listen 0\.0\.0\.0:8443: use a port of its own/,
+    );
+    assert.equal(problemOf('[metrics]\nlisten = ["localhost:9464"]\n').key, 'metrics.listen');
+  });
+
+  test('log.format and metrics.listen need a restart; log.access reloads', () => {
+    const reloaded = parseConfig(
+      '[log]\nformat = "json"\naccess = false\n[metrics]\nlisten = ["127.0.0.1:9464"]\n',
+      null,
+    );
+    assert.deepEqual(changesNeedingRestart(defaultConfig(), reloaded), ['log.format', 'metrics.listen']);
+  });
+});
