@@ -87,6 +87,7 @@ for (const [name, make] of stores) {
       assert.deepEqual(await store.acquire(lock('t1', '/srv/home/dir', { scope: 'shared' }), NOW, WIDE), []);
       assert.equal(await store.hasLocks(NOW), true);
       assert.deepEqual(await store.acquire(lock('t2', '/srv/home/dir', { scope: 'shared' }), NOW, WIDE), []);
+      assert.equal(await store.liveLocks(NOW), 2, 'liveLocks counts them (the privdav_locks gauge)');
       assert.deepEqual(tokens(await store.acquire(lock('t3', '/srv/home/dir/file'), NOW, WIDE)), [
         't1',
         't2',
@@ -140,6 +141,7 @@ for (const [name, make] of stores) {
       const later = Date.now();
       assert.equal(await store.get('t', later), null);
       assert.equal(await store.hasLocks(later), false);
+      assert.equal(await store.liveLocks(later), 0, 'expired locks are not counted');
       assert.deepEqual(
         await store.acquire(lock('u', '/srv/home/f', { expiresMs: later + 60_000 }), later, WIDE),
         [],
