@@ -61,7 +61,8 @@ gzip -9n <README.md >"$root/usr/share/doc/privdav/README.md.gz"
 # A native package (privdav is its own upstream): the changelog is changelog.gz.
 gzip -9n <packaging/debian/changelog >"$root/usr/share/doc/privdav/changelog.gz"
 install -m 0644 packaging/debian/copyright "$root/usr/share/doc/privdav/copyright"
-chmod 0644 "$root"/usr/share/man/man8/* "$root"/usr/share/doc/privdav/*
+install -D -m 0644 config/fail2ban/privdav.conf "$root/usr/share/doc/privdav/examples/fail2ban/privdav.conf"
+chmod 0644 "$root"/usr/share/man/man8/* "$root"/usr/share/doc/privdav/*.gz "$root"/usr/share/doc/privdav/copyright
 
 # Depends: the shared libraries the addons link (dpkg-shlibdeps reads them) and the Node.js the code needs.
 mkdir -p "$stage/debian"

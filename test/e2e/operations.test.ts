@@ -4,7 +4,7 @@
 // RELOADING around SIGHUP — seen on a NOTIFY_SOCKET the test listens on.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,34 @@ async function linesMatching(daemon: Daemon, pattern: RegExp, count = 1): Promis
     assert.ok(Date.now() < deadline, `fewer than ${count} lines match ${pattern}:\n${daemon.output()}`);
     await sleep(50);
   }
+}
+
+/**
+ * The failregex lines of the shipped fail2ban filter as JavaScript regexes: fail2ban's <HOST> is
+ * an address group (its own pattern also takes host names; privdav logs addresses only).
+ */
+function fail2banRegexes(): RegExp[] {
+  const filter = readFileSync(
+    join(__dirname, '..', '..', '..', 'config', 'fail2ban', 'privdav.conf'),
+    'utf8',
+  );
+  const lines = filter.split('\n');
+  const start = lines.findIndex((line) => line.startsWith('failregex ='));
+  const patterns = [lines[start]!.slice('failregex ='.length).trim()];
+  for (const line of lines.slice(start + 1)) {
+    if (!/^\s+\S/.test(line)) break;
+    patterns.push(line.trim());
+  }
+  return patterns.map((pattern) => new RegExp(pattern.replace('<HOST>', '(?<host>[0-9A-Fa-f:.]+)')));
+}
+
+/** The address the fail2ban filter takes from a line, or null when no failregex matches. */
+function bannedHost(line: string): string | null {
+  for (const regex of fail2banRegexes()) {
+    const host = regex.exec(line)?.groups?.host;
+    if (host !== undefined) return host;
+  }
+  return null;
 }
 
 /** logfmt's key=value pairs (values quoted with JSON string syntax when needed). */
@@ -139,7 +167,20 @@ describe('access log', () => {
     });
     assert.equal(wrong.status, 401);
     assert.equal((await request(daemon, '/', { method: 'PROPFIND', user: users.bob })).status, 207);
-    await linesMatching(daemon, /login refused/);
+    const [refused] = await linesMatching(daemon, /login refused/);
+    assert.equal(bannedHost(refused!), '127.0.0.1', `the fail2ban filter matches ${refused}`);
+    assert.equal(
+      bannedHost(refused!.replace(/^\S+ /, '')),
+      '127.0.0.1',
+      'also without the time (the journal)',
+    );
+    const forged = refused!.replace(/user=\S+/, 'user="x remote=10.9.9.9 why=y"');
+    assert.equal(bannedHost(forged), '127.0.0.1', 'a user name cannot point the ban elsewhere');
+    for (const line of daemon
+      .output()
+      .split('\n')
+      .filter((text) => !/login refused/.test(text)))
+      assert.equal(bannedHost(line), null, `the filter matches only refused logins: ${line}`);
     await sleep(300);
     assert.doesNotMatch(daemon.output(), /: access /);
   });
@@ -153,6 +194,8 @@ describe('access log', () => {
       (await request(daemon, '/j.txt', { method: 'PUT', user: users.alice, body: 'x' })).status,
       201,
     );
+    const wrong = { name: users.bob.name, password: 'wrong' };
+    assert.equal((await request(daemon, '/', { method: 'PROPFIND', user: wrong })).status, 401);
     await linesMatching(daemon, /"msg":"access"/);
     // An idle worker says it leaves: then every role has written.
     await linesMatching(daemon, /"role":"worker"/);
@@ -171,6 +214,8 @@ describe('access log', () => {
     for (const role of ['monitor', 'web', 'worker'])
       assert.ok(roles.has(role), `${role} logged JSON: ${[...roles]}`);
     const access = records.find((record) => record.msg === 'access' && record.method === 'PUT')!;
+    const refused = lines.find((line) => line.includes('"msg":"login refused"'))!;
+    assert.equal(bannedHost(refused), '127.0.0.1', `the fail2ban filter matches the JSON line ${refused}`);
     process.stdout.write(`# access line (JSON): ${JSON.stringify(access)}\n`);
     assert.equal(access.user, users.alice.name);
     assert.equal(access.method, 'PUT');
