@@ -38,6 +38,9 @@ function garbage(i: number): { payload: Buffer; fds: number[] } {
     () => Buffer.from(JSON.stringify({ t: '__proto__', id: i })),
     () => Buffer.from(JSON.stringify({ t: 'connect', id: -1, cookie: null })),
     () => Buffer.from('null'),
+    // Watchdog answers with fields out of range: refused, and no keep-alive is earned by them.
+    () => Buffer.from(JSON.stringify({ t: 'pong', seq: -1, requests: 'many' })),
+    () => Buffer.from(JSON.stringify({ t: 'pong', seq: 1e300, requests: Number.MAX_VALUE })),
   ];
   const payload = kinds[i % kinds.length]!();
   // Now and then a descriptor rides along: the monitor must close it, not keep it.
