@@ -252,6 +252,13 @@ function fromRow(row: LockRow): LockRecord {
 }
 
 /**
+ * A root's directory with its trailing slash ("/a/b/c" → "/a/b/"): rtrim strips the characters of
+ * the last name (every character that is not "/"). Indexed, so a Depth 1 listing finds its members'
+ * locks without scanning the subtree's.
+ */
+const SQLITE_PARENT = "rtrim(root, replace(root, '/', ''))";
+
+/**
  * Locks in an SQLite file under state_dir, so they survive a restart of the web process.
  * better-sqlite3 is synchronous; each statement is a short indexed lookup.
  */
@@ -264,7 +271,7 @@ export class SqliteLockStore implements LockStore {
     get: Database.Statement<[string, number]>;
     covering: Database.Statement<[string, string, number]>;
     below: Database.Statement<[string, string, number]>;
-    atMembers: Database.Statement<[string, string, string, number]>;
+    atMembers: Database.Statement<[string, string, number]>;
     refresh: Database.Statement<[number, number, string, number]>;
     remove: Database.Statement<[string]>;
     removeTree: Database.Statement<[string, string, string]>;
@@ -293,6 +300,7 @@ export class SqliteLockStore implements LockStore {
       CREATE INDEX IF NOT EXISTS locks_by_root ON locks (root);
       CREATE INDEX IF NOT EXISTS locks_by_expiry ON locks (expires_ms);
       CREATE INDEX IF NOT EXISTS locks_by_principal ON locks (principal);
+      CREATE INDEX IF NOT EXISTS locks_by_parent ON locks (${SQLITE_PARENT});
     `);
     this.statements = {
       any: this.db.prepare('SELECT 1 FROM locks WHERE expires_ms > ? LIMIT 1'),
@@ -309,8 +317,7 @@ export class SqliteLockStore implements LockStore {
       below: this.db.prepare('SELECT * FROM locks WHERE root > ? AND root < ? AND expires_ms > ?'),
       // The range index finds the subtree; the test on the rest of the name keeps direct members.
       atMembers: this.db.prepare(
-        `SELECT * FROM locks WHERE root > ? AND root < ? AND instr(substr(root, length(?) + 1), '/') = 0
-         AND expires_ms > ?`,
+        `SELECT * FROM locks WHERE ${SQLITE_PARENT} = ? AND root > ? AND expires_ms > ?`,
       ),
       refresh: this.db.prepare(
         'UPDATE locks SET timeout_s = ?, expires_ms = ? WHERE token = ? AND expires_ms > ?',
@@ -388,8 +395,8 @@ export class SqliteLockStore implements LockStore {
   }
 
   async atMembers(realPath: string, nowMs: number): Promise<LockRecord[]> {
-    const [from, to] = belowRange(realPath);
-    return (this.statements.atMembers.all(from, to, from, nowMs) as LockRow[]).map(fromRow);
+    const prefix = belowRange(realPath)[0];
+    return (this.statements.atMembers.all(prefix, prefix, nowMs) as LockRow[]).map(fromRow);
   }
 
   async refresh(token: string, timeoutS: number, nowMs: number): Promise<LockRecord | null> {

@@ -15,6 +15,8 @@ import {
   type LockStore,
 } from './lock-store';
 
+const PARENT = "regexp_replace(root, '[^/]*$', '')";
+
 /** Each schema version's statements, applied in order at start; the table's version says how far. */
 const MIGRATIONS: string[] = [
   // Roots compare bytewise ("C"), as in SQLite: the descendant range [P + "/", P + "0") relies on it.
@@ -32,6 +34,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX privdav_locks_by_root ON privdav_locks (root);
    CREATE INDEX privdav_locks_by_principal ON privdav_locks (principal);
    CREATE INDEX privdav_locks_by_expiry ON privdav_locks (expires);`,
+  // A Depth 1 listing asks for the locks rooted at its members: their directory, "/a/b/" of "/a/b/c".
+  `CREATE INDEX privdav_locks_by_parent ON privdav_locks ((${PARENT}));`,
 ];
 
 /** Serialises schema migrations of nodes starting together (an arbitrary, fixed advisory-lock key). */
@@ -243,11 +247,10 @@ export class PostgresLockStore implements LockStore {
   }
 
   async atMembers(realPath: string, nowMs: number): Promise<LockRecord[]> {
-    const [from, to] = belowRange(realPath);
+    const prefix = belowRange(realPath)[0];
     const rows = await this.query(
-      `SELECT ${COLUMNS} FROM privdav_locks WHERE root > $1 AND root < $2
-       AND strpos(substr(root, char_length($1) + 1), '/') = 0 AND expires > now()`,
-      [from, to],
+      `SELECT ${COLUMNS} FROM privdav_locks WHERE ${PARENT} = $1 AND root > $1 AND expires > now()`,
+      [prefix],
     );
     return rows.map((row) => fromRow(row, nowMs));
   }
