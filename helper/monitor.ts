@@ -459,11 +459,20 @@ export class Monitor {
     const spec =
       typeof type === 'string' && Object.hasOwn(this.#requests, type) ? this.#requests[type] : undefined;
     const reply: Reply = (answer, replyFds = []) => {
+      let payload: Buffer;
       try {
-        web.channel.send(encodeMessage(answer), replyFds);
+        payload = encodeMessage(answer);
       } catch (error) {
-        closeAll(replyFds);
-        this.#log.warn('reply to the web process not sent', { error: (error as Error).message });
+        closeAll(replyFds); // never handed to the channel: still ours
+        this.#log.error('reply to the web process cannot be encoded', { error: String(error) });
+        return;
+      }
+      try {
+        // The fds are the channel's from here on: it closes them even when send throws. Closing
+        // them again here could close a number a PAM thread has just been given.
+        web.channel.send(payload, replyFds);
+      } catch (error) {
+        this.#log.warn('reply to the web process not sent', { error: String(error) });
       }
     };
     if (message === null || spec === undefined) {

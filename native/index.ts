@@ -206,6 +206,8 @@ export function abortSendFile(handle: SendFileHandle): void {
 }
 
 const pendingCloses: number[] = [];
+/** Descriptors are C ints: a larger number would wrap in the Int32Array of a batch. */
+const MAX_FD = 2 ** 31 - 1;
 let closing = false;
 
 function flushCloses(): void {
@@ -215,7 +217,22 @@ function flushCloses(): void {
   }
   const batch = Int32Array.from(pendingCloses.splice(0, 65536));
   closing = true;
-  addon.closeFds(batch, flushCloses);
+  try {
+    addon.closeFds(batch, flushCloses);
+  } catch {
+    // The threadpool job could not be queued (ENOMEM): close this batch here and now, and go on
+    // with the rest, rather than leave `closing` set and every later descriptor open.
+    for (const fd of batch) closeQuietly(fd);
+    flushCloses();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    addon.closeFd(fd);
+  } catch {
+    // Not open (any more): nothing to release.
+  }
 }
 
 /**
@@ -223,7 +240,8 @@ function flushCloses(): void {
  * a batch is being closed are closed together in the next one, one threadpool job per batch.
  */
 export function closeLater(fd: number): void {
-  if (!Number.isInteger(fd) || fd < 0) throw new TypeError(`closeLater: not a descriptor: ${fd}`);
+  if (!Number.isInteger(fd) || fd < 0 || fd > MAX_FD)
+    throw new TypeError(`closeLater: not a descriptor: ${fd}`);
   pendingCloses.push(fd);
   if (!closing) flushCloses();
 }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages: PAM headers for the native PAM binding, and the real clients the tests drive.
-PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2 e2fsprogs bindfs)
+PACKAGES=(libpam0g-dev g++ make python3 litmus curl attr rclone cadaver davfs2 e2fsprogs bindfs strace)
 # Servers and tools the tests run for real: PostgreSQL (the shared lock store), HAProxy and nginx
 # (balancer, TLS-terminating proxy), Chromium (the same-origin attack), and the Debian package
 # build and its checker.

@@ -183,3 +183,22 @@ test('closeLater closes every descriptor it is given, in batches off the event l
   assert.throws(() => closeLater(-1), TypeError);
   assert.throws(() => closeLater(1.5), TypeError);
 });
+
+test('closeLater refuses a number no descriptor can have, and keeps closing what it is given afterwards', async () => {
+  // 2^31 once wrapped to a negative number in the batch: the batch threw, and every later
+  // closeLater waited behind a batch that would never end.
+  assert.throws(() => closeLater(2 ** 31), TypeError);
+  const fd = fs.openSync(`${dir}/data`, 'r');
+  closeLater(fd);
+  const deadline = Date.now() + 5000;
+  const isOpen = (): boolean => {
+    try {
+      fs.fstatSync(fd);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  while (isOpen() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(isOpen(), false, 'the descriptor given after the refusal is closed');
+});

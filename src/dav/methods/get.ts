@@ -31,15 +31,17 @@ export async function handleGet(request: DavRequest): Promise<void> {
     }
     throw error;
   }
+  // The descriptor is this function's to close, exactly once, whatever throws — unless sendFile
+  // hands it to a read stream, which then closes it itself.
   if (opened.stat.kind === 'directory') {
     closeLater(opened.fd);
     return sendCollection(request, opened.stat);
   }
+  let handedOver = false;
   try {
-    await sendFile(request, opened);
-  } catch (error) {
-    closeLater(opened.fd);
-    throw error;
+    await sendFile(request, opened, () => (handedOver = true));
+  } finally {
+    if (!handedOver) closeLater(opened.fd);
   }
 }
 
@@ -47,7 +49,8 @@ function validatorHeaders(stat: Stat): Record<string, string> {
   return { ETag: stat.etag, 'Last-Modified': httpDate(stat.mtimeMs) };
 }
 
-async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> {
+/** Sends the file's body; never closes `opened.fd` (handleGet does), except through a read stream it announces with `handOver`. */
+async function sendFile(request: DavRequest, opened: OpenedFile, handOver: () => void): Promise<void> {
   const { req, res } = request;
   const { fd, stat } = opened;
   const isHead = req.method === 'HEAD';
@@ -55,7 +58,6 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
     checkPreconditions(req, stat, true);
   } catch (error) {
     if (!(error instanceof NotModified)) throw error;
-    closeLater(fd);
     res.writeHead(304, validatorHeaders(stat));
     res.end();
     return;
@@ -73,7 +75,6 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
   if (req.headers.range !== undefined && ifRangeHolds(req, stat)) {
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
-      closeLater(fd);
       sendEmpty(res, 416, { 'Content-Range': `bytes */${size}`, ETag: stat.etag });
       return;
     }
@@ -88,14 +89,12 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
   headers['Content-Length'] = length;
 
   if (isHead || length === 0) {
-    closeLater(fd);
     res.writeHead(status, headers);
     res.end();
     return;
   }
   if (length <= SMALL_BODY) {
     const body = readFromCache(fd, start, length) ?? (await readExactly(fd, start, length));
-    closeLater(fd);
     res.writeHead(status, headers);
     res.end(body);
     return;
@@ -104,9 +103,9 @@ async function sendFile(request: DavRequest, opened: OpenedFile): Promise<void> 
   const socket = sendFileSocket(res);
   if (socket !== null) {
     await sendFileBody(res, socket, fd, start, length);
-    closeLater(fd);
     return;
   }
+  handOver();
   const stream = fs.createReadStream('', { fd, start, end, highWaterMark: STREAM_CHUNK, autoClose: true });
   // pipeline destroys the read stream (closing the fd) when the client goes away mid-body.
   await new Promise<void>((resolve) => {
