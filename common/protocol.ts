@@ -8,10 +8,6 @@ import type { Entry, ResourceKind } from './storage';
 
 /** Bytes in one message; SEQPACKET keeps the boundary, the native channel refuses larger ones. */
 export const MAX_MESSAGE_BYTES = 128 * 1024;
-/** Longest user name we accept anywhere (Linux allows 32; leave room, refuse the absurd). */
-export const MAX_USER_BYTES = 64;
-/** Longest password forwarded to PAM. */
-export const MAX_PASSWORD_BYTES = 1024;
 export const MAX_REMOTE_CHARS = 64;
 /** Entries a worker packs into one `list` reply message (also bounded by bytes). */
 export const LIST_BATCH_ENTRIES = 512;
@@ -206,12 +202,6 @@ export function isBoundedString(value: unknown, maxBytes: number): value is stri
     Buffer.byteLength(value, 'utf8') <= maxBytes &&
     !value.includes('\0')
   );
-}
-
-/** POSIX-ish account names as useradd accepts them by default (NAME_REGEX of adduser). */
-const USER_NAME = /^[a-z_][a-z0-9_-]*[$]?$/i;
-export function isUserName(value: unknown): value is string {
-  return isBoundedString(value, 32) && value.length > 0 && USER_NAME.test(value);
 }
 
 // ---- listing entries -------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import posix from 'posix';
 import type { WorkerIdentity } from '../common/protocol';
+import { isUserName, USER_NAME_RULE } from '../common/names';
 
 export interface EligibilityPolicy {
   minUid: number;
@@ -37,6 +38,9 @@ export function lookUpAccount(name: string): Account | null {
 /** Why an account may not log in, or null when it may. The reason is logged, never sent to the client. */
 export function refusalReason(account: Account, policy: EligibilityPolicy): string | null {
   if (account.uid === 0 || account.user === 'root') return 'root is always refused';
+  // Served everywhere or nowhere: cookies, the tilde layout and config all hold names to one grammar.
+  if (!isUserName(account.user))
+    return `the account name is outside the names privdav serves (${USER_NAME_RULE})`;
   if (policy.onlyUid !== null && account.uid !== policy.onlyUid)
     return 'non-root mode serves only its own user';
   if (policy.onlyUid === null && account.uid < policy.minUid) return `uid ${account.uid} is below min_uid`;

@@ -5,6 +5,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { WebLimits } from '../common/protocol';
+import { isUserName, USER_NAME_RULE } from '../common/names';
 import { parse as parseToml, TomlError, type TomlTable, type TomlValue } from 'smol-toml';
 
 export interface ListenAddress {
@@ -335,14 +336,11 @@ function arrayOf<T>(element: Reader<T>): Reader<T[]> {
   };
 }
 
-// Conventional account names, plus "@" for directory users (sssd's "name@domain"). The leading letter keeps
-// a name from being read as a uid or an option; the length matches what a cookie can carry.
-const ACCOUNT_NAME = /^[A-Za-z_][A-Za-z0-9_.@-]{0,63}$/;
-
+// User and group names in the one grammar of common/names.ts: a name listed here is one that can log in.
 function accountNameProblem(name: string): string | null {
-  return ACCOUNT_NAME.test(name)
+  return isUserName(name)
     ? null
-    : `${JSON.stringify(name)} is not a valid user or group name (letters, digits, "_", ".", "-", "@"; starting with a letter or "_"; at most 64 characters)`;
+    : `${JSON.stringify(name)} is not a valid user or group name (${USER_NAME_RULE})`;
 }
 
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;

@@ -4,6 +4,7 @@
 // user's cookies and cannot forge anyone else's.
 
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { MAX_USER_BYTES } from '../common/names';
 
 export interface CookieClaims {
   uid: number;
@@ -21,7 +22,6 @@ export type CookieVerdict =
 const VERSION = 1;
 const NONCE_BYTES = 16;
 const TAG_BYTES = 32;
-const MAX_USER_BYTES = 64;
 // version(1) uid(4) gid(4) issued(6) expires(6) nonce(16) userLength(1)
 const HEADER_BYTES = 1 + 4 + 4 + 6 + 6 + NONCE_BYTES + 1;
 export const MAX_COOKIE_CHARS = Math.ceil(((HEADER_BYTES + MAX_USER_BYTES + TAG_BYTES) * 4) / 3) + 4;

@@ -1,7 +1,7 @@
 // The single place where a DavPath becomes a filesystem path (like Dir.resolve in x/net/webdav).
 // Every LocalStorage operation goes through resolvePath; its input comes from the untrusted web process.
 
-import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
+import { isUserName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 import { StorageError, type DavPath } from '../common/storage';
 
 export type LayoutConfig =
@@ -12,8 +12,6 @@ export type LayoutConfig =
 
 export { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 
-/** What a share name in the tilde layout may look like: a conventional Unix user name. */
-const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
 /** A UTF-16 string with a lone surrogate would reach the filesystem as U+FFFD: another name. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -56,7 +54,8 @@ export function resolvePath(layout: LayoutConfig, davPath: DavPath): string {
   if (layout.kind === 'home') return joinUnder(checkedRoot(layout.root), segments);
 
   const share = segments[0];
-  if (share === undefined || share.length < 2 || share[0] !== '~' || !USER_NAME.test(share.slice(1))) {
+  // A share is named by its owner's account name, in the one grammar logins are held to.
+  if (share === undefined || share[0] !== '~' || !isUserName(share.slice(1))) {
     throw new StorageError('NOT_A_SHARE', 'no such share');
   }
   const home = layout.homeOf(share.slice(1));

@@ -15,14 +15,13 @@ import { Account, lookUpAccount, refusalReason, workerIdentity } from './account
 import { LoginThrottle } from './login-throttle';
 import { pamAuthenticate } from './pam';
 import { closeAll } from '../common/rpc';
+import { MAX_PASSWORD_BYTES, MAX_USER_BYTES } from '../common/names';
 import { closeFd, socketpair, tcpListen } from '../native';
 import { LOG_FORMAT_ENV, Logger, logFormat } from '../common/log';
 import { notifySystemd } from './sd-notify';
 import { Watchdog, monotonicUsec, residentBytes } from './watchdog';
 import {
-  MAX_PASSWORD_BYTES,
   MAX_REMOTE_CHARS,
-  MAX_USER_BYTES,
   LoginResult,
   MonitorStats,
   WebInit,

@@ -17,8 +17,8 @@ import {
   decodeMessage,
   encodeMessage,
   isBoundedString,
-  isUserName,
 } from '../common/protocol';
+import { isUserName } from '../common/names';
 
 const CONTROL_FD = 3;
 const MAX_CHANNELS = 64;

@@ -5,6 +5,7 @@
 
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MonitorClient } from '../monitor-client';
+import { MAX_PASSWORD_BYTES, MAX_USER_BYTES } from '../../common/names';
 import { Session } from '../storage/privsep-storage';
 
 export interface Credentials {
@@ -12,8 +13,6 @@ export interface Credentials {
   password: string;
 }
 
-const MAX_USER_BYTES = 64;
-const MAX_PASSWORD_BYTES = 1024;
 const MAX_CACHE_ENTRIES = 10_000;
 /** Renew a little before expiry so a long request does not start with a cookie about to lapse. */
 const RENEW_MARGIN_MS = 5_000;

@@ -101,3 +101,38 @@ export function asUser(user: TestUser, command: string, args: string[]): string 
     },
   );
 }
+
+/**
+ * One user with exactly the name `name` (the caller adds a random part), a password and a home
+ * under a temp dir; `remove` deletes both. For names beyond the usual grammar: useradd accepts
+ * dots, "@", "+" and a final "$".
+ */
+export function createNamedUser(name: string): TestUser & { remove(): void } {
+  const base = mkdtempSync(join(tmpdir(), 'privdav-homes-'));
+  run('chmod', ['0755', base]);
+  const home = join(base, 'home');
+  const password = `pw:${randomBytes(6).toString('base64url')}`;
+  run('useradd', ['-m', '-d', home, '-s', '/usr/sbin/nologin', '-K', 'UMASK=022', name]);
+  run('chpasswd', [], `${name}:${password}\n`);
+  const entry = posix.getpwnam(name);
+  return {
+    name,
+    password,
+    uid: entry.uid,
+    gid: entry.gid,
+    home,
+    remove() {
+      try {
+        execFileSync('pkill', ['-KILL', '-u', String(entry.uid)], { stdio: 'ignore' });
+      } catch {
+        // No processes left: fine.
+      }
+      try {
+        run('userdel', ['-r', '-f', name]);
+      } catch {
+        // Already gone.
+      }
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}

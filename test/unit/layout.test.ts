@@ -101,7 +101,17 @@ describe('tilde layout', () => {
       subdir: '',
       homeOf: (name) => (asked.push(name), '/home/x'),
     };
-    for (const share of ['~', '~~alice', '~-rf', '~a b', '~a:b', '~' + 'a'.repeat(33), '~\u00e9']) {
+    for (const share of [
+      '~',
+      '~~alice',
+      '~-rf',
+      '~a b',
+      '~a:b',
+      '~a+b',
+      '~a$b',
+      '~' + 'a'.repeat(65),
+      '~\u00e9',
+    ]) {
       refusedWith('NOT_A_SHARE', () => resolvePath(layout, '/' + share));
     }
     assert.deepEqual(asked, []);
