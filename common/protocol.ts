@@ -27,10 +27,16 @@ export interface WebLimits {
   maxLocksPerResource: number;
   maxLockDbBytes: number;
   maxConnections: number;
+  /** Connections one client address (IPv6: one network of WebInit.ipv6Prefix) may hold. */
+  maxConnectionsPerAddress: number;
   requestTimeoutMs: number;
   /** How long the web process waits for a worker's (next) reply; tree operations get the second. */
   workerCallTimeoutMs: number;
   workerTreeTimeoutMs: number;
+  /** A request head must arrive within headerTimeoutMs, extended by 1 s per headerMinRate bytes up to headerTimeoutMaxMs. */
+  headerTimeoutMs: number;
+  headerTimeoutMaxMs: number;
+  headerMinRate: number;
 }
 
 // ---- web process → monitor ----------------------------------------------------------------
@@ -63,7 +69,9 @@ export type MonitorRequest = AuthRequest | ConnectRequest | ReadyRequest | PongR
 
 export type AuthReply =
   | { t: 'auth'; id: number; ok: true; cookie: string; uid: number; expires: number }
-  | { t: 'auth'; id: number; ok: false; reason: 'denied' | 'unavailable' };
+  | { t: 'auth'; id: number; ok: false; reason: 'denied' | 'unavailable' }
+  /** PAM is saturated: nothing was counted; the web process answers 503 with this Retry-After. */
+  | { t: 'auth'; id: number; ok: false; reason: 'busy'; retryAfter: number };
 /** A successful connect reply carries exactly one descriptor: the web process's end of a fresh channel to the worker. */
 export type ConnectReply =
   | { t: 'connect'; id: number; ok: true }
@@ -76,7 +84,7 @@ export interface WebInit {
   /** Addresses of the inherited listen descriptors, in order (fds 4, 5, ...). */
   listeners: string[];
   /** PEM text, read by the monitor so the web account needs no access to the key file. */
-  tls: { cert: string; key: string } | null;
+  tls: { cert: string; key: string; minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers: string } | null;
   stateDir: string;
   /** [locks] database: "sqlite" or a postgresql:// URL with its credentials (read by the monitor, as root). */
   lockDatabase: string;
@@ -90,6 +98,8 @@ export interface WebInit {
   hide: string[];
   /** Changes when the monitor retired the running workers (their settings changed on reload). */
   workerGeneration: number;
+  /** auth.ipv6_prefix: IPv6 clients are counted per network of this many bits, also for connections. */
+  ipv6Prefix: number;
   /** log.access: one line per answered request. */
   accessLog: boolean;
   /** Addresses of the inherited metrics listen descriptors, which follow the WebDAV ones. */

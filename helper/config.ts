@@ -4,6 +4,8 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { parseCidr } from '../common/source-address';
 import type { WebLimits } from '../common/protocol';
 import { isUserName, USER_NAME_RULE } from '../common/names';
 import { parse as parseToml, TomlError, type TomlTable, type TomlValue } from 'smol-toml';
@@ -28,6 +30,8 @@ export interface Config {
     webProcesses: number;
     /** The origin clients use when a proxy sits in front ("https://dav.example.org"), or null. */
     publicUrl: string | null;
+    tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+    tlsCiphers: string;
   };
   auth: {
     pamService: string;
@@ -38,6 +42,16 @@ export interface Config {
     denyUsers: string[];
     credentialTtlMs: number;
     failureDelayMs: number;
+    /** 0: one per CPU. */
+    pamConcurrency: number;
+    pamQueue: number;
+    pairMaxWaitMs: number;
+    accountMaxWaitMs: number;
+    sourceGuessesPerMinute: number;
+    rememberSourcesMs: number;
+    ipv6Prefix: number;
+    /** CIDRs (checked with parseCidr). */
+    throttleExempt: string[];
   };
   shares: { layout: 'home' | 'tilde'; subdir: string; hide: string[] };
   limits: WebLimits;
@@ -83,6 +97,8 @@ export function defaultConfig(): Config {
       shutdownGraceMs: 10 * SECOND,
       webProcesses: 1,
       publicUrl: null,
+      tlsMinVersion: 'TLSv1.2',
+      tlsCiphers: MOZILLA_INTERMEDIATE_CIPHERS,
     },
     auth: {
       pamService: 'privdav',
@@ -93,6 +109,14 @@ export function defaultConfig(): Config {
       denyUsers: [],
       credentialTtlMs: 10 * MINUTE,
       failureDelayMs: 1 * SECOND,
+      pamConcurrency: 0,
+      pamQueue: 256,
+      pairMaxWaitMs: 15 * MINUTE,
+      accountMaxWaitMs: 2 * MINUTE,
+      sourceGuessesPerMinute: 10,
+      rememberSourcesMs: 30 * DAY,
+      ipv6Prefix: 64,
+      throttleExempt: [],
     },
     shares: { layout: 'home', subdir: '', hide: [] },
     limits: {
@@ -106,9 +130,13 @@ export function defaultConfig(): Config {
       maxLocksPerResource: 64,
       maxLockDbBytes: 256 * MIB,
       maxConnections: 1024,
+      maxConnectionsPerAddress: 128,
       requestTimeoutMs: 5 * MINUTE,
       workerCallTimeoutMs: 2 * MINUTE,
       workerTreeTimeoutMs: 1 * HOUR,
+      headerTimeoutMs: 20 * SECOND,
+      headerTimeoutMaxMs: 40 * SECOND,
+      headerMinRate: 500,
     },
     storage: { durable: true },
     locks: { database: 'sqlite' },
@@ -408,6 +436,59 @@ function realmProblem(value: string): string | null {
   return null;
 }
 
+function cidrProblem(value: string): string | null {
+  const cidr = parseCidr(value);
+  return typeof cidr === 'string' ? cidr : null;
+}
+
+/**
+ * Mozilla's "intermediate" profile (v5.7) for TLS 1.2: ECDHE key exchange and AEAD ciphers only, so
+ * every TLS 1.2 session has forward secrecy and no CBC. TLS 1.3 suites are separate and always AEAD.
+ */
+export const MOZILLA_INTERMEDIATE_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+// An OpenSSL cipher list for TLS 1.2; OpenSSL itself must know at least one of its suites.
+function tlsCiphersProblem(value: string): string | null {
+  if (!/^[A-Za-z0-9_:+!@=.-]+$/.test(value)) {
+    return `${JSON.stringify(value)} is not an OpenSSL cipher list (names like "ECDHE-RSA-AES128-GCM-SHA256" separated by ":")`;
+  }
+  try {
+    tls.createSecureContext({ ciphers: value, minVersion: 'TLSv1.2' });
+  } catch (error) {
+    return `${JSON.stringify(value)} is not usable: ${(error as Error).message}`;
+  }
+  return null;
+}
+
+/**
+ * What is allowed but probably not meant: plain HTTP on an address other hosts can reach sends every
+ * Basic password in clear. check-config prints these, and the monitor logs them at start.
+ */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.server.tlsCert === null) {
+    const exposed = config.server.listen.filter((address) => !isLoopback(address.host));
+    if (exposed.length > 0) {
+      warnings.push(
+        `server.listen: plain HTTP on ${exposed.map((address) => address.text).join(', ')}, which is not a loopback address: ` +
+          'Basic authentication sends passwords in clear; set server.tls_cert and server.tls_key, or put a TLS proxy in front and listen on 127.0.0.1',
+      );
+    }
+  }
+  return warnings;
+}
+
+function isLoopback(host: string): boolean {
+  return /^127\./.test(host) || host === '::1';
+}
+
 // subdir is joined to every home directory: it must stay inside it.
 function subdirectory(): Reader<string> {
   return (value, report) => {
@@ -584,6 +665,8 @@ const SCHEMA: Schema = {
     shutdownGraceMs: { key: 'shutdown_grace', read: duration(0, 10 * MINUTE), restart: false },
     webProcesses: { key: 'web_processes', read: integer(1, 16), restart: true },
     publicUrl: { key: 'public_url', read: publicOrigin(), restart: false },
+    tlsMinVersion: { key: 'tls_min_version', read: oneOf('TLSv1.2', 'TLSv1.3'), restart: true },
+    tlsCiphers: { key: 'tls_ciphers', read: text(tlsCiphersProblem), restart: true },
   },
   auth: {
     pamService: { key: 'pam_service', read: text(pamServiceProblem), restart: false },
@@ -599,6 +682,15 @@ const SCHEMA: Schema = {
     denyUsers: { key: 'deny_users', read: arrayOf(text(accountNameProblem)), restart: false },
     credentialTtlMs: { key: 'credential_ttl', read: duration(10 * SECOND, 1 * DAY), restart: false },
     failureDelayMs: { key: 'failure_delay', read: duration(1 * SECOND, 10 * SECOND), restart: false },
+    // The threadpool is sized from it when the monitor starts.
+    pamConcurrency: { key: 'pam_concurrency', read: integer(0, 256), restart: true },
+    pamQueue: { key: 'pam_queue', read: integer(1, 100_000), restart: false },
+    pairMaxWaitMs: { key: 'backoff_pair_max', read: duration(1 * SECOND, 1 * DAY), restart: false },
+    accountMaxWaitMs: { key: 'backoff_account_max', read: duration(1 * SECOND, 1 * HOUR), restart: false },
+    sourceGuessesPerMinute: { key: 'source_guesses_per_minute', read: integer(1, 10_000), restart: false },
+    rememberSourcesMs: { key: 'remember_sources', read: duration(0, 365 * DAY), restart: false },
+    ipv6Prefix: { key: 'ipv6_prefix', read: integer(16, 128), restart: false },
+    throttleExempt: { key: 'throttle_exempt', read: arrayOf(text(cidrProblem)), restart: false },
   },
   shares: {
     layout: { key: 'layout', read: oneOf('home', 'tilde'), restart: false },
@@ -620,9 +712,21 @@ const SCHEMA: Schema = {
       restart: false,
     },
     maxConnections: { key: 'max_connections', read: integer(1, 1_000_000), restart: false },
+    maxConnectionsPerAddress: {
+      key: 'max_connections_per_address',
+      read: integer(1, 1_000_000),
+      restart: false,
+    },
     requestTimeoutMs: { key: 'request_timeout', read: duration(1 * SECOND, 1 * DAY), restart: false },
     workerCallTimeoutMs: { key: 'worker_call_timeout', read: duration(1 * SECOND, 1 * DAY), restart: false },
     workerTreeTimeoutMs: { key: 'worker_tree_timeout', read: duration(1 * SECOND, 7 * DAY), restart: false },
+    headerTimeoutMs: { key: 'header_timeout', read: duration(1 * SECOND, 10 * MINUTE), restart: false },
+    headerTimeoutMaxMs: {
+      key: 'header_timeout_max',
+      read: duration(1 * SECOND, 10 * MINUTE),
+      restart: false,
+    },
+    headerMinRate: { key: 'header_min_rate', read: integer(0, 1_000_000_000), restart: false },
   },
   storage: {
     durable: { key: 'durable', read: boolean(), restart: false },
@@ -697,6 +801,12 @@ function readConfig(text: string, source: string | null, checkFiles: boolean): C
 
   checkTlsPair(config, document, problem);
   checkMetricsListen(config, problem);
+  if (config.limits.headerTimeoutMaxMs < config.limits.headerTimeoutMs) {
+    problem(
+      'limits.header_timeout_max',
+      `${formatDuration(config.limits.headerTimeoutMaxMs)} is shorter than limits.header_timeout (${formatDuration(config.limits.headerTimeoutMs)}): it is the longest a slow but moving request head may take`,
+    );
+  }
   if (checkFiles && problems.length === 0) checkTlsFiles(config, problem);
   if (checkFiles && source !== null) checkSecretsReadable(config, source, problem);
   if (problems.length > 0) throw new ConfigError(source, problems.sort(byLine));

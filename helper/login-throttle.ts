@@ -1,62 +1,229 @@
-// Back-off for failed logins, per user name and per remote address: after a few failures each
-// further attempt is refused without asking PAM until a growing wait has passed (1 s, 2 s, 4 s ...
-// up to a cap). Bounded in memory so a flood of random names cannot grow it without limit.
+// The login back-off, keyed so that the innocent pass (DESIGN invariant 8). Every attempt is
+// counted when it arrives, before PAM, so N guesses sent at once are throttled exactly like N sent
+// one after another. Three limits, each bounded in memory:
+//   - the (account, source) pair backs off long (1 s, 2 s, 4 s ... up to pairMaxWaitMs);
+//   - the account, for sources it never logged in from, backs off up to accountMaxWaitMs — this
+//     bounds a distributed attack on one account whatever the number of addresses;
+//   - the source, for accounts that never logged in from it, has a rate (token bucket), so one
+//     address cannot spray every account, and a neighbour behind it is not locked out by a guesser.
+// A pair that logged in successfully is remembered (rememberSourcesMs): its owner skips the account
+// and source limits, so a distributed attack on the account does not keep them out.
 
-const FREE_FAILURES = 5;
-const FORGET_AFTER_MS = 60 * 60_000;
-const MAX_KEYS = 50_000;
-
-interface Record {
-  failures: number;
-  lastFailure: number;
+export interface ThrottlePolicy {
+  /** Attempts a key makes freely before the back-off starts. */
+  freeAttempts: number;
+  pairMaxWaitMs: number;
+  accountMaxWaitMs: number;
+  sourceGuessesPerMinute: number;
+  rememberSourcesMs: number;
 }
 
-export class LoginThrottle {
+export type Admission =
+  { admitted: true; known: boolean } | { admitted: false; why: 'pair' | 'account' | 'source' };
+
+const FIRST_WAIT_MS = 1000;
+/** A back-off record is forgotten after this long without attempts (or twice its cap, if longer). */
+const FORGET_AFTER_MS = 60 * 60_000;
+const MAX_RECORDS = 50_000;
+const MAX_ACCOUNTS_REMEMBERED = 100_000;
+/** Sources remembered per account; the least recently used goes first. */
+const MAX_SOURCES_PER_ACCOUNT = 32;
+
+interface Record {
+  attempts: number;
+  last: number;
+  /** Earliest time the next attempt is admitted. */
+  next: number;
+}
+
+/** Exponential back-off per key, charged on arrival. The Map is kept in order of last attempt. */
+export class Backoff {
   readonly #records = new Map<string, Record>();
-  readonly #maxWaitMs: number;
+  readonly #free: number;
 
-  /**
-   * `maxWaitMs` caps the wait. Keep it short for user names: anyone can send wrong passwords for
-   * a name, and a long cap would let them lock its owner out.
-   */
-  constructor(maxWaitMs: number) {
-    this.#maxWaitMs = maxWaitMs;
+  constructor(freeAttempts: number) {
+    this.#free = freeAttempts;
   }
 
-  /** Milliseconds until this key may try again (0: now). */
-  waitFor(key: string, now = Date.now()): number {
-    const record = this.#records.get(key);
-    if (record === undefined || record.failures < FREE_FAILURES) return 0;
-    const wait = Math.min(this.#maxWaitMs, 1000 * 2 ** Math.min(30, record.failures - FREE_FAILURES));
-    return Math.max(0, record.lastFailure + wait - now);
+  /** Milliseconds until this key may make another attempt (0: now). */
+  waitFor(key: string, capMs: number, now: number): number {
+    const record = this.#live(key, capMs, now);
+    return record === undefined ? 0 : Math.max(0, record.next - now);
   }
 
-  recordFailure(key: string, now = Date.now()): void {
-    const record = this.#records.get(key);
-    if (record !== undefined && now - record.lastFailure < FORGET_AFTER_MS) {
-      record.failures++;
-      record.lastFailure = now;
-      return;
-    }
-    if (this.#records.size >= MAX_KEYS) this.#prune(now);
-    this.#records.set(key, { failures: 1, lastFailure: now });
+  /** Counts an attempt that is being let through. */
+  charge(key: string, capMs: number, now: number): void {
+    const record = this.#live(key, capMs, now) ?? { attempts: 0, last: now, next: now };
+    record.attempts++;
+    record.last = now;
+    const over = record.attempts - this.#free;
+    record.next = over < 0 ? now : now + Math.min(capMs, FIRST_WAIT_MS * 2 ** Math.min(30, over));
+    // Delete and set again: the Map's order is the order of last attempts, so pruning drops the
+    // quietest keys first and a flood of new names cannot push out the account under attack.
+    this.#records.delete(key);
+    if (this.#records.size >= MAX_RECORDS) this.#prune(now);
+    this.#records.set(key, record);
   }
 
-  recordSuccess(key: string): void {
+  clear(key: string): void {
     this.#records.delete(key);
   }
 
-  #prune(now: number): void {
-    for (const [key, record] of this.#records) {
-      if (now - record.lastFailure >= FORGET_AFTER_MS) this.#records.delete(key);
+  get size(): number {
+    return this.#records.size;
+  }
+
+  #live(key: string, capMs: number, now: number): Record | undefined {
+    const record = this.#records.get(key);
+    if (record !== undefined && now - record.last > Math.max(FORGET_AFTER_MS, 2 * capMs)) {
+      this.#records.delete(key);
+      return undefined;
     }
-    // Still full: forget the oldest half rather than grow.
-    if (this.#records.size >= MAX_KEYS) {
-      let drop = this.#records.size / 2;
-      for (const key of this.#records.keys()) {
+    return record;
+  }
+
+  #prune(now: number): void {
+    let drop = this.#records.size - MAX_RECORDS / 2;
+    for (const [key, record] of this.#records) {
+      if (drop-- <= 0 && now - record.last <= FORGET_AFTER_MS) break;
+      this.#records.delete(key);
+    }
+  }
+}
+
+/** A token bucket per key: `perMinute` tokens a minute, as many in reserve. */
+export class RateLimit {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  #perMinute: number;
+
+  constructor(perMinute: number) {
+    this.#perMinute = perMinute;
+  }
+
+  set perMinute(value: number) {
+    this.#perMinute = value;
+  }
+
+  available(key: string, now: number): boolean {
+    return this.#tokens(key, now) >= 1;
+  }
+
+  take(key: string, now: number): void {
+    this.#set(key, this.#tokens(key, now) - 1, now);
+  }
+
+  /** Gives back a token taken for an attempt that turned out to be no guess (a correct password). */
+  giveBack(key: string, now: number): void {
+    this.#set(key, Math.min(this.#perMinute, this.#tokens(key, now) + 1), now);
+  }
+
+  #tokens(key: string, now: number): number {
+    const bucket = this.#buckets.get(key);
+    if (bucket === undefined) return this.#perMinute;
+    return Math.min(this.#perMinute, bucket.tokens + ((now - bucket.at) * this.#perMinute) / 60_000);
+  }
+
+  #set(key: string, tokens: number, now: number): void {
+    this.#buckets.delete(key);
+    if (tokens >= this.#perMinute) return;
+    if (this.#buckets.size >= MAX_RECORDS) {
+      // Full buckets are forgotten anyway; then the ones refilled longest ago.
+      let drop = this.#buckets.size - MAX_RECORDS / 2;
+      for (const bucketKey of this.#buckets.keys()) {
         if (drop-- <= 0) break;
-        this.#records.delete(key);
+        this.#buckets.delete(bucketKey);
       }
     }
+    this.#buckets.set(key, { tokens, at: now });
+  }
+}
+
+/** (account, source) pairs that logged in successfully, with the time of the last success. */
+export class KnownSources {
+  readonly #accounts = new Map<string, Map<string, number>>();
+  #ttlMs: number;
+
+  constructor(ttlMs: number) {
+    this.#ttlMs = ttlMs;
+  }
+
+  set ttlMs(value: number) {
+    this.#ttlMs = value;
+  }
+
+  has(account: string, source: string, now: number): boolean {
+    const seen = this.#accounts.get(account)?.get(source);
+    return seen !== undefined && now - seen < this.#ttlMs;
+  }
+
+  remember(account: string, source: string, now: number): void {
+    if (this.#ttlMs === 0) return;
+    let sources = this.#accounts.get(account);
+    if (sources === undefined) {
+      if (this.#accounts.size >= MAX_ACCOUNTS_REMEMBERED) {
+        this.#accounts.delete(this.#accounts.keys().next().value as string);
+      }
+      sources = new Map();
+    }
+    this.#accounts.delete(account);
+    this.#accounts.set(account, sources);
+    sources.delete(source);
+    sources.set(source, now);
+    while (sources.size > MAX_SOURCES_PER_ACCOUNT) sources.delete(sources.keys().next().value as string);
+  }
+}
+
+export class LoginThrottle {
+  #policy: ThrottlePolicy;
+  readonly #pairs: Backoff;
+  readonly #accounts: Backoff;
+  readonly #sources: RateLimit;
+  readonly #known: KnownSources;
+
+  constructor(policy: ThrottlePolicy) {
+    this.#policy = policy;
+    this.#pairs = new Backoff(policy.freeAttempts);
+    this.#accounts = new Backoff(policy.freeAttempts);
+    this.#sources = new RateLimit(policy.sourceGuessesPerMinute);
+    this.#known = new KnownSources(policy.rememberSourcesMs);
+  }
+
+  /** On reload: new caps apply to the next attempt; what was counted stays counted. */
+  set policy(policy: ThrottlePolicy) {
+    this.#policy = policy;
+    this.#sources.perMinute = policy.sourceGuessesPerMinute;
+    this.#known.ttlMs = policy.rememberSourcesMs;
+  }
+
+  /**
+   * Decides an attempt as it arrives and, when it is let through, counts it at once. `source` is
+   * the grouped address (sourceKey), or null for an exempt one: an address that tells nothing
+   * about who is behind it (a proxy) has no pair or source limit and is never a known source —
+   * only the account's own limit applies to it.
+   */
+  admit(account: string, source: string | null, now = Date.now()): Admission {
+    const policy = this.#policy;
+    const known = source !== null && this.#known.has(account, source, now);
+    const pair = source === null ? null : `${account}\0${source}`;
+    // A known pair's own back-off is capped like the account's: an attacker behind the owner's
+    // address may slow the owner down, not lock them out for long.
+    const pairCap = known ? policy.accountMaxWaitMs : policy.pairMaxWaitMs;
+    if (pair !== null && this.#pairs.waitFor(pair, pairCap, now) > 0) return { admitted: false, why: 'pair' };
+    if (!known && this.#accounts.waitFor(account, policy.accountMaxWaitMs, now) > 0)
+      return { admitted: false, why: 'account' };
+    if (!known && source !== null && !this.#sources.available(source, now))
+      return { admitted: false, why: 'source' };
+    if (pair !== null) this.#pairs.charge(pair, pairCap, now);
+    if (!known) this.#accounts.charge(account, policy.accountMaxWaitMs, now);
+    if (!known && source !== null) this.#sources.take(source, now);
+    return { admitted: true, known };
+  }
+
+  /** PAM accepted the password: this pair starts afresh and is remembered. */
+  succeeded(account: string, source: string | null, known: boolean, now = Date.now()): void {
+    if (source === null) return;
+    this.#pairs.clear(`${account}\0${source}`);
+    if (!known) this.#sources.giveBack(source, now);
+    this.#known.remember(account, source, now);
   }
 }

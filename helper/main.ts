@@ -3,7 +3,9 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Config, ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from './config';
+import { Config, ConfigError, DEFAULT_CONFIG_PATH, configWarnings, loadConfig } from './config';
+import { closeInheritedDescriptors } from './inherited-descriptors';
+import { POOL_THREADS_FOR_FILES, pamConcurrency } from './pam';
 import { lookUpAccount } from './accounts';
 import { Logger, setLogFormat } from '../common/log';
 import { Monitor } from './monitor';
@@ -78,6 +80,8 @@ function systemProblems(config: Config): string[] {
 
 function main(): void {
   const { command, config: path } = parseArguments(process.argv.slice(2));
+  // Before anything else is opened or spawned: nothing our starter left open goes further.
+  const inherited = command === 'serve' ? closeInheritedDescriptors() : [];
   let config;
   try {
     config = loadConfig(path);
@@ -92,11 +96,19 @@ function main(): void {
     const problems = systemProblems(config);
     for (const problem of problems) process.stderr.write(`${path}: ${problem}\n`);
     if (problems.length > 0) process.exit(1);
+    for (const warning of configWarnings(config)) process.stderr.write(`${path}: warning: ${warning}\n`);
     process.stdout.write(`${path}: OK\n`);
     return;
   }
   setLogFormat(config.log.format);
   const log = new Logger('monitor', config.log.level);
+  if (inherited.length > 0) log.info('closed inherited descriptors', { fds: inherited.join(' ') });
+  // PAM calls hold threadpool threads (pam_unix's failure delay holds one ~2 s): keep threads for
+  // the monitor's other work beside them. libuv reads this when the pool is first used, which is
+  // after this point (nothing before here is asynchronous).
+  const poolSize = pamConcurrency(config.auth.pamConcurrency) + POOL_THREADS_FOR_FILES;
+  if (Number(process.env.UV_THREADPOOL_SIZE ?? 0) < poolSize)
+    process.env.UV_THREADPOOL_SIZE = String(poolSize);
   try {
     new Monitor(config, log).start();
   } catch (error) {

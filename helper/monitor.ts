@@ -9,11 +9,12 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Channel } from '../common/channel';
-import { Config, changesNeedingRestart, loadConfig } from './config';
+import { Config, changesNeedingRestart, configWarnings, loadConfig } from './config';
 import { deriveUserKey, issueCookie, newMasterKey, peekClaims, verifyCookie } from './cookie';
 import { Account, lookUpAccount, refusalReason, workerIdentity } from './accounts';
-import { LoginThrottle } from './login-throttle';
-import { pamAuthenticate } from './pam';
+import { LoginThrottle, ThrottlePolicy } from './login-throttle';
+import { PamQueue, pamConcurrency } from './pam';
+import { Cidr, inCidr, parseCidr, sourceKey } from '../common/source-address';
 import { closeAll } from '../common/rpc';
 import { MAX_PASSWORD_BYTES, MAX_USER_BYTES } from '../common/names';
 import { closeFd, socketpair, tcpListen } from '../native';
@@ -34,7 +35,8 @@ import {
 
 const WEB_ENTRY = join(__dirname, '..', 'src', 'web.js');
 const WORKER_ENTRY = join(__dirname, 'worker.js');
-const MAX_PENDING_AUTH = 512;
+/** Retry-After of a 503 when PAM is saturated: a few PAM calls' time. */
+const OVERLOAD_RETRY_AFTER_S = 2;
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
@@ -126,9 +128,9 @@ export class Monitor {
   #config: Config;
   readonly #log: Logger;
   readonly #masterKey = newMasterKey();
-  /** Per user name the back-off stays short (30 s), so strangers cannot lock an owner out for long. */
-  readonly #userThrottle = new LoginThrottle(30_000);
-  readonly #addressThrottle = new LoginThrottle(15 * 60_000);
+  readonly #throttle: LoginThrottle;
+  #throttleExempt: Cidr[];
+  readonly #pam: PamQueue;
   readonly #workers = new Map<number, Worker>();
   readonly #listenFds: number[] = [];
   readonly #nonRoot: boolean;
@@ -136,7 +138,6 @@ export class Monitor {
   readonly #webs: (WebProcess | null)[] = [];
   readonly #restartDelays: number[] = [];
   #notifiedReady = false;
-  #pendingAuth = 0;
   #workerGeneration = 0;
   #stopping = false;
   #spare: Spare | null = null;
@@ -183,6 +184,9 @@ export class Monitor {
         workers: this.#workers.size + (this.#spare === null ? 0 : 1),
       }),
     });
+    this.#throttle = new LoginThrottle(throttlePolicy(config));
+    this.#throttleExempt = exemptNetworks(config);
+    this.#pam = new PamQueue(pamConcurrency(config.auth.pamConcurrency), config.auth.pamQueue);
     this.#requests = {
       ready: {
         once: true,
@@ -263,6 +267,7 @@ export class Monitor {
         );
       }
     }
+    for (const warning of configWarnings(this.#config)) this.#log.warn(warning);
     for (let slot = 0; slot < this.#config.server.webProcesses; slot++) {
       this.#restartDelays[slot] = RESTART_MIN_MS;
       this.#startWeb(slot);
@@ -349,7 +354,8 @@ export class Monitor {
       if (this.#tls === null) throw error;
       this.#log.error('new certificate not usable; keeping the old one', { error: (error as Error).message });
     }
-    return { cert: this.#tls.cert, key: this.#tls.key };
+    const { tlsMinVersion, tlsCiphers } = this.#config.server;
+    return { cert: this.#tls.cert, key: this.#tls.key, minVersion: tlsMinVersion, ciphers: tlsCiphers };
   }
 
   #webInit(slot: number): WebInit {
@@ -370,6 +376,7 @@ export class Monitor {
       workerGeneration: this.#workerGeneration,
       accessLog: log.access,
       metricsListeners: slot === 0 ? this.#config.metrics.listen.map((address) => address.text) : [],
+      ipv6Prefix: auth.ipv6Prefix,
     };
   }
 
@@ -514,30 +521,33 @@ export class Monitor {
       const wait = Math.max(0, received + this.#config.auth.failureDelayMs - Date.now());
       setTimeout(() => reply({ t: 'auth', id, ok: false, reason: 'denied' }), wait);
     };
-    if (this.#pendingAuth >= MAX_PENDING_AUTH) {
+    // Saturated: say so at once (503), before anything is counted — overload is nobody's failure.
+    if (this.#pam.full) {
       this.#logins.overload++;
-      reply({ t: 'auth', id, ok: false, reason: 'unavailable' });
+      this.#overload();
+      reply({ t: 'auth', id, ok: false, reason: 'busy', retryAfter: OVERLOAD_RETRY_AFTER_S });
       return;
     }
-    const userKey = `user:${user}`;
-    const addressKey = `addr:${remote}`;
-    if (this.#userThrottle.waitFor(userKey) > 0 || this.#addressThrottle.waitFor(addressKey) > 0) {
+    const source = inCidr(remote, this.#throttleExempt)
+      ? null
+      : sourceKey(remote, this.#config.auth.ipv6Prefix);
+    // Counted here, on arrival: guesses sent in parallel are throttled like guesses sent in turn.
+    const admission = this.#throttle.admit(user, source, received);
+    if (!admission.admitted) {
       this.#logins.backoff++;
-      return deny('backing off after repeated failures');
+      return deny(BACKOFF_REASONS[admission.why]);
     }
     const account = user === '' ? null : lookUpAccount(user);
     const refusal = account === null ? 'no such account' : refusalReason(account, this.#policy());
     if (refusal !== null || account === null || password === '') {
-      this.#recordFailure(userKey, addressKey);
       this.#logins[refusal === null ? 'wrong' : 'refused']++;
       return deny(refusal ?? 'empty password');
     }
-    this.#pendingAuth++;
-    void pamAuthenticate(this.#config.auth.pamService, account.user, password, remote)
+    void this.#pam
+      .authenticate(this.#config.auth.pamService, account.user, password, remote)
       .then((outcome) => {
         if (outcome === 'ok') {
-          this.#userThrottle.recordSuccess(userKey);
-          this.#addressThrottle.recordSuccess(addressKey);
+          this.#throttle.succeeded(user, source, admission.known);
           const issued = Date.now();
           const expires = issued + this.#config.auth.credentialTtlMs;
           const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
@@ -548,23 +558,28 @@ export class Monitor {
             expires,
           });
           this.#logins.ok++;
-          this.#log.info('login', { user: account.user, remote: printable(remote) });
+          this.#log.info('login', { user: account.user, remote: printable(remote), known: admission.known });
           reply({ t: 'auth', id, ok: true, cookie, uid: account.uid, expires });
           return;
         }
         if (outcome === 'error') this.#log.error('PAM failed', { service: this.#config.auth.pamService });
-        this.#recordFailure(userKey, addressKey);
         this.#logins[outcome === 'error' ? 'refused' : 'wrong']++;
         deny(outcome === 'error' ? 'PAM error' : 'wrong password or account not usable');
-      })
-      .finally(() => {
-        this.#pendingAuth--;
       });
   }
 
-  #recordFailure(userKey: string, addressKey: string): void {
-    this.#userThrottle.recordFailure(userKey);
-    this.#addressThrottle.recordFailure(addressKey);
+  #overloads = { count: 0, since: 0 };
+  /** Logs PAM saturation once per 10 s with the number of logins answered 503 meanwhile. */
+  #overload(): void {
+    const now = Date.now();
+    this.#overloads.count++;
+    if (now - this.#overloads.since < 10_000) return;
+    this.#log.warn('login overload: PAM is saturated; answered 503', {
+      logins: this.#overloads.count,
+      running: this.#pam.running,
+      waiting: this.#pam.waiting,
+    });
+    this.#overloads = { count: 0, since: now };
   }
 
   #policy() {
@@ -758,18 +773,32 @@ export class Monitor {
       if (restartOnly.length > 0)
         this.#log.warn('these changes need a restart', { keys: restartOnly.join(' ') });
       // Keys that need a restart keep their running values until then.
-      const { listen, user, stateDir, tlsCert, tlsKey, webProcesses } = this.#config.server;
+      const { listen, user, stateDir, tlsCert, tlsKey, webProcesses, tlsMinVersion, tlsCiphers } =
+        this.#config.server;
       // Node fixes the header limit when a server is made: it too waits for a restart.
       const { maxHeaderBytes } = this.#config.limits;
       const before = JSON.stringify(this.#workerSettings(this.#config));
       this.#config = {
         ...next,
-        server: { ...next.server, listen, user, stateDir, tlsCert, tlsKey, webProcesses },
+        server: {
+          ...next.server,
+          listen,
+          user,
+          stateDir,
+          tlsCert,
+          tlsKey,
+          webProcesses,
+          tlsMinVersion,
+          tlsCiphers,
+        },
         limits: { ...next.limits, maxHeaderBytes },
         locks: this.#config.locks,
       };
       if (JSON.stringify(this.#workerSettings(this.#config)) !== before) this.#retireWorkers();
       this.#log.setLevel(next.log.level);
+      this.#throttle.policy = throttlePolicy(this.#config);
+      this.#throttleExempt = exemptNetworks(this.#config);
+      this.#pam.maxWaiting = this.#config.auth.pamQueue;
       for (const web of this.#webs)
         if (web !== null) web.channel.send(encodeMessage(this.#webInit(web.slot)));
       this.#log.info('configuration reloaded', { from: source });
@@ -787,6 +816,23 @@ function logEnvironment(): Record<string, string> {
   const env: Record<string, string> = { [LOG_FORMAT_ENV]: logFormat() };
   if (process.env.JOURNAL_STREAM !== undefined) env.JOURNAL_STREAM = process.env.JOURNAL_STREAM;
   return env;
+}
+
+const BACKOFF_REASONS = {
+  pair: 'backing off: repeated attempts for this account from this address',
+  account: 'backing off: repeated attempts for this account from addresses it never logged in from',
+  source: 'backing off: this address tried too many accounts it never logged in to',
+} as const;
+
+/** The back-off numbers of README "Login back-off"; only the caps and the rate are configurable. */
+function throttlePolicy(config: Config): ThrottlePolicy {
+  const { pairMaxWaitMs, accountMaxWaitMs, sourceGuessesPerMinute, rememberSourcesMs } = config.auth;
+  return { freeAttempts: 5, pairMaxWaitMs, accountMaxWaitMs, sourceGuessesPerMinute, rememberSourcesMs };
+}
+
+function exemptNetworks(config: Config): Cidr[] {
+  // Validated when the configuration was read.
+  return config.auth.throttleExempt.map((text) => parseCidr(text) as Cidr);
 }
 
 function currentAccount(): Account | null {

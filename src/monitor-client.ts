@@ -14,6 +14,17 @@ export interface Login {
   expires: number;
 }
 
+/** The monitor's PAM queue is full: answer 503 with Retry-After; nothing was counted against the client. */
+export class LoginBusyError extends Error {
+  readonly code = 'LOGIN_BUSY';
+  readonly retryAfterS: number;
+
+  constructor(retryAfterS: number) {
+    super('logins are saturated');
+    this.retryAfterS = retryAfterS;
+  }
+}
+
 export class MonitorClient {
   readonly #channel: Channel;
   readonly #rpc: RpcClient;
@@ -53,6 +64,17 @@ export class MonitorClient {
     this.observeCall('auth', (performance.now() - started) / 1000);
     if (message.ok === true && typeof message.cookie === 'string') {
       return { user, uid: message.uid as number, cookie: message.cookie, expires: message.expires as number };
+    }
+    if (message.reason === 'busy') {
+      const retryAfter = message.retryAfter;
+      throw new LoginBusyError(
+        typeof retryAfter === 'number' &&
+          Number.isSafeInteger(retryAfter) &&
+          retryAfter > 0 &&
+          retryAfter <= 3600
+          ? retryAfter
+          : 5,
+      );
     }
     if (message.reason === 'unavailable') throw new StorageError('UNAVAILABLE', 'authentication is busy');
     return null;

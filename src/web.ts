@@ -19,6 +19,7 @@ import { setNoNewPrivs } from '../native';
 import { MonitorClient } from './monitor-client';
 import { Authenticator } from './http/auth';
 import { DavHandler, createPipeline } from './http/server';
+import { ConnectionGuard, ConnectionLimits } from './http/connections';
 import { WorkerChannels } from './storage/privsep-storage';
 import { createDavHandler } from './dav/handler';
 import { SqliteLockStore, type LockStore } from './dav/lock-store';
@@ -29,6 +30,7 @@ import Database from 'better-sqlite3';
 
 const MONITOR_FD = 3;
 const FIRST_LISTEN_FD = 4;
+const HEADERS_TIMEOUT_SLACK_MS = 5000;
 
 const log = new Logger('web');
 const servers: Server[] = [];
@@ -70,6 +72,20 @@ function confine(stateDir: string): string {
 
 let current: WebInit | null = null;
 let channels: WorkerChannels | null = null;
+let connections: ConnectionGuard | null = null;
+
+function connectionLimits(init: WebInit): ConnectionLimits {
+  const { maxConnections, maxConnectionsPerAddress, headerTimeoutMs, headerTimeoutMaxMs, headerMinRate } =
+    init.limits;
+  return {
+    maxConnections,
+    maxConnectionsPerAddress,
+    headerTimeoutMs,
+    headerTimeoutMaxMs,
+    headerMinRate,
+    ipv6Prefix: init.ipv6Prefix,
+  };
+}
 
 function configure(init: WebInit): void {
   log.setLevel(init.logLevel);
@@ -78,9 +94,10 @@ function configure(init: WebInit): void {
   }
   if (current !== null && current.workerGeneration !== init.workerGeneration) channels?.retireAll();
   current = init;
+  if (connections !== null) connections.limits = connectionLimits(init);
   for (const server of servers) {
-    server.maxConnections = init.limits.maxConnections;
     (server as http.Server).timeout = init.limits.requestTimeoutMs;
+    (server as http.Server).headersTimeout = init.limits.headerTimeoutMaxMs + HEADERS_TIMEOUT_SLACK_MS;
   }
   if (lockStore === null) throw new Error('not started');
   dav = createDavHandler({
@@ -165,7 +182,10 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
     (op, seconds) => siteMetrics.observeChannelCall(op, seconds),
   );
   const observer = { log, accessLog: () => current!.accessLog, metrics: siteMetrics };
+  const guard = new ConnectionGuard(connectionLimits(init), log);
+  connections = guard;
   const davPipeline = createPipeline({
+    onAuthenticated: (req) => guard.markAuthenticated(req),
     authenticator: new Authenticator(monitor),
     channels,
     realm: () => current!.realm,
@@ -185,13 +205,26 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
     const server: Server =
       init.tls === null
         ? http.createServer(options, pipeline)
-        : https.createServer({ ...options, cert: init.tls.cert, key: init.tls.key }, pipeline);
+        : https.createServer(
+            {
+              ...options,
+              cert: init.tls.cert,
+              key: init.tls.key,
+              // TLS 1.2 with the configured (ECDHE + AEAD) suites only; TLS 1.3's suites are all AEAD.
+              minVersion: init.tls.minVersion,
+              ciphers: init.tls.ciphers,
+              honorCipherOrder: true,
+            },
+            pipeline,
+          );
     const httpServer = server as http.Server;
     httpServer.on('checkContinue', pipeline);
     httpServer.keepAliveTimeout = 30_000;
-    httpServer.headersTimeout = 60_000;
+    // The guard enforces the head deadline (checked every second); Node's own, checked only every
+    // 30 s, stays as a backstop. So does max_connections: the guard makes room instead of refusing.
+    httpServer.headersTimeout = init.limits.headerTimeoutMaxMs + HEADERS_TIMEOUT_SLACK_MS;
     httpServer.timeout = init.limits.requestTimeoutMs;
-    server.maxConnections = init.limits.maxConnections;
+    guard.attach(server);
     server.on('error', (error) => fatal(`cannot serve ${address}: ${error.message}`));
     drain.watch(server, init.tls !== null);
     server.listen({ fd: FIRST_LISTEN_FD + index }, () => {

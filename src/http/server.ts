@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { noteUser } from './access-log';
 import { Authenticator, parseBasic } from './auth';
+import { LoginBusyError } from '../monitor-client';
 import { PrivsepStorage, WorkerChannels } from '../storage/privsep-storage';
 import type { DavRequestContext } from '../dav/handler';
 import type { Logger } from '../../common/log';
@@ -23,19 +24,27 @@ export interface PipelineOptions {
   log: Logger;
   /** The current protocol handler (replaced on reload). */
   dav: () => DavHandler;
+  /** Told of each request whose credentials were accepted (its connection is then never shed). */
+  onAuthenticated: (req: IncomingMessage) => void;
 }
 
 export function createPipeline(
   options: PipelineOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, reason: string): void => {
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    reason: string,
+    retryAfterS = 5,
+  ): void => {
     const body = `${status} ${reason}\n`;
     const headers: Record<string, string | number> = {
       'Content-Type': 'text/plain; charset=utf-8',
       'Content-Length': Buffer.byteLength(body),
     };
     if (status === 401) headers['WWW-Authenticate'] = `Basic realm="${options.realm()}", charset="UTF-8"`;
-    if (status === 503) headers['Retry-After'] = 5;
+    if (status === 503) headers['Retry-After'] = retryAfterS;
     // An unread request body (an upload we refused) is not worth reading: close instead.
     if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
       headers.Connection = 'close';
@@ -52,11 +61,15 @@ export function createPipeline(
     try {
       session = await options.authenticator.authenticate(credentials, remote);
     } catch (error) {
+      // Overload is the monitor's to log (once per interval, not once per request).
+      if (error instanceof LoginBusyError)
+        return refuse(req, res, 503, 'Too many logins at once; try again shortly', error.retryAfterS);
       options.log.error('authentication unavailable', { error: (error as Error).message });
       return refuse(req, res, 503, 'Authentication temporarily unavailable');
     }
     if (session === null) return refuse(req, res, 401, 'Wrong user name or password');
     noteUser(req, session.user);
+    options.onAuthenticated(req);
     // Only now that the user is known is the client invited to send a body it announced.
     if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
     const storage = new PrivsepStorage(options.channels, session);

@@ -21,6 +21,10 @@ export interface DaemonOptions {
   port?: number;
   /** Extra TOML lines appended to the named sections: { auth: ['min_uid = 1000'] }. */
   extra?: Partial<Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'locks' | 'log', string[]>>;
+  /** Start through bash with these redirections after the command, e.g. "30</etc/shadow". */
+  redirections?: string;
+  /** The config sets tls_cert and tls_key: readiness is checked over TLS. */
+  tls?: boolean;
 }
 
 export interface Daemon {
@@ -51,8 +55,13 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   const dir = mkdtempSync(join(tmpdir(), 'privdav-test-'));
   const port = options.port ?? (await freePort());
   const extra = options.extra ?? {};
-  const section = (name: keyof NonNullable<DaemonOptions['extra']>, lines: string[]): string =>
-    `[${name}]\n${[...lines, ...(extra[name] ?? [])].join('\n')}\n`;
+  // An extra line replaces a default one for the same key.
+  const keyOf = (line: string): string => line.split('=')[0]!.trim();
+  const section = (name: keyof NonNullable<DaemonOptions['extra']>, lines: string[]): string => {
+    const added = extra[name] ?? [];
+    const kept = lines.filter((line) => !added.some((other) => keyOf(other) === keyOf(line)));
+    return `[${name}]\n${[...kept, ...added].join('\n')}\n`;
+  };
   const config = [
     section('server', [
       `listen = ["127.0.0.1:${port}"]`,
@@ -69,7 +78,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   const configPath = join(dir, 'privdav.toml');
   // 0600: a [locks] database URL may carry a password (check-config refuses it world-readable).
   writeFileSync(configPath, config, { mode: 0o600 });
-  return startDaemonWithConfig(configPath, port, dir);
+  return startDaemonWithConfig(configPath, port, dir, {
+    redirections: options.redirections,
+    tls: options.tls,
+  });
 }
 
 export interface StartOptions {
@@ -77,6 +89,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** The port speaks HTTPS (readiness is checked with an unverified TLS request). */
   tls?: boolean;
+  /** Start through bash with these redirections after the command, e.g. "30</etc/shadow". */
+  redirections?: string;
 }
 
 /** Starts the daemon on a config file the test wrote itself; `dir` is removed on stop. */
@@ -87,10 +101,20 @@ export async function startDaemonWithConfig(
   options: StartOptions = {},
 ): Promise<Daemon> {
   const workDir = dir ?? mkdtempSync(join(tmpdir(), 'privdav-test-'));
-  const child: ChildProcess = spawn(process.execPath, [MAIN, 'serve', '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const command = [process.execPath, MAIN, 'serve', '--config', configPath];
+  const spawnOptions = {
+    stdio: ['ignore', 'pipe', 'pipe'] as ('ignore' | 'pipe')[],
     env: { ...process.env, ...options.env },
-  });
+  };
+  // `exec`: the shell becomes the monitor, holding what the redirections opened.
+  const child: ChildProcess =
+    options.redirections === undefined
+      ? spawn(command[0]!, command.slice(1), spawnOptions)
+      : spawn(
+          '/bin/bash',
+          ['-c', `exec ${command.map((word) => `'${word}'`).join(' ')} ${options.redirections}`],
+          spawnOptions,
+        );
   const output = await untilReady(child, port, options.tls ?? false);
   return {
     port,
@@ -199,6 +223,8 @@ export interface RequestOptions {
   body?: string | Buffer;
   user?: TestUser | { name: string; password: string } | null;
   agent?: http.Agent | false;
+  /** Source address (a loopback one, "127.0.0.2" ...), to play a client at another address. */
+  from?: string;
 }
 
 /** One HTTP request with Basic auth as `user`. */
@@ -221,6 +247,7 @@ export function request(
         method: options.method ?? 'GET',
         headers,
         agent: options.agent,
+        localAddress: options.from,
       },
       (res) => {
         const chunks: Buffer[] = [];

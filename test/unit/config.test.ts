@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import {
   changesNeedingRestart,
   ConfigError,
+  configWarnings,
   type ConfigProblem,
   DEFAULT_CONFIG_PATH,
   defaultConfig,
@@ -560,6 +561,94 @@ describe('security-relevant refusals', () => {
 
   test('a realm with a quote is refused: it goes into a quoted header value', () => {
     assert.equal(problemOf('[auth]\nrealm = \'my "realm"\'\n').key, 'auth.realm');
+  });
+});
+
+describe('login back-off, connections and TLS policy', () => {
+  test('the back-off, PAM and connection keys are read with their units', () => {
+    const config = parseConfig(
+      [
+        '[auth]',
+        'pam_concurrency = 3',
+        'pam_queue = 10',
+        'backoff_pair_max = "1h"',
+        'backoff_account_max = "30s"',
+        'source_guesses_per_minute = 20',
+        'remember_sources = "7d"',
+        'ipv6_prefix = 56',
+        'throttle_exempt = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]',
+        '[limits]',
+        'max_connections_per_address = 16',
+        'header_timeout = "10s"',
+        'header_timeout_max = "30s"',
+        'header_min_rate = 1000',
+        '[server]',
+        'tls_min_version = "TLSv1.3"',
+        'tls_ciphers = "ECDHE-RSA-AES128-GCM-SHA256"',
+      ].join('\n'),
+      null,
+    );
+    assert.deepEqual(
+      [
+        config.auth.pamConcurrency,
+        config.auth.pamQueue,
+        config.auth.pairMaxWaitMs,
+        config.auth.accountMaxWaitMs,
+      ],
+      [3, 10, 3600_000, 30_000],
+    );
+    assert.deepEqual(
+      [config.auth.sourceGuessesPerMinute, config.auth.rememberSourcesMs, config.auth.ipv6Prefix],
+      [20, 7 * 24 * 3600_000, 56],
+    );
+    assert.deepEqual(config.auth.throttleExempt, ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1']);
+    assert.deepEqual(
+      [
+        config.limits.maxConnectionsPerAddress,
+        config.limits.headerTimeoutMs,
+        config.limits.headerTimeoutMaxMs,
+      ],
+      [16, 10_000, 30_000],
+    );
+    assert.equal(config.limits.headerMinRate, 1000);
+    assert.equal(config.server.tlsMinVersion, 'TLSv1.3');
+  });
+
+  test('a malformed exemption names its entry and line', () => {
+    const problem = problemOf('[auth]\nthrottle_exempt = [\n  "10.0.0.0/8",\n  "10.0.0.0/33",\n]\n');
+    assert.deepEqual([problem.key, problem.line], ['auth.throttle_exempt', 4]);
+    assert.match(problem.message, /entry 2: .*prefix length must be 0 to 32/);
+    assert.match(problemOf('[auth]\nthrottle_exempt = ["proxy.example"]\n').message, /not a numeric address/);
+  });
+
+  test('header_timeout_max shorter than header_timeout is refused', () => {
+    const problem = problemOf('[limits]\nheader_timeout = "30s"\nheader_timeout_max = "10s"\n');
+    assert.deepEqual([problem.key, problem.line], ['limits.header_timeout_max', 3]);
+  });
+
+  test('a TLS cipher list OpenSSL cannot use is refused, and TLS below 1.2 cannot be asked for', () => {
+    assert.match(problemOf('[server]\ntls_ciphers = "NO-SUCH-CIPHER"\n').message, /not usable/);
+    assert.match(problemOf('[server]\ntls_ciphers = "ECDHE;rm"\n').message, /not an OpenSSL cipher list/);
+    assert.equal(problemOf('[server]\ntls_min_version = "TLSv1"\n').key, 'server.tls_min_version');
+  });
+
+  test('the default TLS 1.2 suites are ECDHE with AEAD ciphers only', () => {
+    for (const suite of defaultConfig().server.tlsCiphers.split(':'))
+      assert.match(suite, /^ECDHE-.*(GCM|POLY1305)/);
+  });
+
+  test('plain HTTP on a non-loopback address is warned about, on loopback it is not', () => {
+    const exposed = parseConfig(
+      '[server]\nlisten = ["0.0.0.0:8080", "127.0.0.1:8081", "[::1]:8082"]\n',
+      null,
+    );
+    const warnings = configWarnings(exposed);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /^server\.listen: plain HTTP on 0\.0\.0\.0:8080, which is not a loopback/);
+    assert.deepEqual(
+      configWarnings(parseConfig('[server]\nlisten = ["127.0.0.2:8080", "[::1]:8080"]\n', null)),
+      [],
+    );
   });
 });
 
