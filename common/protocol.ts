@@ -117,6 +117,12 @@ export interface MonitorStats {
 export const LOGIN_RESULTS = ['ok', 'wrong', 'refused', 'backoff', 'overload'] as const;
 export type LoginResult = (typeof LOGIN_RESULTS)[number];
 
+/** Monitor → web process (a notice): this user's worker was retired (their groups changed); new calls need a new channel. */
+export interface WorkerRetiredNotice {
+  t: 'worker-retired';
+  uid: number;
+}
+
 /** Monitor → web process every few seconds (no id: a notice); answered with a PongRequest. */
 export interface Ping {
   t: 'ping';

@@ -17,7 +17,7 @@ import { PamQueue, pamConcurrency } from './pam';
 import { Cidr, inCidr, parseCidr, sourceKey } from '../common/source-address';
 import { closeAll } from '../common/rpc';
 import { MAX_PASSWORD_BYTES, MAX_USER_BYTES } from '../common/names';
-import { closeFd, socketpair, tcpListen } from '../native';
+import { closeFd, groupList, socketpair, tcpListen } from '../native';
 import { LOG_FORMAT_ENV, Logger, logFormat } from '../common/log';
 import { notifySystemd } from './sd-notify';
 import { Watchdog, monotonicUsec, residentBytes } from './watchdog';
@@ -75,6 +75,8 @@ interface Worker {
   control: Channel;
   uid: number;
   leaving: boolean;
+  /** The supplementary groups it was started with (groupList), to notice a membership change. */
+  groups: string;
 }
 
 /** A worker process started ahead of need, waiting (as root, idle) to be told whom it serves. */
@@ -548,6 +550,8 @@ export class Monitor {
       .then((outcome) => {
         if (outcome === 'ok') {
           this.#throttle.succeeded(user, source, admission.known);
+          // A login is a cookie renewal: a worker started with other groups must not serve it.
+          this.#retireIfGroupsChanged(account);
           const issued = Date.now();
           const expires = issued + this.#config.auth.credentialTtlMs;
           const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
@@ -613,6 +617,7 @@ export class Monitor {
     }
     let worker: Worker;
     try {
+      this.#retireIfGroupsChanged(account);
       worker = this.#workerFor(account);
     } catch (error) {
       this.#log.error('cannot start worker', { user: account.user, error: (error as Error).message });
@@ -644,7 +649,13 @@ export class Monitor {
     } else {
       ({ child, control } = spawnWorker({ PRIVDAV_WORKER: JSON.stringify(identity) }, [], this.#log));
     }
-    const worker: Worker = { child, control, uid: account.uid, leaving: false };
+    const worker: Worker = {
+      child,
+      control,
+      uid: account.uid,
+      leaving: false,
+      groups: this.#groupsOf(account),
+    };
     this.#workers.set(account.uid, worker);
     const forget = (): void => {
       worker.leaving = true;
@@ -745,6 +756,47 @@ export class Monitor {
       // A non-root daemon serves its own user's files only, also in the tilde layout.
       onlyUid: this.#nonRoot ? process.getuid!() : null,
     };
+  }
+
+  /** initgroups' list for this account now; '' in non-root mode, where no worker changes groups. */
+  #groupsOf(account: Account): string {
+    if (this.#nonRoot) return '';
+    try {
+      return groupList(account.user, account.gid).join(' ');
+    } catch {
+      return '?';
+    }
+  }
+
+  /**
+   * A user's groups changed (gpasswd -d, a new member): the running worker keeps the old ones for
+   * as long as it lives, so it is retired — its calls in flight finish, the web processes stop
+   * sending it new ones (worker-retired), and the next CONNECT starts a worker with the new groups.
+   */
+  #retireIfGroupsChanged(account: Account): void {
+    const worker = this.#workers.get(account.uid);
+    if (worker === undefined || worker.leaving) return;
+    const now = this.#groupsOf(account);
+    if (now === worker.groups) return;
+    this.#log.info('groups changed; replacing the worker', {
+      user: account.user,
+      before: worker.groups,
+      now,
+    });
+    worker.leaving = true;
+    this.#workers.delete(account.uid);
+    try {
+      worker.control.send(encodeMessage({ t: 'retire' }));
+    } catch {
+      worker.child.kill('SIGTERM');
+    }
+    for (const web of this.#webs) {
+      try {
+        web?.channel.send(encodeMessage({ t: 'worker-retired', uid: account.uid }));
+      } catch {
+        // A web process that cannot be told has its channel closed when the worker leaves.
+      }
+    }
   }
 
   /** Workers started with old settings finish their calls and leave; the next CONNECT starts a fresh one. */

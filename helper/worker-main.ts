@@ -152,7 +152,7 @@ export function runWorker(identity: WorkerIdentity): void {
     if (message?.t === 'retire' && fds.length === 0) {
       // Our settings are stale: finish what is in flight, then go (new requests reach a new worker).
       const timer = setInterval(() => {
-        if (![...servers].some((server) => server.busy)) leave(0, 'retired after a configuration reload');
+        if (![...servers].some((server) => server.busy)) leave(0, 'retired (settings or groups changed)');
       }, 100);
       timer.unref();
       return;

@@ -44,6 +44,7 @@ interface Addon extends ChannelBinding {
   closeFds(fds: Int32Array, callback: () => void): void;
   readCached(fd: number, buffer: Buffer, position: number): number;
   dupFd(fd: number): number;
+  groupList(user: string, gid: number): number[];
   xattrList(path: string): string[];
   xattrGet(path: string, name: string): Buffer;
   xattrSet(path: string, name: string, value: Buffer): void;
@@ -287,6 +288,11 @@ export function closeFd(fd: number): void {
 /** A close-on-exec duplicate of `fd` (fcntl F_DUPFD_CLOEXEC), e.g. to keep a descriptor one is about to send. */
 export function dupFd(fd: number): number {
   return addon.dupFd(fd);
+}
+
+/** The sorted supplementary groups initgroups(user, gid) would set now (getgrouplist, via NSS). */
+export function groupList(user: string, gid: number): number[] {
+  return addon.groupList(user, gid);
 }
 
 /** stat(2) of a listed member, with the same values (and types) as node:fs's BigIntStats. */

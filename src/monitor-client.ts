@@ -31,6 +31,8 @@ export class MonitorClient {
 
   /** Told of each call's round trip (op, seconds), for privdav_channel_call_duration_seconds. */
   observeCall: (op: string, seconds: number) => void = () => undefined;
+  /** The monitor retired this user's worker (their groups changed): stop sending it new calls. */
+  onWorkerRetired: (uid: number) => void = () => undefined;
 
   /** `onPing` answers with the number of requests answered so far (the pong proves we are alive). */
   constructor(
@@ -44,6 +46,8 @@ export class MonitorClient {
       onNotice: (message, fds) => {
         closeAll(fds);
         if (message.t === 'init') onInit(message as unknown as WebInit);
+        if (message.t === 'worker-retired' && Number.isSafeInteger(message.uid))
+          this.onWorkerRetired(message.uid as number);
         if (message.t === 'ping' && isRequestId(message.seq)) {
           const requests = onPing(message as unknown as Ping);
           this.#channel.send(encodeMessage({ t: 'pong', seq: message.seq, requests }));

@@ -181,6 +181,8 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
     }),
     (op, seconds) => siteMetrics.observeChannelCall(op, seconds),
   );
+  const workerChannels = channels;
+  monitor.onWorkerRetired = (uid) => workerChannels.retire(uid);
   const observer = { log, accessLog: () => current!.accessLog, metrics: siteMetrics };
   const guard = new ConnectionGuard(connectionLimits(init), log);
   connections = guard;

@@ -31,6 +31,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"tcpListen", NULL, native_tcp_listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNoNewPrivs", NULL, native_set_no_new_privs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dupFd", NULL, native_dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"groupList", NULL, native_group_list, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readCached", NULL, native_read_cached, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, native_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendmsg", NULL, native_sendmsg, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -6,6 +6,7 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
@@ -148,4 +149,53 @@ napi_value native_tcp_listen(napi_env env, napi_callback_info info) {
   }
   free(host);
   return privdav_int_value(env, fd);
+}
+
+// groupList(user, gid): the supplementary groups initgroups(user, gid) would give, from NSS
+// (getgrouplist), as a sorted array of gids. The monitor compares it with a running worker's.
+napi_value native_group_list(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int gid;
+  if (!privdav_get_args(env, info, 2, argv)) return privdav_throw_type_error(env, "groupList(user, gid)");
+  char *user = privdav_get_c_string(env, argv[0]);
+  if (user == NULL) return privdav_throw_type_error(env, "user must be a string without NUL");
+  if (!privdav_get_int(env, argv[1], 0, INT_MAX, &gid)) {
+    free(user);
+    return privdav_throw_type_error(env, "gid must be a non-negative integer");
+  }
+  int count = 64;
+  gid_t *groups = NULL;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    gid_t *grown = realloc(groups, sizeof(gid_t) * (size_t)count);
+    if (grown == NULL) break;
+    groups = grown;
+    int wanted = count;
+    if (getgrouplist(user, (gid_t)gid, groups, &wanted) >= 0) {
+      count = wanted;
+      free(user);
+      for (int i = 1; i < count; i++) {
+        gid_t value = groups[i];
+        int j = i - 1;
+        while (j >= 0 && groups[j] > value) {
+          groups[j + 1] = groups[j];
+          j--;
+        }
+        groups[j + 1] = value;
+      }
+      napi_value result;
+      napi_create_array_with_length(env, (size_t)count, &result);
+      for (int i = 0; i < count; i++) {
+        napi_value number;
+        napi_create_uint32(env, groups[i], &number);
+        napi_set_element(env, result, (uint32_t)i, number);
+      }
+      free(groups);
+      return result;
+    }
+    // Too small: getgrouplist said how many there are.
+    count = wanted > count ? wanted : count * 2;
+  }
+  free(groups);
+  free(user);
+  return privdav_throw_errno(env, ENOMEM, "getgrouplist", NULL);
 }

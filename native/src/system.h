@@ -9,5 +9,6 @@ napi_value native_read_cached(napi_env env, napi_callback_info info);
 napi_value native_dup_fd(napi_env env, napi_callback_info info);
 napi_value native_set_no_new_privs(napi_env env, napi_callback_info info);
 napi_value native_tcp_listen(napi_env env, napi_callback_info info);
+napi_value native_group_list(napi_env env, napi_callback_info info);
 
 #endif

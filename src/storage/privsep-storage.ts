@@ -116,6 +116,14 @@ export class WorkerChannels {
     this.#channels.clear();
   }
 
+  /**
+   * One user's worker is being replaced (their groups changed): new calls go to a new channel. The
+   * old one is left to the worker, which closes it once its calls and open uploads are done.
+   */
+  retire(uid: number): void {
+    this.#channels.delete(uid);
+  }
+
   /** Number of users with an open channel (for tests and status). */
   get size(): number {
     return this.#channels.size;
@@ -165,7 +173,10 @@ export class PrivsepStorage implements Storage {
   }
 
   async openWrite(path: DavPath): Promise<Upload> {
-    const { result, fds } = await this.#call('openWrite', [path]);
+    // The upload lives in the worker that opened it: commit and abort go to that worker, also
+    // when it is being replaced meanwhile (the user's groups changed) and new calls go elsewhere.
+    let worker: RpcClient | undefined;
+    const { result, fds } = await this.#call('openWrite', [path], undefined, (rpc) => (worker = rpc));
     const fd = onlyFd(fds);
     const uploadId = result.uploadId;
     let settled = false;
@@ -179,11 +190,12 @@ export class PrivsepStorage implements Storage {
       existing: result.existing,
       commit: async (size?: number) => {
         settle();
-        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size])).result;
+        return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size], worker))
+          .result;
       },
       abort: async () => {
         settle();
-        await this.#call('abortWrite', [uploadId]).catch(() => undefined);
+        await this.#call('abortWrite', [uploadId], worker).catch(() => undefined);
       },
     };
   }
@@ -241,11 +253,20 @@ export class PrivsepStorage implements Storage {
     return error instanceof RpcClosedError;
   }
 
-  /** One call, every reply checked against the operation's declaration (a streamed one collected). */
-  async #call<O extends Exclude<StorageOp, 'list'>>(op: O, args: ArgsOf<O>): Promise<Answer<O>> {
+  /**
+   * One call, every reply checked against the operation's declaration (a streamed one collected).
+   * `pinned`: on this channel (its worker holds the state the call refers to); `used` learns the channel.
+   */
+  async #call<O extends Exclude<StorageOp, 'list'>>(
+    op: O,
+    args: ArgsOf<O>,
+    pinned?: RpcClient,
+    used?: (rpc: RpcClient) => void,
+  ): Promise<Answer<O>> {
     const spec = PROTOCOL[op];
     for (let attempt = 0; ; attempt++) {
-      const rpc = await this.#connect(attempt);
+      const rpc = pinned ?? (await this.#connect(attempt));
+      used?.(rpc);
       const deadlines = this.#channels.deadlines();
       const deadlineMs = spec.tree === true ? deadlines.treeMs : deadlines.callMs;
       try {
