@@ -6,9 +6,13 @@ import type { DavPath } from '../../common/storage';
 export class HideList {
   readonly #patterns: RegExp[];
 
-  /** Patterns use `*` (any run of characters, also none) and `?` (one character); case-sensitive. */
+  /**
+   * Patterns use `*` (any run of characters, also none) and `?` (one character); case-sensitive.
+   * Patterns and names compare in NFC: the storage answers a name under either normalisation, so
+   * a pattern matching only one spelling would leave the file reachable under the other.
+   */
   constructor(patterns: readonly string[]) {
-    this.#patterns = patterns.map(globToRegExp);
+    this.#patterns = patterns.map((pattern) => globToRegExp(pattern.normalize('NFC')));
   }
 
   get isEmpty(): boolean {
@@ -17,7 +21,8 @@ export class HideList {
 
   /** True when the last segment of `path` matches a pattern. */
   hidesName(name: string): boolean {
-    for (const pattern of this.#patterns) if (pattern.test(name)) return true;
+    const composed = NON_ASCII.test(name) ? name.normalize('NFC') : name;
+    for (const pattern of this.#patterns) if (pattern.test(composed)) return true;
     return false;
   }
 
@@ -28,6 +33,8 @@ export class HideList {
     return false;
   }
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 function globToRegExp(pattern: string): RegExp {
   let source = '';

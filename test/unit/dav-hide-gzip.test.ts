@@ -31,3 +31,14 @@ test("Finder's probe names are reserved only at a share's root", () => {
   for (const path of ['/', '/dir/mach_kernel', '/~alice/dir/._.', '/mach_kernel.txt', '/~alice'])
     assert.equal(isFinderProbe(path), false, path);
 });
+
+test('a hide pattern matches a name in either Unicode normalisation (the storage finds both)', () => {
+  const composed = 'caf\u00e9*';
+  const decomposed = 'cafe\u0301*';
+  for (const pattern of [composed, decomposed]) {
+    const hide = new HideList([pattern]);
+    for (const path of ['/caf\u00e9.txt', '/cafe\u0301.txt', '/dir/cafe\u0301/inside'])
+      assert.equal(hide.hidesPath(path), true, `${escape(pattern)} ${escape(path)}`);
+    assert.equal(hide.hidesPath('/cafe.txt'), false);
+  }
+});
