@@ -212,7 +212,19 @@ export class PostgresLockStore implements LockStore {
       [lock.principal, lock.root],
     );
     const row = counts.rows[0];
-    checkBounds(bounds, row.principal, row.resource, Number(row.bytes) + recordBytes(lock));
+    let bytes = Number(row.bytes);
+    if (bytes + recordBytes(lock) > bounds.maxStoreBytes) {
+      // The table keeps the space of removed and expired rows (until a VACUUM FULL): judged by its
+      // size alone, a table that was full once would refuse every lock for ever. Near the limit,
+      // count what the live locks take, measured as recordBytes measures them.
+      const live = await client.query<{ bytes: string }>(
+        `SELECT coalesce(sum(octet_length(token) + 2 * octet_length(root) + octet_length(root_path)
+                + octet_length(principal) + octet_length(owner_xml) + 64), 0)::text AS bytes
+         FROM privdav_locks WHERE expires > now()`,
+      );
+      bytes = Number(live.rows[0].bytes);
+    }
+    checkBounds(bounds, row.principal, row.resource, bytes + recordBytes(lock));
     await client.query(
       `INSERT INTO privdav_locks (token, root, root_path, principal, scope, depth, owner_xml, timeout_s, expires)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::integer, now() + make_interval(secs => $8::integer))`,

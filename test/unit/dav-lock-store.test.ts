@@ -191,6 +191,32 @@ for (const [name, make] of stores) {
       done();
     }
   });
+
+  test(`${name}: a lock database that was full takes locks again once locks are removed`, async () => {
+    const { store, done } = await make();
+    try {
+      const bounds: LockBounds = { maxPerPrincipal: 10_000, maxPerResource: 64, maxStoreBytes: 256 * 1024 };
+      const ownerXml = `<D:owner xmlns:D="DAV:">${'x'.repeat(2000)}</D:owner>`;
+      const taken: string[] = [];
+      let full = false;
+      for (let index = 0; index < 2000 && !full; index++) {
+        try {
+          await store.acquire(lock(`f${index}`, `/srv/home/f${index}`, { ownerXml }), NOW, bounds);
+          taken.push(`f${index}`);
+        } catch (error) {
+          assert.ok(error instanceof LockLimitError && error.limit === 'store-full', String(error));
+          full = true;
+        }
+      }
+      assert.ok(full && taken.length > 0, 'the store filled up');
+      for (const token of taken) await store.remove(token);
+      // Space that held removed (or expired) locks is free again: nobody is refused for ever.
+      await store.acquire(lock('again', '/srv/home/again', { ownerXml }), NOW, bounds);
+      assert.equal((await store.get('again', NOW))?.root, '/srv/home/again');
+    } finally {
+      done();
+    }
+  });
 }
 
 test('SqliteLockStore: locks survive closing and reopening the database', async () => {
