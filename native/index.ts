@@ -69,8 +69,9 @@ interface Addon extends ChannelBinding {
   cloneFile(
     targetFd: number,
     sourceFd: number,
+    from: number,
     length: number,
-    callback: (error: NodeJS.ErrnoException | null, cloned: boolean) => void,
+    callback: (error: NodeJS.ErrnoException | null, cloned: boolean, next: number) => void,
   ): void;
   diskQuota(path: string, uid: number): DiskQuota | null;
   releaseListing(listing: PackedListing): void;
@@ -149,16 +150,22 @@ export function commitUpload(
 
 /**
  * Copies the first `length` bytes of `sourceFd` (open for reading) into `targetFd` (open for
- * writing, empty) in one threadpool job: FICLONE when the source is exactly `length` bytes and the
- * filesystem shares blocks, else copy_file_range, else pread/pwrite. Resolves to true when the
- * blocks were cloned. ENODATA when the source is shorter than `length`.
+ * writing, empty): FICLONE when the source is exactly `length` bytes and the filesystem shares
+ * blocks, else copy_file_range, else pread/pwrite — in threadpool jobs of at most 16 MiB each, so
+ * a large file cannot hold one of the web process's few threadpool threads for seconds. Resolves
+ * to true when the blocks were cloned. ENODATA when the source is shorter than `length`.
  */
-export function cloneFile(targetFd: number, sourceFd: number, length: number): Promise<boolean> {
-  return new Promise((resolve, reject) =>
-    addon.cloneFile(targetFd, sourceFd, length, (error, cloned) =>
-      error === null ? resolve(cloned) : reject(error),
-    ),
-  );
+export async function cloneFile(targetFd: number, sourceFd: number, length: number): Promise<boolean> {
+  let from = 0;
+  for (;;) {
+    const [cloned, next] = await new Promise<[boolean, number]>((resolve, reject) =>
+      addon.cloneFile(targetFd, sourceFd, from, length, (error, cloned, next) =>
+        error === null ? resolve([cloned, next]) : reject(error),
+      ),
+    );
+    if (cloned || next >= length) return cloned;
+    from = next;
+  }
 }
 
 /** A user's quota on one filesystem, in bytes; a limit of 0 means none. */

@@ -3,7 +3,7 @@
 #define PRIVDAV_CLONE_H
 #include <node_api.h>
 
-// cloneFile(targetFd, sourceFd, length, callback(error, cloned)): see native/index.ts.
+// cloneFile(targetFd, sourceFd, from, length, callback(error, cloned, next)): see native/index.ts.
 napi_value privdav_clone_file(napi_env env, napi_callback_info info);
 
 #endif

@@ -10,8 +10,8 @@ import { cloneFile, diskQuota } from '../../native';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'privdav-clone-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test('cloneFile copies exactly the bytes of the source into an empty file', async () => {
-  const content = randomBytes(3 * 1024 * 1024 + 17);
+test('cloneFile copies exactly the bytes of the source into an empty file (several 16 MiB steps)', async () => {
+  const content = randomBytes(40 * 1024 * 1024 + 17);
   fs.writeFileSync(path.join(dir, 'source'), content);
   const source = fs.openSync(path.join(dir, 'source'), 'r');
   const target = fs.openSync(path.join(dir, 'target'), 'w');
