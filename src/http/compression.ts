@@ -28,6 +28,19 @@ export function acceptsGzip(req: http.IncomingMessage): boolean {
 }
 
 /**
+ * The ETag of the gzip representation of a body whose identity ETag is `etag`: another
+ * representation, so another strong validator (RFC 9110 §8.8.3), as Apache marks it.
+ */
+export function gzipEtag(etag: string): string {
+  return etag.endsWith('"') ? etag.slice(0, -1) + '-gzip"' : etag;
+}
+
+/** The ETag a generated body with identity ETag `etag` goes out with, for this request. */
+export function generatedEtag(req: http.IncomingMessage, etag: string): string {
+  return acceptsGzip(req) ? gzipEtag(etag) : etag;
+}
+
+/**
  * Starts a response whose body privdav generates and returns where to write it: `res` itself, or
  * a gzip stream in front of it. Text arrives in 64 KiB pieces at most, so the default zlib
  * buffering already streams; the level favours speed (a 1,000-entry multistatus compresses ~10×).
@@ -45,8 +58,7 @@ export function startGeneratedBody(
     return res;
   }
   const { 'Content-Length': _length, ...rest } = headers;
-  // Another representation, so another strong validator (RFC 9110 §8.8.3), as Apache marks it.
-  if (typeof rest.ETag === 'string' && rest.ETag.endsWith('"')) rest.ETag = rest.ETag.slice(0, -1) + '-gzip"';
+  if (typeof rest.ETag === 'string') rest.ETag = gzipEtag(rest.ETag);
   res.writeHead(status, { ...rest, 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' });
   const gzip = zlib.createGzip({ level: GZIP_LEVEL });
   pipeline(gzip, res, ignoreError);

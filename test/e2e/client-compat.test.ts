@@ -338,6 +338,20 @@ describe('compression of generated responses', () => {
     assert.equal(file.headers['content-encoding'], undefined);
     assert.deepEqual(file.body, payload);
   });
+
+  test('a gzip listing revalidates with its own ETag (304), as the plain one does', async () => {
+    for (const encoding of ['gzip', 'identity']) {
+      const headers = { 'Accept-Encoding': encoding };
+      const first = await request(daemon, '/many/', { user: alice, headers });
+      assert.equal(first.status, 200);
+      const again = await request(daemon, '/many/', {
+        user: alice,
+        headers: { ...headers, 'If-None-Match': first.headers.etag! },
+      });
+      assert.equal(again.status, 304, encoding);
+      assert.equal(again.headers.etag, first.headers.etag, encoding);
+    }
+  });
 });
 
 describe('Finder details', () => {

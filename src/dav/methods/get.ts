@@ -11,7 +11,7 @@ import { baseName, encodeHref, parentPath } from '../paths';
 import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
 import { escapeXml } from '../xml';
-import { startGeneratedBody } from '../../http/compression';
+import { generatedEtag, startGeneratedBody } from '../../http/compression';
 import { sendFileBody, sendFileSocket } from '../../http/send-file';
 import { closeLater, readCached } from '../../../native';
 
@@ -142,10 +142,15 @@ function readExactly(fd: number, position: number, length: number): Promise<Buff
 async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
   const { req, res } = request;
   try {
-    checkPreconditions(req, stat, true);
+    // Judged on the ETag this client gets: the gzip listing's is its own (compression.ts).
+    checkPreconditions(req, { ...stat, etag: generatedEtag(req, stat.etag) }, true);
   } catch (error) {
     if (!(error instanceof NotModified)) throw error;
-    res.writeHead(304, validatorHeaders(stat));
+    res.writeHead(304, {
+      ...validatorHeaders(stat),
+      ETag: generatedEtag(req, stat.etag),
+      Vary: 'Accept-Encoding',
+    });
     res.end();
     return;
   }
