@@ -2,30 +2,80 @@
 // DavError or StorageError; the handler turns either into a complete response here.
 import { StorageError, type StorageErrorCode } from '../../common/storage';
 import { LockStoreUnavailableError } from './lock-store';
+import { escapeXml } from './xml';
+
+/**
+ * The DAV: preconditions and postconditions privdav reports (RFC 4918 §16), each the element it
+ * puts in a <D:error> body and the hrefs that element carries. A condition comes only from the
+ * factory of the situation it names (as SabreDAV's exception classes own theirs), never from a
+ * status alone: a LIMIT from an upload cannot turn into propfind-finite-depth.
+ */
+export type DavCondition =
+  | { element: 'propfind-finite-depth' }
+  | { element: 'lock-token-submitted'; hrefs: readonly string[] }
+  | { element: 'no-conflicting-lock'; hrefs: readonly string[] }
+  | { element: 'lock-token-matches-request-uri' };
 
 export class DavError extends Error {
   readonly status: number;
-  /** A DAV: precondition/postcondition element name (RFC 4918 §16), sent in a <D:error> body. */
-  readonly condition?: string;
-  /** hrefs inside the condition element (lock-token-submitted lists the locked resources). */
-  readonly conditionHrefs?: string[];
+  /** Sent as the <D:error> body instead of the message (see DavCondition). */
+  readonly condition?: DavCondition;
   /** Seconds for a Retry-After header (503). */
   readonly retryAfterS?: number;
 
   constructor(
     status: number,
     message: string,
-    condition?: string,
-    conditionHrefs?: string[],
-    retryAfterS?: number,
+    extra: { condition?: DavCondition; retryAfterS?: number } = {},
   ) {
     super(message);
     this.name = 'DavError';
     this.status = status;
-    this.condition = condition;
-    this.conditionHrefs = conditionHrefs;
-    this.retryAfterS = retryAfterS;
+    this.condition = extra.condition;
+    this.retryAfterS = extra.retryAfterS;
   }
+
+  /** 403: a Depth: infinity PROPFIND would list more than limits.max_infinity_entries. */
+  static propfindFiniteDepth(): DavError {
+    return new DavError(403, 'too many resources for one request', {
+      condition: { element: 'propfind-finite-depth' },
+    });
+  }
+
+  /** 423: the resources in `hrefs` are locked and the request did not submit their tokens. */
+  static lockTokenSubmitted(hrefs: readonly string[]): DavError {
+    return new DavError(423, 'locked: submit the lock token', {
+      condition: { element: 'lock-token-submitted', hrefs },
+    });
+  }
+
+  /** 423: a LOCK conflicts with the locks rooted at `hrefs`. */
+  static noConflictingLock(hrefs: readonly string[]): DavError {
+    return new DavError(423, 'a conflicting lock exists', {
+      condition: { element: 'no-conflicting-lock', hrefs },
+    });
+  }
+
+  /** 409: an UNLOCK names a token that does not apply to the request URI. */
+  static lockTokenMatchesRequestUri(): DavError {
+    return new DavError(409, 'the lock token does not apply to this resource', {
+      condition: { element: 'lock-token-matches-request-uri' },
+    });
+  }
+
+  /** 503 with Retry-After: something the request needs is away for now. */
+  static unavailable(message: string, retryAfterS = 5): DavError {
+    return new DavError(503, message, { retryAfterS });
+  }
+}
+
+/** The <D:error> body of a condition. */
+export function conditionXml(condition: DavCondition): string {
+  const hrefs =
+    'hrefs' in condition ? condition.hrefs.map((href) => `<D:href>${escapeXml(href)}</D:href>`).join('') : '';
+  const element =
+    hrefs === '' ? `<D:${condition.element}/>` : `<D:${condition.element}>${hrefs}</D:${condition.element}>`;
+  return `<D:error xmlns:D="DAV:">${element}</D:error>`;
 }
 
 interface StatusAndReason {
@@ -75,11 +125,11 @@ export function toDavError(error: unknown): DavError {
   // Fail closed: no lock decision without the lock database. The cause (an address, a database
   // error) goes to the log (the handler logs the thrown error), not to the client.
   if (error instanceof LockStoreUnavailableError)
-    return new DavError(503, 'lock database unavailable; try again shortly', undefined, undefined, 5);
+    return DavError.unavailable('lock database unavailable; try again shortly');
   if (error instanceof StorageError) {
     const { status, reason } = storageStatus(error.code);
-    if (error.code === 'LIMIT') return new DavError(status, reason, 'propfind-finite-depth');
-    return new DavError(status, reason, undefined, undefined, status === 503 ? 5 : undefined);
+    // No condition here: which precondition a LIMIT breaks is for the method to say (PROPFIND).
+    return status === 503 ? DavError.unavailable(reason) : new DavError(status, reason);
   }
   return new DavError(500, 'internal error');
 }

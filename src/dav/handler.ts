@@ -2,7 +2,7 @@
 // one method handler, and turns anything thrown into one complete error response. Never throws.
 import type * as http from 'node:http';
 import type { Storage } from '../../common/storage';
-import { ClientGoneError, DavError, isServerFault, toDavError } from './errors';
+import { ClientGoneError, conditionXml, DavError, isServerFault, toDavError } from './errors';
 import { HideList, isFinderProbe } from './hide';
 import { parseIfHeader, type IfHeader } from './if-header';
 import type { LockBounds, LockStore } from './lock-store';
@@ -28,7 +28,6 @@ import {
   type LogFunction,
   type MethodHandler,
 } from './request';
-import { escapeXml } from './xml';
 
 export interface DavRequestContext {
   /** Bound to the authenticated user (their namespace of DavPaths). */
@@ -173,12 +172,7 @@ function sendError(
     if (error.status === 405) res.setHeader('Allow', ALLOWED_METHODS);
     if (error.retryAfterS !== undefined) res.setHeader('Retry-After', String(error.retryAfterS));
     if (error.condition !== undefined) {
-      const hrefs = (error.conditionHrefs ?? [])
-        .map((href) => `<D:href>${escapeXml(href)}</D:href>`)
-        .join('');
-      const condition =
-        hrefs === '' ? `<D:${error.condition}/>` : `<D:${error.condition}>${hrefs}</D:${error.condition}>`;
-      sendXml(res, error.status, `<D:error xmlns:D="DAV:">${condition}</D:error>`);
+      sendXml(res, error.status, conditionXml(error.condition));
     } else {
       sendText(res, error.status, error.message);
     }

@@ -36,7 +36,7 @@ export async function authorizeWrite(request: DavRequest, intents: WriteIntent[]
     }
   }
   if (blocking.size > 0) {
-    throw new DavError(423, 'locked: submit the lock token', 'lock-token-submitted', [...blocking]);
+    throw DavError.lockTokenSubmitted([...blocking]);
   }
 }
 

@@ -73,7 +73,7 @@ export async function handleLock(request: DavRequest): Promise<void> {
   const conflicts = await acquireWithinBounds(request, lock);
   if (conflicts.length > 0) {
     const hrefs = [...new Set(conflicts.map((other) => encodeHref(other.rootPath, false)))];
-    throw new DavError(423, 'a conflicting lock exists', 'no-conflicting-lock', hrefs);
+    throw DavError.noConflictingLock(hrefs);
   }
   if (stat === null) {
     try {

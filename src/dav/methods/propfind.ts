@@ -1,6 +1,12 @@
 // PROPFIND: allprop (with include), propname and prop at Depth 0, 1 or a bounded infinity. The
 // listing comes from storage in batches and the multistatus goes out as entries arrive.
-import type { Depth, Entry, PropSelection, Space } from '../../../common/storage';
+import {
+  StorageError,
+  type Depth,
+  type Entry,
+  type PropSelection,
+  type Space,
+} from '../../../common/storage';
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
 import { MultistatusWriter } from '../multistatus';
@@ -60,7 +66,12 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
   if (depth === 'infinity') {
     // The bound may trip late in the walk: collect first so that it is still a clean 403.
     const entries: Entry[] = [];
-    for await (const entry of listing) entries.push(entry);
+    try {
+      for await (const entry of listing) entries.push(entry);
+    } catch (error) {
+      if (error instanceof StorageError && error.code === 'LIMIT') throw DavError.propfindFiniteDepth();
+      throw error;
+    }
     for (const entry of entries) {
       if (!isHidden(request, entry.path)) await multistatus.add(renderResponse(entry, query, sources));
     }

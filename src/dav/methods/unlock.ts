@@ -17,11 +17,7 @@ export async function handleUnlock(request: DavRequest): Promise<void> {
     real !== null &&
     (lock.root === real || (lock.depth === 'infinity' && ancestorsOf(real).includes(lock.root)));
   if (lock === null || !covers) {
-    throw new DavError(
-      409,
-      'the lock token does not apply to this resource',
-      'lock-token-matches-request-uri',
-    );
+    throw DavError.lockTokenMatchesRequestUri();
   }
   if (lock.principal !== request.principal) throw new DavError(403, 'the lock belongs to another principal');
   await checkIfHeader(request);

@@ -1,0 +1,59 @@
+// DAV: conditions belong to the situation that breaks them, through the real daemon and worker: a
+// worker's LIMIT on open uploads answers a PUT with a plain 403, not PROPFIND's
+// propfind-finite-depth, which only a Depth: infinity PROPFIND past its bound gets.
+
+import assert from 'node:assert/strict';
+import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { startRawPut, type RawUpload } from '../support/clients';
+import { Daemon, request, sleep, startDaemon } from '../support/daemon';
+import { TestUsers, createUsers } from '../support/users';
+
+/** The uploads one web-process channel may hold open in a worker (helper/storage-server.ts). */
+const MAX_UPLOADS_PER_CHANNEL = 256;
+
+let users: TestUsers;
+let daemon: Daemon;
+
+before(async () => {
+  users = createUsers();
+  daemon = await startDaemon({ extra: { limits: ['max_infinity_entries = 5'] } });
+});
+after(async () => {
+  await daemon.stop();
+  users.remove();
+});
+
+test('a PUT refused because too many uploads are open is a plain 403, without propfind-finite-depth', async () => {
+  const { alice } = users;
+  const open: RawUpload[] = [];
+  try {
+    for (let i = 0; i < MAX_UPLOADS_PER_CHANNEL; i++)
+      open.push(await startRawPut(daemon.port, `/pending-${i}.bin`, alice, 10));
+    await sleep(2000); // every one of them has its upload open in the worker
+    const refused = await request(daemon, '/one-too-many.bin', { method: 'PUT', user: alice, body: 'x' });
+    assert.equal(refused.status, 403);
+    assert.doesNotMatch(refused.text, /propfind-finite-depth/);
+  } finally {
+    for (const upload of open) upload.hangUp();
+  }
+});
+
+test('a Depth: infinity PROPFIND past max_infinity_entries is 403 with propfind-finite-depth', async () => {
+  const { alice } = users;
+  const dir = join(alice.home, 'deep');
+  mkdirSync(dir);
+  chownSync(dir, alice.uid, alice.gid);
+  for (let i = 0; i < 10; i++) {
+    writeFileSync(join(dir, `f${i}`), 'x');
+    chownSync(join(dir, `f${i}`), alice.uid, alice.gid);
+  }
+  const response = await request(daemon, '/deep', {
+    method: 'PROPFIND',
+    user: alice,
+    headers: { Depth: 'infinity' },
+  });
+  assert.equal(response.status, 403);
+  assert.match(response.text, /<D:propfind-finite-depth\/>/);
+});
