@@ -175,10 +175,10 @@ async function start(init: WebInit, monitor: MonitorClient): Promise<void> {
   monitor.observeCall = (op, seconds) => siteMetrics.observeChannelCall(op, seconds);
   channels = new WorkerChannels(
     monitor,
-    () => ({
-      callMs: current!.limits.workerCallTimeoutMs,
-      treeMs: current!.limits.workerTreeTimeoutMs,
-    }),
+    () => {
+      const limits = current?.limits ?? init.limits;
+      return { callMs: limits.workerCallTimeoutMs, treeMs: limits.workerTreeTimeoutMs };
+    },
     (op, seconds) => siteMetrics.observeChannelCall(op, seconds),
   );
   const workerChannels = channels;
