@@ -18,7 +18,10 @@ let daemon: Daemon;
 
 before(async () => {
   users = createUsers();
-  daemon = await startDaemon({ extra: { limits: ['max_infinity_entries = 5'] } });
+  // Room for more uploads at once from 127.0.0.1 than one worker channel may hold open.
+  daemon = await startDaemon({
+    extra: { limits: ['max_infinity_entries = 5', 'max_connections_per_address = 1000'] },
+  });
 });
 after(async () => {
   await daemon.stop();
