@@ -41,6 +41,17 @@ export class RpcTimeoutError extends Error {
 /** Deadline of a call when neither the client nor the call names one. */
 export const DEFAULT_DEADLINE_MS = 2 * 60 * 1000;
 
+/**
+ * The peer closed the channel saying (its `closing` notice) that it read none of the calls still
+ * unanswered: any of them, even one that changes something, may be sent again on a new channel.
+ */
+export class RpcUnreadError extends RpcClosedError {
+  constructor() {
+    super('the worker closed the channel before reading this call');
+    this.name = 'RpcUnreadError';
+  }
+}
+
 /** Replies one stream may hold before the channel is paused, and the level at which it resumes. */
 const STREAM_QUEUE_HIGH = 4;
 const STREAM_QUEUE_LOW = 1;
@@ -162,6 +173,11 @@ export class RpcClient {
 
   close(): void {
     this.#channel.destroy();
+  }
+
+  /** The peer said it read none of the unanswered calls and is closing: fail them as resendable. */
+  closeUnread(): void {
+    this.#fail(new RpcUnreadError());
   }
 
   #closeWhenIdle = false;

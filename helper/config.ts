@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { parseCidr } from '../common/source-address';
+import * as os from 'node:os';
 import type { WebLimits } from '../common/protocol';
 import { isUserName, USER_NAME_RULE } from '../common/names';
 import { parse as parseToml, TomlError, type TomlTable, type TomlValue } from 'smol-toml';
@@ -32,6 +33,9 @@ export interface Config {
     publicUrl: string | null;
     tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
     tlsCiphers: string;
+    maxWorkers: number;
+    spareWorkers: number;
+    workerStarts: number;
   };
   auth: {
     pamService: string;
@@ -85,6 +89,23 @@ export class ConfigError extends Error {
 
 export const DEFAULT_CONFIG_PATH = '/etc/privdav/privdav.toml';
 
+/**
+ * Private memory budgeted per worker for server.max_workers' default: a worker that has served
+ * requests holds ~8-19 MiB of its own (RssAnon; the node binary's pages are shared), more for a
+ * moment during a big listing, plus the kernel's page tables and socket buffers for it.
+ */
+export const WORKER_MEMORY_BUDGET = 32 * 1024 * 1024;
+
+/** server.max_workers when not set: half of the machine's memory at WORKER_MEMORY_BUDGET each, 16-100,000. */
+export function defaultMaxWorkers(totalMemoryBytes: number): number {
+  return Math.min(100_000, Math.max(16, Math.floor(totalMemoryBytes / 2 / WORKER_MEMORY_BUDGET)));
+}
+
+/** server.worker_starts when not set: one worker booting per core (a start is ~70 ms of one core's work). */
+export function defaultWorkerStarts(): number {
+  return Math.min(64, Math.max(1, os.availableParallelism()));
+}
+
 export function defaultConfig(): Config {
   return {
     server: {
@@ -99,6 +120,9 @@ export function defaultConfig(): Config {
       publicUrl: null,
       tlsMinVersion: 'TLSv1.2',
       tlsCiphers: MOZILLA_INTERMEDIATE_CIPHERS,
+      maxWorkers: defaultMaxWorkers(os.totalmem()),
+      spareWorkers: 1,
+      workerStarts: defaultWorkerStarts(),
     },
     auth: {
       pamService: 'privdav',
@@ -234,6 +258,12 @@ function integer(min: number, max: number, belowMinimum = ''): Reader<number> {
     const reason = belowMinimum && value < BigInt(min) ? ` (${belowMinimum})` : '';
     return inRange(Number(value), value, min, max, String, (message) => report(message + reason));
   };
+}
+
+/** An integer in [min, max], or 0 for the value derived from the machine (`derived()`). */
+function integerOrDerived(min: number, max: number, derived: () => number): Reader<number> {
+  const read = integer(min, max);
+  return (value, report) => (value === 0n ? derived() : read(value, report));
 }
 
 function inRange(
@@ -667,6 +697,17 @@ const SCHEMA: Schema = {
     publicUrl: { key: 'public_url', read: publicOrigin(), restart: false },
     tlsMinVersion: { key: 'tls_min_version', read: oneOf('TLSv1.2', 'TLSv1.3'), restart: true },
     tlsCiphers: { key: 'tls_ciphers', read: text(tlsCiphersProblem), restart: true },
+    maxWorkers: {
+      key: 'max_workers',
+      read: integerOrDerived(1, 1_000_000, () => defaultMaxWorkers(os.totalmem())),
+      restart: false,
+    },
+    spareWorkers: { key: 'spare_workers', read: integer(0, 64), restart: false },
+    workerStarts: {
+      key: 'worker_starts',
+      read: integerOrDerived(1, 64, defaultWorkerStarts),
+      restart: false,
+    },
   },
   auth: {
     pamService: { key: 'pam_service', read: text(pamServiceProblem), restart: false },

@@ -15,9 +15,12 @@ import { Account, lookUpAccount, refusalReason, workerIdentity } from './account
 import { LoginThrottle, ThrottlePolicy } from './login-throttle';
 import { PamQueue, pamConcurrency } from './pam';
 import { Cidr, inCidr, parseCidr, sourceKey } from '../common/source-address';
+import { RecentLogins } from './recent-logins';
+import { OOM_SCORE_ADJ, setOomScoreAdj } from '../common/oom-score';
 import { closeAll } from '../common/rpc';
 import { MAX_PASSWORD_BYTES, MAX_USER_BYTES } from '../common/names';
 import { closeFd, groupList, socketpair, tcpListen } from '../native';
+import { PoolFullError, WorkerPool, waitForExit } from './worker-pool';
 import { LOG_FORMAT_ENV, Logger, logFormat } from '../common/log';
 import { notifySystemd } from './sd-notify';
 import { Watchdog, monotonicUsec, residentBytes } from './watchdog';
@@ -34,7 +37,6 @@ import {
 } from '../common/protocol';
 
 const WEB_ENTRY = join(__dirname, '..', 'src', 'web.js');
-const WORKER_ENTRY = join(__dirname, 'worker.js');
 /** Retry-After of a 503 when PAM is saturated: a few PAM calls' time. */
 const OVERLOAD_RETRY_AFTER_S = 2;
 const RESTART_MIN_MS = 100;
@@ -42,6 +44,11 @@ const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
 /** A certificate this close to its end is warned about at every start and reload. */
 const CERTIFICATE_WARN_MS = 14 * 24 * 3600 * 1000;
+/**
+ * A recent login is reused only with more than this left: the web process renews a cookie 5 s
+ * before it expires, and that renewal must reach PAM rather than get a cookie about to lapse.
+ */
+const RECENT_LOGIN_MIN_REMAINING_MS = 10_000;
 
 type Reply = (message: object, fds?: number[]) => void;
 
@@ -70,62 +77,6 @@ interface WebProcess {
   requests: number;
 }
 
-interface Worker {
-  child: ChildProcess;
-  control: Channel;
-  uid: number;
-  leaving: boolean;
-  /** The supplementary groups it was started with (groupList), to notice a membership change. */
-  groups: string;
-}
-
-/** A worker process started ahead of need, waiting (as root, idle) to be told whom it serves. */
-interface Spare {
-  child: ChildProcess;
-  control: Channel;
-}
-
-/**
- * A worker's memory under PROPFIND load (10,000 members, then 1,000 x 4 connections): V8's young
- * generation may grow to 3 x 16 MiB and glibc gives each threadpool thread its own arena; with
- * these, peak private memory (RssAnon) fell from ~74 to ~35-45 MiB at no measurable cost in
- * throughput. (VmRSS also counts ~40 MiB of the node binary, shared by all processes.)
- */
-const WORKER_NODE_OPTIONS = ['--max-semi-space-size=2'];
-const WORKER_MEMORY_ENV = { MALLOC_ARENA_MAX: '2' };
-
-/** How long after a spare is taken (or died) the next one is started. */
-const SPARE_DELAY_MS = 250;
-const SPARE_MAX_DELAY_MS = 60_000;
-
-/**
- * Spawned as root on purpose: the worker calls initgroups itself (spawn's uid/gid would drop
- * every supplementary group), then setgid and setuid, before it reads anything but its identity.
- */
-function spawnWorker(env: Record<string, string>, args: string[], log: Logger): Spare {
-  const [monitorEnd, workerEnd] = socketpair();
-  let child: ChildProcess;
-  try {
-    child = spawn(process.execPath, [...WORKER_NODE_OPTIONS, WORKER_ENTRY, ...args], {
-      stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-      env: { PATH: '/usr/bin:/bin', ...WORKER_MEMORY_ENV, ...logEnvironment(), ...env },
-      cwd: '/',
-    });
-  } catch (error) {
-    closeAll([monitorEnd]);
-    throw error;
-  } finally {
-    closeFd(workerEnd);
-  }
-  // A process that could not be started (EAGAIN, ENOMEM) is reported here, not thrown: without a
-  // listener it would take the monitor down. Its channel then ends, and callers treat it as gone.
-  child.on('error', (error) => log.error('cannot start a worker process', { error: error.message }));
-  const control = new Channel(monitorEnd);
-  // Its death is handled on 'exit'; a channel error alone must not be an unhandled 'error'.
-  control.on('error', () => undefined);
-  return { child, control };
-}
-
 export class Monitor {
   #config: Config;
   readonly #log: Logger;
@@ -133,7 +84,8 @@ export class Monitor {
   readonly #throttle: LoginThrottle;
   #throttleExempt: Cidr[];
   readonly #pam: PamQueue;
-  readonly #workers = new Map<number, Worker>();
+  readonly #pool: WorkerPool;
+  readonly #recentLogins = new RecentLogins();
   readonly #listenFds: number[] = [];
   readonly #nonRoot: boolean;
   /** One entry per slot; several web processes share the listen sockets (the kernel spreads connections). */
@@ -142,13 +94,9 @@ export class Monitor {
   #notifiedReady = false;
   #workerGeneration = 0;
   #stopping = false;
-  #spare: Spare | null = null;
-  #spareTimer: NodeJS.Timeout | null = null;
-  #spareDelayMs = SPARE_DELAY_MS;
   #webAccount: Account;
   readonly #requests: Record<string, RequestSpec>;
   readonly #logins: Record<LoginResult, number> = { ok: 0, wrong: 0, refused: 0, backoff: 0, overload: 0 };
-  #workerStarts = 0;
   /** Bound for [metrics] listen; handed to the first web process only (one set of counters to scrape). */
   readonly #metricsFds: number[] = [];
   readonly #watchdog: Watchdog;
@@ -178,12 +126,22 @@ export class Monitor {
     }
     if (!this.#nonRoot && webAccount.uid === 0) throw new Error('server.user must not be root');
     this.#webAccount = webAccount;
+    this.#pool = new WorkerPool({
+      limits: config.server,
+      log,
+      initMessage: (uid) => ({
+        t: 'init',
+        key: deriveUserKey(this.#masterKey, uid).toString('base64'),
+        settings: this.#workerSettings(this.#config),
+      }),
+      environment: logEnvironment,
+    });
     this.#watchdog = new Watchdog({
       webs: () => this.#webs,
       ping: (web, seq) => this.#ping(web as WebProcess, seq),
       counts: () => ({
-        users: this.#workers.size,
-        workers: this.#workers.size + (this.#spare === null ? 0 : 1),
+        users: this.#pool.counts.workers,
+        workers: this.#pool.counts.alive,
       }),
     });
     this.#throttle = new LoginThrottle(throttlePolicy(config));
@@ -226,7 +184,7 @@ export class Monitor {
         afterReady: true,
         check: (m) => isRequestId(m.id) && isBoundedString(m.cookie, 512),
         refuse: (id, reply) => reply({ t: 'connect', id, ok: false, code: 'COOKIE_INVALID' }),
-        handle: (m, reply) => this.#connect(m.id as number, m.cookie as string, reply),
+        handle: (m, reply) => void this.#connect(m.id as number, m.cookie as string, reply),
       },
       pong: {
         once: false,
@@ -244,6 +202,11 @@ export class Monitor {
       this.#log.warn('started with no_new_privs in non-root mode: PAM cannot check passwords (unix_chkpwd)');
     }
     this.#prepareStateDir();
+    if (!this.#nonRoot) {
+      // Last to go under memory pressure; the children raise their own values (common/oom-score.ts).
+      const problem = setOomScoreAdj(OOM_SCORE_ADJ.monitor);
+      if (problem !== null) this.#log.warn('cannot lower oom_score_adj', { error: problem });
+    }
     for (const address of this.#config.server.listen) {
       try {
         this.#listenFds.push(tcpListen(address.host, address.port, 511));
@@ -274,7 +237,7 @@ export class Monitor {
       this.#restartDelays[slot] = RESTART_MIN_MS;
       this.#startWeb(slot);
     }
-    this.#startSpare();
+    this.#pool.start();
     this.#watchdog.start();
     process.on('SIGTERM', () => void this.stop('SIGTERM'));
     process.on('SIGINT', () => void this.stop('SIGINT'));
@@ -302,16 +265,7 @@ export class Monitor {
         }
       }),
     );
-    if (this.#spareTimer !== null) clearTimeout(this.#spareTimer);
-    const spare = this.#spare;
-    this.#spare = null;
-    await Promise.all(
-      [...this.#workers.values(), ...(spare === null ? [] : [spare])].map(async (worker) => {
-        worker.control.destroy();
-        worker.child.kill('SIGTERM');
-        if (!(await waitForExit(worker.child, 2000))) worker.child.kill('SIGKILL');
-      }),
-    );
+    await this.#pool.stop();
     this.#log.info('stopped');
     process.exit(0);
   }
@@ -393,12 +347,12 @@ export class Monitor {
   #stats(): MonitorStats {
     let web = 0;
     for (const process of this.#webs) web += residentBytes(process?.child.pid);
-    let worker = residentBytes(this.#spare?.child.pid);
-    for (const process of this.#workers.values()) worker += residentBytes(process.child.pid);
+    let worker = 0;
+    for (const pid of this.#pool.pids()) worker += residentBytes(pid);
     return {
       logins: { ...this.#logins },
-      workers: this.#workers.size,
-      workerStarts: this.#workerStarts,
+      workers: this.#pool.counts.workers,
+      workerStarts: this.#pool.starts,
       residentBytes: { monitor: residentBytes(process.pid), web, worker },
     };
   }
@@ -545,25 +499,38 @@ export class Monitor {
       this.#logins[refusal === null ? 'wrong' : 'refused']++;
       return deny(refusal ?? 'empty password');
     }
+    const grant = (expires: number, checked: 'pam' | 'recent'): void => {
+      this.#throttle.succeeded(user, source, admission.known);
+      // A login is a cookie renewal: a worker started with other groups must not serve it.
+      this.#retireIfGroupsChanged(account);
+      const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
+        uid: account.uid,
+        gid: account.gid,
+        user: account.user,
+        issued: Date.now(),
+        expires,
+      });
+      this.#logins.ok++;
+      this.#log.info('login', {
+        user: account.user,
+        remote: printable(remote),
+        known: admission.known,
+        checked,
+      });
+      reply({ t: 'auth', id, ok: true, cookie, uid: account.uid, expires });
+    };
+    // PAM said yes to exactly this password less than credential_ttl ago (a restarted web process
+    // lost its cache): the cookie expires when that answer does, so PAM is still asked once per ttl.
+    const recent = this.#recentLogins.check(account.user, account.uid, password);
+    if (recent !== null && recent - Date.now() > RECENT_LOGIN_MIN_REMAINING_MS)
+      return grant(recent, 'recent');
     void this.#pam
       .authenticate(this.#config.auth.pamService, account.user, password, remote)
       .then((outcome) => {
         if (outcome === 'ok') {
-          this.#throttle.succeeded(user, source, admission.known);
-          // A login is a cookie renewal: a worker started with other groups must not serve it.
-          this.#retireIfGroupsChanged(account);
-          const issued = Date.now();
-          const expires = issued + this.#config.auth.credentialTtlMs;
-          const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
-            uid: account.uid,
-            gid: account.gid,
-            user: account.user,
-            issued,
-            expires,
-          });
-          this.#logins.ok++;
-          this.#log.info('login', { user: account.user, remote: printable(remote), known: admission.known });
-          reply({ t: 'auth', id, ok: true, cookie, uid: account.uid, expires });
+          const expires = Date.now() + this.#config.auth.credentialTtlMs;
+          this.#recentLogins.remember(account.user, account.uid, password, expires);
+          grant(expires, 'pam');
           return;
         }
         if (outcome === 'error') this.#log.error('PAM failed', { service: this.#config.auth.pamService });
@@ -593,7 +560,7 @@ export class Monitor {
 
   // ---- CONNECT ---------------------------------------------------------------------------
 
-  #connect(id: number, cookie: string, reply: Reply): void {
+  async #connect(id: number, cookie: string, reply: Reply): Promise<void> {
     const claims = peekClaims(cookie);
     const verdict =
       claims === null
@@ -615,18 +582,19 @@ export class Monitor {
       reply({ t: 'connect', id, ok: false, code: 'COOKIE_INVALID' });
       return;
     }
-    let worker: Worker;
+    let worker;
     try {
       this.#retireIfGroupsChanged(account);
-      worker = this.#workerFor(account);
+      worker = await this.#pool.workerFor(workerIdentity(account), this.#groupsOf(account));
     } catch (error) {
-      this.#log.error('cannot start worker', { user: account.user, error: (error as Error).message });
+      if (error instanceof PoolFullError) this.#log.warn('no room for a worker', { user: account.user });
+      else this.#log.error('cannot start worker', { user: account.user, error: (error as Error).message });
       reply({ t: 'connect', id, ok: false, code: 'UNAVAILABLE' });
       return;
     }
     const [workerEnd, webEnd] = socketpair();
     try {
-      worker.control.send(encodeMessage({ t: 'attach' }), [workerEnd]);
+      worker.send({ t: 'attach' }, [workerEnd]);
     } catch (error) {
       closeAll([webEnd]);
       this.#log.error('cannot attach to worker', { user: account.user, error: (error as Error).message });
@@ -634,115 +602,6 @@ export class Monitor {
       return;
     }
     reply({ t: 'connect', id, ok: true }, [webEnd]);
-  }
-
-  #workerFor(account: Account): Worker {
-    const existing = this.#workers.get(account.uid);
-    if (existing !== undefined && !existing.leaving) return existing;
-    const identity = workerIdentity(account);
-    const spare = this.#takeSpare();
-    let child: ChildProcess;
-    let control: Channel;
-    if (spare !== null) {
-      ({ child, control } = spare);
-      control.send(encodeMessage(identity));
-    } else {
-      ({ child, control } = spawnWorker({ PRIVDAV_WORKER: JSON.stringify(identity) }, [], this.#log));
-    }
-    const worker: Worker = {
-      child,
-      control,
-      uid: account.uid,
-      leaving: false,
-      groups: this.#groupsOf(account),
-    };
-    this.#workers.set(account.uid, worker);
-    const forget = (): void => {
-      worker.leaving = true;
-      if (this.#workers.get(account.uid) === worker) this.#workers.delete(account.uid);
-    };
-    control.on('message', (payload: Buffer, fds: number[]) => {
-      closeAll(fds);
-      if (decodeMessage(payload)?.t === 'exiting') forget();
-    });
-    control.on('error', forget);
-    child.on('exit', (code, signal) => {
-      forget();
-      control.destroy();
-      const level = code === 0 || this.#stopping ? 'info' : 'warn';
-      this.#log[level]('worker exited', { user: account.user, code, signal });
-    });
-    const settings = this.#workerSettings(this.#config);
-    control.send(
-      encodeMessage({
-        t: 'init',
-        key: deriveUserKey(this.#masterKey, account.uid).toString('base64'),
-        settings,
-      }),
-    );
-    this.#workerStarts++;
-    this.#log.info('worker started', { user: account.user, pid: child.pid });
-    return worker;
-  }
-
-  // ---- the spare worker ------------------------------------------------------------------
-
-  /** The spare if it is alive (it is then no longer the spare), else null. */
-  #takeSpare(): Spare | null {
-    const spare = this.#spare;
-    this.#spare = null;
-    this.#scheduleSpare(SPARE_DELAY_MS);
-    if (spare === null) return null;
-    const { child } = spare;
-    if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-      spare.control.destroy();
-      return null;
-    }
-    // From now on it is a worker: #workerFor watches its exit.
-    child.removeAllListeners('exit');
-    return spare;
-  }
-
-  #scheduleSpare(delayMs: number): void {
-    if (this.#stopping || this.#spareTimer !== null) return;
-    this.#spareTimer = setTimeout(() => {
-      this.#spareTimer = null;
-      if (this.#spare === null) this.#startSpare();
-    }, delayMs);
-  }
-
-  #startSpare(): void {
-    if (this.#stopping) return;
-    let spare: Spare;
-    try {
-      spare = spawnWorker({}, ['--spare'], this.#log);
-    } catch (error) {
-      this.#log.error('cannot start a spare worker', { error: (error as Error).message });
-      this.#scheduleSpare(SPARE_MAX_DELAY_MS);
-      return;
-    }
-    const startedAt = Date.now();
-    this.#spare = spare;
-    spare.child.on('error', () => {
-      // Never started (logged by spawnWorker): try again later.
-      if (this.#spare !== spare) return;
-      this.#spare = null;
-      spare.control.destroy();
-      this.#scheduleSpare(SPARE_MAX_DELAY_MS);
-    });
-    spare.child.on('exit', (code, signal) => {
-      spare.control.destroy();
-      if (this.#spare !== spare) return;
-      this.#spare = null;
-      if (this.#stopping) return;
-      // A spare only ever dies of something outside us: wait longer each time it happens early.
-      this.#spareDelayMs =
-        Date.now() - startedAt < 10_000
-          ? Math.min(this.#spareDelayMs * 2, SPARE_MAX_DELAY_MS)
-          : SPARE_DELAY_MS;
-      this.#log.warn('spare worker exited', { code, signal, restartInMs: this.#spareDelayMs });
-      this.#scheduleSpare(this.#spareDelayMs);
-    });
   }
 
   #workerSettings(config: Config): WorkerSettings {
@@ -774,22 +633,10 @@ export class Monitor {
    * sending it new ones (worker-retired), and the next CONNECT starts a worker with the new groups.
    */
   #retireIfGroupsChanged(account: Account): void {
-    const worker = this.#workers.get(account.uid);
-    if (worker === undefined || worker.leaving) return;
     const now = this.#groupsOf(account);
-    if (now === worker.groups) return;
-    this.#log.info('groups changed; replacing the worker', {
-      user: account.user,
-      before: worker.groups,
-      now,
-    });
-    worker.leaving = true;
-    this.#workers.delete(account.uid);
-    try {
-      worker.control.send(encodeMessage({ t: 'retire' }));
-    } catch {
-      worker.child.kill('SIGTERM');
-    }
+    const before = this.#pool.retireIfGroupsDiffer(account.uid, now);
+    if (before === null) return;
+    this.#log.info('groups changed; replacing the worker', { user: account.user, before, now });
     for (const web of this.#webs) {
       try {
         web?.channel.send(encodeMessage({ t: 'worker-retired', uid: account.uid }));
@@ -797,20 +644,6 @@ export class Monitor {
         // A web process that cannot be told has its channel closed when the worker leaves.
       }
     }
-  }
-
-  /** Workers started with old settings finish their calls and leave; the next CONNECT starts a fresh one. */
-  #retireWorkers(): void {
-    for (const worker of this.#workers.values()) {
-      worker.leaving = true;
-      try {
-        worker.control.send(encodeMessage({ t: 'retire' }));
-      } catch {
-        worker.child.kill('SIGTERM');
-      }
-    }
-    this.#workers.clear();
-    this.#workerGeneration++;
   }
 
   // ---- SIGHUP ----------------------------------------------------------------------------
@@ -830,6 +663,7 @@ export class Monitor {
       // Node fixes the header limit when a server is made: it too waits for a restart.
       const { maxHeaderBytes } = this.#config.limits;
       const before = JSON.stringify(this.#workerSettings(this.#config));
+      const { pamService, credentialTtlMs } = this.#config.auth;
       this.#config = {
         ...next,
         server: {
@@ -846,11 +680,18 @@ export class Monitor {
         limits: { ...next.limits, maxHeaderBytes },
         locks: this.#config.locks,
       };
-      if (JSON.stringify(this.#workerSettings(this.#config)) !== before) this.#retireWorkers();
+      if (JSON.stringify(this.#workerSettings(this.#config)) !== before) {
+        this.#pool.retireAll();
+        this.#workerGeneration++;
+      }
+      this.#pool.setLimits(this.#config.server);
       this.#log.setLevel(next.log.level);
       this.#throttle.policy = throttlePolicy(this.#config);
       this.#throttleExempt = exemptNetworks(this.#config);
       this.#pam.maxWaiting = this.#config.auth.pamQueue;
+      // Another PAM service or a shorter ttl: what PAM said before no longer stands for the new rules.
+      if (next.auth.pamService !== pamService || next.auth.credentialTtlMs < credentialTtlMs)
+        this.#recentLogins.clear();
       for (const web of this.#webs)
         if (web !== null) web.channel.send(encodeMessage(this.#webInit(web.slot)));
       this.#log.info('configuration reloaded', { from: source });
@@ -889,17 +730,6 @@ function exemptNetworks(config: Config): Cidr[] {
 
 function currentAccount(): Account | null {
   return lookUpAccount(require('node:os').userInfo().username as string);
-}
-
-function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 /** For logs: control characters out, length bounded (names come from the network). */

@@ -142,7 +142,18 @@ export interface StorageServerState {
   /** Requests being worked on or uploads open: the worker must not exit while busy. */
   readonly busy: boolean;
   readonly open: boolean;
+  /** Not busy and every reply handed to the kernel: closeIdle() may close it. */
+  readonly idle: boolean;
+  /**
+   * When idle: stops reading, tells the web process with a `closing` notice that every request it
+   * has no answer to was never read (so it may send any of them again elsewhere), and closes.
+   * False, doing nothing, when not idle.
+   */
+  closeIdle(): boolean;
 }
+
+/** After the closing notice, how long its delivery may take before the channel is closed anyway. */
+const CLOSING_DRAIN_MS = 1000;
 
 /** Unsent list replies a worker holds before its listing waits for the channel to drain. */
 const LIST_SEND_AHEAD_BYTES = 1024 * 1024;
@@ -380,13 +391,14 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     }
   };
 
-  channel.on('message', (payload: Buffer, fds: number[]) => {
+  const onMessage = (payload: Buffer, fds: number[]): void => {
     inFlight++;
     void handle(payload, fds).finally(() => {
       inFlight--;
       options.onActivity();
     });
-  });
+  };
+  channel.on('message', onMessage);
   const cleanUp = (): void => {
     if (peerGone) return;
     peerGone = true;
@@ -402,6 +414,28 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     },
     get open() {
       return !peerGone;
+    },
+    get idle() {
+      return peerGone || (inFlight === 0 && context.uploads.size === 0 && channel.queuedMessages === 0);
+    },
+    closeIdle() {
+      if (peerGone) return true;
+      if (inFlight > 0 || context.uploads.size > 0 || channel.queuedMessages > 0) return false;
+      // Without a 'message' listener the channel reads nothing more: what is unread stays unread.
+      channel.off('message', onMessage);
+      let sent = false;
+      try {
+        sent = channel.send(encodeMessage({ t: 'closing' }));
+      } catch {
+        // The peer is gone already: nothing to tell.
+      }
+      cleanUp();
+      if (sent) channel.destroy();
+      else {
+        channel.once('drain', () => channel.destroy());
+        setTimeout(() => channel.destroy(), CLOSING_DRAIN_MS).unref();
+      }
+      return true;
     },
   };
 }

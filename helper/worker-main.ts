@@ -22,6 +22,8 @@ import { isUserName } from '../common/names';
 
 const CONTROL_FD = 3;
 const MAX_CHANNELS = 64;
+/** The monitor learns of this worker's use at most this often: its least-recently-used order. */
+const ACTIVITY_REPORT_MS = 1000;
 
 const logger = new Logger('worker');
 function log(level: 'info' | 'warn' | 'error', message: string): void {
@@ -84,17 +86,28 @@ export function runWorker(identity: WorkerIdentity): void {
   let userKey: Buffer | null = null;
   let settings: WorkerSettings | null = null;
   let lastActivity = Date.now();
+  let lastReport = 0;
   let leaving = false;
+
+  const tell = (message: object): void => {
+    try {
+      control.send(encodeMessage(message));
+    } catch {
+      // The monitor is gone; the control channel's close makes us leave.
+    }
+  };
+  /** Closes every channel if all are idle (true), else none (false). */
+  const closeChannelsIfIdle = (): boolean => {
+    if (![...servers].every((server) => server.idle)) return false;
+    for (const server of servers) server.closeIdle();
+    return true;
+  };
 
   const leave = (code: number, reason: string): void => {
     if (leaving) return;
     leaving = true;
     log(code === 0 ? 'info' : 'error', `exiting: ${reason}`);
-    try {
-      control.send(encodeMessage({ t: 'exiting' }));
-    } catch {
-      // The monitor is gone; nothing to tell.
-    }
+    tell({ t: 'exiting' });
     // Let the goodbye reach the monitor, then go.
     setTimeout(() => process.exit(code), 20).unref();
   };
@@ -121,6 +134,10 @@ export function runWorker(identity: WorkerIdentity): void {
         dup: dupFd,
         onActivity: () => {
           lastActivity = Date.now();
+          if (lastActivity - lastReport >= ACTIVITY_REPORT_MS) {
+            lastReport = lastActivity;
+            tell({ t: 'active' });
+          }
         },
       }),
     );
@@ -138,11 +155,20 @@ export function runWorker(identity: WorkerIdentity): void {
       const timer = setInterval(
         () => {
           const busy = [...servers].some((server) => server.busy);
-          if (!busy && Date.now() - lastActivity >= next.idleTimeoutMs) leave(0, 'idle');
+          if (!busy && Date.now() - lastActivity >= next.idleTimeoutMs && closeChannelsIfIdle())
+            leave(0, 'idle');
         },
         Math.min(next.idleTimeoutMs, 5000),
       );
       timer.unref();
+      tell({ t: 'ready' });
+      return;
+    }
+    if (message?.t === 'retire-idle' && fds.length === 0) {
+      // The monitor needs room for another user (server.max_workers): go now if nothing is in flight.
+      if (leaving) return;
+      if (closeChannelsIfIdle()) leave(0, 'retired to make room for another user');
+      else tell({ t: 'busy' });
       return;
     }
     if (message?.t === 'attach' && fds.length === 1) {

@@ -6,7 +6,8 @@
 // A spare worker (`--spare`) is started before it is needed and waits for the monitor to name its
 // user on the control channel; it reads nothing else before it drops.
 
-import { readSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
+import { OOM_SCORE_ADJ, setOomScoreAdj } from '../common/oom-score';
 import { dropProblem, readProcStatus } from '../common/proc-status';
 import type { WorkerIdentity } from '../common/protocol';
 
@@ -70,6 +71,8 @@ const CONTROL_FD = 3;
  * environment. The monitor is the only peer of this socket.
  */
 function identityFromMonitor(): string {
+  // Booted and loaded: the monitor may count this start as done (server.worker_starts).
+  writeSync(CONTROL_FD, '{"t":"ready"}');
   const buffer = Buffer.alloc(64 * 1024);
   for (;;) {
     let length: number;
@@ -87,11 +90,16 @@ function identityFromMonitor(): string {
 }
 
 const spare = process.argv.includes('--spare');
+// Before anything else allocates: under memory pressure a worker goes before the monitor and the
+// web process (inherited from the monitor otherwise), a spare before any user's worker.
+setOomScoreAdj(spare ? OOM_SCORE_ADJ.spare : OOM_SCORE_ADJ.worker);
 // A spare also loads its code while it waits (defining modules only: nothing in them runs or
 // reads anything until runWorker), so a user's first request waits for neither boot nor load.
 const preloaded = spare ? (require('./worker-main') as typeof import('./worker-main')) : null;
 const identity = parseIdentity(spare ? identityFromMonitor() : process.env.PRIVDAV_WORKER);
 delete process.env.PRIVDAV_WORKER;
+// Lowering it back from the spare's value needs root: before the drop.
+if (spare) setOomScoreAdj(OOM_SCORE_ADJ.worker);
 dropIdentity(identity);
 process.umask(identity.umask);
 

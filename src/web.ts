@@ -11,6 +11,7 @@ import type { Server } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { dropProblem, readProcStatus } from '../common/proc-status';
 import { Logger } from '../common/log';
+import { OOM_SCORE_ADJ, setOomScoreAdj } from '../common/oom-score';
 import type { WebInit } from '../common/protocol';
 import { observeRequest } from './http/access-log';
 import { Drain } from './http/drain';
@@ -257,6 +258,8 @@ function stop(graceMs: number): void {
 }
 
 function main(): void {
+  // Above the monitor's (inherited) value: under memory pressure workers go first, then this, the monitor last.
+  setOomScoreAdj(OOM_SCORE_ADJ.web);
   let started = false;
   const monitor = new MonitorClient(
     MONITOR_FD,

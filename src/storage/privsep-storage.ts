@@ -3,7 +3,7 @@
 // descriptor. The web process never opens a user's file itself. Listings arrive in batches.
 
 import { Channel } from '../../common/channel';
-import { RpcClient, RpcClosedError, RpcTimeoutError, Reply, closeAll } from '../../common/rpc';
+import { RpcClient, RpcClosedError, RpcTimeoutError, RpcUnreadError, Reply, closeAll } from '../../common/rpc';
 import {
   STORAGE_PROTOCOL,
   isStorageErrorCode,
@@ -93,6 +93,12 @@ export class WorkerChannels {
     const fd = await this.#monitor.connect(session.cookie);
     let rpc: RpcClient | null = null;
     rpc = new RpcClient(new Channel(fd), {
+      // A worker retiring while idle (its idle timeout, or to make room for another user) says so
+      // first: what it has not answered, it has not read.
+      onNotice: (message, fds) => {
+        closeAll(fds);
+        if (message.t === 'closing') rpc?.closeUnread();
+      },
       onClose: () => {
         // Forget this channel only if it is still the current one.
         void this.#channels.get(session.uid)?.then((current) => {
@@ -283,7 +289,7 @@ export class PrivsepStorage implements Storage {
       } catch (error) {
         const retry =
           attempt === 0 &&
-          (error instanceof RpcClosedError ? spec.retryable : true) &&
+          (error instanceof RpcClosedError ? error instanceof RpcUnreadError || spec.retryable : true) &&
           (await this.#recover(error));
         if (!retry) throw asStorageError(error);
       }
