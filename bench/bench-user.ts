@@ -21,6 +21,8 @@ export interface DataSizes {
   propfindCollections: number[];
   /** Files the 4 KiB PUT workload overwrites in turn. */
   putTargets: number;
+  /** N of the "users" workloads: N users' first requests at once. */
+  userCounts: number[];
 }
 
 /** Paths inside the served tree (URL path = path relative to the home). */
@@ -44,6 +46,31 @@ export function createBenchUser(): BenchUser {
   const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
   return { name, password, uid, gid, home };
+}
+
+/**
+ * `count` more accounts for the "users" workloads, with Debian's default password hashing (PAM
+ * checks them as it would real ones): useradd in a loop, the passwords in one chpasswd batch.
+ */
+export function createBenchCrowd(count: number): BenchUser[] {
+  const prefix = `pdbc${crypto.randomBytes(2).toString('hex')}`;
+  const crowd: BenchUser[] = [];
+  try {
+    for (let index = 0; index < count; index++) {
+      const name = `${prefix}${index}`;
+      const home = `/home/${name}`;
+      execFileSync('useradd', ['-m', '-d', home, '-s', '/usr/sbin/nologin', name], { stdio: 'pipe' });
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
+      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+      crowd.push({ name, password: crypto.randomBytes(18).toString('base64url'), uid, gid, home });
+    }
+    const input = crowd.map((user) => `${user.name}:${user.password}\n`).join('');
+    execFileSync('chpasswd', [], { input, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (error) {
+    for (const user of crowd) removeBenchUser(user);
+    throw error;
+  }
+  return crowd;
 }
 
 /** Removes the account and its home. Kills what still runs as the user first, or userdel refuses. */

@@ -120,3 +120,10 @@ export function peakByRole(peaks: ProcessPeak[], of: 'rss' | 'private' = 'rss'):
   }
   return result;
 }
+
+/** Sum of RssAnon over a process and all its descendants right now. */
+export function totalPrivateBytes(rootPid: number): number {
+  let total = 0;
+  for (const pid of [rootPid, ...descendantPids(rootPid)]) total += readStatus(pid)?.privateBytes ?? 0;
+  return total;
+}

@@ -235,6 +235,7 @@ export function renderMarkdown(report: BenchReport): string {
       `by all processes): web ${mebibytes(memory.webPrivatePeakBytes ?? undefined)} MiB, ` +
       `worker ${mebibytes(memory.workerPrivatePeakBytes ?? undefined)} MiB.`,
   );
+  lines.push(...usersTable(report));
   const noisy = report.workloads.filter((workload) => workload.noisy).map((workload) => workload.title);
   if (noisy.length > 0) {
     lines.push(
@@ -254,4 +255,33 @@ export function renderMarkdown(report: BenchReport): string {
     lines.push('', '**Failures (wrong answers):**', ...report.failures.map((f) => `- ${f}`));
   lines.push('');
   return lines.join('\n');
+}
+
+/**
+ * The "users" workloads side by side: N first requests at once, their p50 / p99 (median over
+ * rounds), answers other than 207, and the peak total private memory (RssAnon) of each server's
+ * whole process tree.
+ */
+function usersTable(report: BenchReport): string[] {
+  const rows = report.workloads.filter((workload) => workload.id.startsWith('users-'));
+  if (rows.length === 0) return [];
+  const cell = (turns: RecordedTurn[] | undefined): string => {
+    if (turns === undefined || turns.length === 0) return '– | – | –';
+    const p50 = median(turns.map((turn) => turn.p50Ms ?? 0));
+    const p99 = median(turns.map((turn) => turn.p99Ms ?? 0));
+    const errors = Math.max(...turns.map((turn) => turn.users?.errors ?? 0));
+    const memory = median(turns.map((turn) => turn.users?.peakTotalPrivateBytes ?? 0));
+    return `${formatNumber(p50)} / ${formatNumber(p99)} | ${errors} | ${mebibytes(memory)}`;
+  };
+  return [
+    '',
+    "Users (first requests at once after a restart; errors: answers other than 207, worst round; memory: peak total RssAnon of all the server's processes):",
+    '',
+    '| N | privdav p50 / p99 ms | errors | private MiB | Apache p50 / p99 ms | errors | private MiB |',
+    '|--:|--:|--:|--:|--:|--:|--:|',
+    ...rows.map(
+      (workload) =>
+        `| ${workload.id.slice('users-'.length)} | ${cell(workload.turns.privdav)} | ${cell(workload.turns.apache)} |`,
+    ),
+  ];
 }

@@ -6,7 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApacheServer } from './apache-server';
 import { BenchServer, ServerName, freeLoopbackPort } from './bench-server';
-import { BenchUser, DataSizes, createBenchUser, createDataSet, removeBenchUser } from './bench-user';
+import {
+  BenchUser,
+  DataSizes,
+  createBenchCrowd,
+  createBenchUser,
+  createDataSet,
+  removeBenchUser,
+} from './bench-user';
 import { renderChart } from './chart-svg';
 import { ProcessMemorySampler } from './process-memory';
 import { PrivdavServer } from './privdav-server';
@@ -134,6 +141,7 @@ function dataSizes(mode: Options['mode']): DataSizes {
       smallFileBytes: 4096,
       propfindCollections: [10, 100, 1000],
       putTargets: 16,
+      userCounts: [1, 10],
     };
   }
   return {
@@ -141,6 +149,7 @@ function dataSizes(mode: Options['mode']): DataSizes {
     smallFileBytes: 4096,
     propfindCollections: [10, 100, 1000, 10000],
     putTargets: 64,
+    userCounts: [1, 100, 400],
   };
 }
 
@@ -252,6 +261,17 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
   cleanup.add(`remove user ${user.name}`, () => removeBenchUser(user));
   log(`user ${user.name} (uid ${user.uid}); writing the data set into ${user.home}`);
   createDataSet(user, sizes);
+  // Before the servers start, so that they are stopped (cleanup runs in reverse) before these go.
+  const workloads = buildWorkloads(sizes).filter(
+    (workload) => options.workloadIds === null || options.workloadIds.includes(workload.id),
+  );
+  const crowdSize = Math.max(0, ...workloads.map((workload) => workload.users ?? 0));
+  let crowd: BenchUser[] = [];
+  if (crowdSize > 0) {
+    log(`creating ${crowdSize} more users for the "users" workloads`);
+    crowd = createBenchCrowd(crowdSize);
+    cleanup.add(`remove ${crowd.length} users`, () => crowd.forEach(removeBenchUser));
+  }
 
   const servers: BenchServer[] = [];
   if (options.only !== 'apache') {
@@ -300,14 +320,12 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
 
   const context: BenchContext = {
     user,
+    crowd,
     sizes,
     durationSeconds: options.seconds,
     streamTransfers: options.streamTransfers,
     scratchDirectory: scratch,
   };
-  const workloads = buildWorkloads(sizes).filter(
-    (workload) => options.workloadIds === null || options.workloadIds.includes(workload.id),
-  );
   const turns = new Map<string, Partial<Record<ServerName, RecordedTurn[]>>>();
   for (let round = 1; round <= options.rounds; round++) {
     // Who goes first alternates by round, so neither server always runs right after the other's writes.

@@ -7,10 +7,13 @@ import { BenchServer } from './bench-server';
 import { BenchUser, DataSizes, dataPaths } from './bench-user';
 import { downloadToNull, StreamResult, uploadFile } from './curl-stream';
 import { sendRequest } from './http-transfer';
+import { firstRequestBurst } from './users-burst';
 import { luaString, runWrk, WrkResult } from './wrk-load';
 
 export interface BenchContext {
   user: BenchUser;
+  /** Further accounts for the "users" workloads (as many as the largest N). */
+  crowd: BenchUser[];
   sizes: DataSizes;
   /** wrk run length per turn. */
   durationSeconds: number;
@@ -29,6 +32,8 @@ export interface TurnResult {
   failures: string[];
   /** Things worth knowing that are not wrong answers (socket errors, timeouts). */
   notes: string[];
+  /** "users" workloads: answers other than 207, and the peak total private memory of the server. */
+  users?: { errors: number; peakTotalPrivateBytes: number };
 }
 
 export interface Workload {
@@ -41,6 +46,8 @@ export interface Workload {
   ratioTarget: number | null;
   /** Largest acceptable privdav value in the workload's unit (cold start in ms). */
   maximumTarget: number | null;
+  /** How many of the context's crowd the workload logs in ("users" workloads). */
+  users?: number;
   run(server: BenchServer, context: BenchContext): Promise<TurnResult>;
 }
 
@@ -136,7 +143,45 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       maximumTarget: 150,
       run: (server) => coldStartTurn(server),
     },
+    ...sizes.userCounts.map((count): Workload => ({
+      id: `users-${count}`,
+      title: `Users: ${count.toLocaleString('en')} users' first requests at once (PROPFIND Depth 0)`,
+      unit: 'ms p99',
+      better: 'lower',
+      ratioTarget: null,
+      maximumTarget: null,
+      users: count,
+      run: (server, context) => usersTurn(server, context, count),
+    })),
   ];
+}
+
+/**
+ * After a restart (no worker, no cached credentials), `count` users' first requests at once, each
+ * on its own connection: privdav logs each in with PAM and starts each a worker; Apache (no auth,
+ * no per-user state) answers the same number of requests. The figure is the p99 latency.
+ */
+async function usersTurn(server: BenchServer, context: BenchContext, count: number): Promise<TurnResult> {
+  await server.restartCold();
+  const users = server.authorization === null ? null : context.crowd.slice(0, count);
+  const burst = await firstRequestBurst(server.port, count, users, () => server.rootPid());
+  const p99 = percentile(burst.latenciesMs, 99) ?? 0;
+  const notes =
+    burst.errors > 0
+      ? [
+          `answers: ${Object.entries(burst.statuses)
+            .map(([status, n]) => `${n} x ${status}`)
+            .join(', ')}`,
+        ]
+      : [];
+  return {
+    value: p99,
+    p50Ms: percentile(burst.latenciesMs, 50),
+    p99Ms: p99,
+    failures: [],
+    notes,
+    users: { errors: burst.errors, peakTotalPrivateBytes: burst.peakTotalPrivateBytes },
+  };
 }
 
 async function streamTurn(

@@ -3,7 +3,7 @@
 // and the web process (everyone's connections, restarted cheaply) only after ordinary processes,
 // and the monitor (everything) last. README "Memory" argues the numbers.
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export const OOM_SCORE_ADJ = {
   /** Holds the listen sockets, the keys and every child: losing it stops the service. */
@@ -22,6 +22,8 @@ export const OOM_SCORE_ADJ = {
  */
 export function setOomScoreAdj(value: number): string | null {
   try {
+    // Already there (systemd's OOMScoreAdjust= for the monitor): writing needs no right then, but skip it.
+    if (Number(readFileSync('/proc/self/oom_score_adj', 'utf8')) === value) return null;
     writeFileSync('/proc/self/oom_score_adj', String(value));
     return null;
   } catch (error) {

@@ -205,7 +205,15 @@ export class Monitor {
     if (!this.#nonRoot) {
       // Last to go under memory pressure; the children raise their own values (common/oom-score.ts).
       const problem = setOomScoreAdj(OOM_SCORE_ADJ.monitor);
-      if (problem !== null) this.#log.warn('cannot lower oom_score_adj', { error: problem });
+      if (problem !== null) {
+        this.#log.warn(
+          'cannot lower oom_score_adj (needs CAP_SYS_RESOURCE; the shipped unit sets OOMScoreAdjust)',
+          {
+            to: OOM_SCORE_ADJ.monitor,
+            error: problem,
+          },
+        );
+      }
     }
     for (const address of this.#config.server.listen) {
       try {

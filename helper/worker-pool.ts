@@ -22,8 +22,14 @@ const WORKER_ENTRY = join(__dirname, 'worker.js');
 const WORKER_NODE_OPTIONS = ['--max-semi-space-size=2'];
 const WORKER_MEMORY_ENV = { MALLOC_ARENA_MAX: '2' };
 
-/** How long a new user waits for room before the web process is told to answer 503. */
+/**
+ * How long a new user waits for room while max_workers is reached and every worker is busy,
+ * before the web process is told to answer 503. Waiting only for a start slot (worker_starts)
+ * is not bounded by this: that start is coming, and the user gets it (within WORKER_WAIT_LIMIT_MS).
+ */
 export const WORKER_WAIT_MS = 10_000;
+/** Nothing waits longer than this, whatever the reason (DESIGN invariant 7: every request is answered). */
+const WORKER_WAIT_LIMIT_MS = 120_000;
 /** After a spare is taken the next is started this much later, so it does not compete with the login that took it. */
 const SPARE_DELAY_MS = 250;
 const SPARE_MAX_DELAY_MS = 60_000;
@@ -100,7 +106,7 @@ interface Waiter {
   groups: string;
   resolve: (worker: WorkerProcess) => void;
   reject: (error: Error) => void;
-  timer: NodeJS.Timeout;
+  timer?: NodeJS.Timeout;
 }
 
 export interface WorkerPoolOptions {
@@ -180,18 +186,20 @@ export class WorkerPool {
     }
     let starting = this.#starting.get(identity.uid);
     if (starting === undefined) {
+      const since = Date.now();
       starting = new Promise<WorkerProcess>((resolve, reject) => {
-        const waiter: Waiter = {
-          identity,
-          groups,
-          resolve,
-          reject,
-          timer: setTimeout(() => {
-            const index = this.#waiters.indexOf(waiter);
-            if (index >= 0) this.#waiters.splice(index, 1);
-            reject(new PoolFullError());
-          }, WORKER_WAIT_MS),
+        const waiter: Waiter = { identity, groups, resolve, reject };
+        const expire = (): void => {
+          // Below the cap the wait is for a start slot: a start is coming, keep the place in line.
+          if (this.#alive.size < this.#limits.maxWorkers && Date.now() - since < WORKER_WAIT_LIMIT_MS) {
+            waiter.timer = setTimeout(expire, 1000);
+            return;
+          }
+          const index = this.#waiters.indexOf(waiter);
+          if (index >= 0) this.#waiters.splice(index, 1);
+          reject(new PoolFullError());
         };
+        waiter.timer = setTimeout(expire, WORKER_WAIT_MS);
         this.#waiters.push(waiter);
       });
       this.#starting.set(identity.uid, starting);

@@ -136,3 +136,67 @@ export function createNamedUser(name: string): TestUser & { remove(): void } {
     },
   };
 }
+
+export interface UserCrowd {
+  users: TestUser[];
+  remove(): void;
+}
+
+/**
+ * `count` users at once (login bursts): the accounts and homes in one `newusers` batch (useradd in
+ * a loop costs ~150 ms each), the passwords in one chpasswd batch. `fastHashes` stores SHA-512
+ * hashes (~1 ms for PAM to check) instead of Debian's yescrypt (~50 ms), for tests about
+ * everything but PAM's own cost. Removing them is a userdel each (~150 ms).
+ */
+export function createUserCrowd(count: number, options: { fastHashes?: boolean } = {}): UserCrowd {
+  const suffix = randomBytes(3).toString('hex');
+  const base = mkdtempSync(join(tmpdir(), 'privdav-crowd-'));
+  run('chmod', ['0755', base]);
+  const names = Array.from({ length: count }, (_, index) => `pdc${suffix}${index}`);
+  const users: TestUser[] = [];
+  const remove = (): void => {
+    for (const name of names) {
+      try {
+        execFileSync('pkill', ['-KILL', '-u', name], { stdio: 'ignore' });
+      } catch {
+        // No processes left (or no such user): fine.
+      }
+      try {
+        run('userdel', ['-f', name]);
+      } catch {
+        // Already gone.
+      }
+    }
+    rmSync(base, { recursive: true, force: true });
+  };
+  try {
+    // No password here (newusers would hash each with yescrypt, and complains about the empty
+    // ones, exiting 1): the accounts are created locked and get their passwords just below.
+    try {
+      execFileSync('newusers', [], {
+        input: names
+          .map((name) => `${name}::::privdav test:${join(base, name)}:/usr/sbin/nologin\n`)
+          .join(''),
+        stdio: ['pipe', 'ignore', 'ignore'],
+      });
+    } catch {
+      // Checked account by account below.
+    }
+    for (const name of names) {
+      const entry = posix.getpwnam(name);
+      users.push({
+        name,
+        password: `pw-${randomBytes(6).toString('base64url')}`,
+        uid: entry.uid,
+        gid: entry.gid,
+        home: join(base, name),
+      });
+    }
+    const hashing = options.fastHashes === true ? ['-c', 'SHA512', '-s', '1000'] : [];
+    run('chpasswd', hashing, users.map((user) => `${user.name}:${user.password}\n`).join(''));
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return { users, remove };
+}

@@ -1,0 +1,125 @@
+// Many users on one machine, with the real daemon and 200 real accounts: a burst of first logins
+// under a small server.max_workers is served without a single 401 and never with more worker
+// processes than the cap (sampled from /proc), and after the web process is killed its logged-in
+// users are served again without a PAM call (counted in the monitor's login lines).
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { Daemon, Response, request, sleep, startDaemon } from '../support/daemon';
+import { TestUser, UserCrowd, createUserCrowd } from '../support/users';
+
+const USERS = 200;
+const MAX_WORKERS = 8;
+
+/** Worker processes of the daemon now (users' workers and spares alike: both count against the cap). */
+function workerCount(daemon: Daemon): number {
+  const { workers, spares } = daemon.processes();
+  return workers.length + spares.length;
+}
+
+/** PROPFIND of the user's own root; a 503 is retried after its Retry-After, as a client would. */
+async function firstRequest(daemon: Daemon, user: TestUser, agent: http.Agent): Promise<Response[]> {
+  const answers: Response[] = [];
+  for (;;) {
+    const response = await request(daemon, '/', { method: 'PROPFIND', headers: { Depth: '0' }, user, agent });
+    answers.push(response);
+    if (response.status !== 503) return answers;
+    await sleep(Number(response.headers['retry-after'] ?? 1) * 1000);
+  }
+}
+
+function countLines(output: string, pattern: RegExp): number {
+  return output.split('\n').filter((line) => pattern.test(line)).length;
+}
+
+describe(`${USERS} users, server.max_workers = ${MAX_WORKERS}`, () => {
+  let crowd: UserCrowd;
+  let daemon: Daemon;
+
+  before(async () => {
+    crowd = createUserCrowd(USERS, { fastHashes: true });
+    daemon = await startDaemon({
+      extra: { server: [`max_workers = ${MAX_WORKERS}`, 'spare_workers = 2'] },
+    });
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    crowd?.remove();
+  });
+
+  test('a burst of first logins: no 401, never more workers than the cap, everyone served within a minute', async () => {
+    let most = 0;
+    const sampler = setInterval(() => {
+      most = Math.max(most, workerCount(daemon));
+    }, 10);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: USERS * 2 });
+    const started = Date.now();
+    const times: number[] = [];
+    try {
+      const results = await Promise.all(
+        crowd.users.map(async (user) => {
+          const answers = await firstRequest(daemon, user, agent);
+          times.push(Date.now() - started);
+          return answers;
+        }),
+      );
+      const statuses = results.flat().map((response) => response.status);
+      assert.equal(statuses.filter((status) => status === 401).length, 0, 'no correct password refused');
+      assert.deepEqual(
+        [...new Set(results.map((answers) => answers.at(-1)!.status))],
+        [207],
+        'every user is finally served',
+      );
+      const unexpected = statuses.filter((status) => status !== 207 && status !== 503);
+      assert.deepEqual(unexpected, [], 'only 207, or 503 with Retry-After while every worker was busy');
+    } finally {
+      clearInterval(sampler);
+      agent.destroy();
+    }
+    most = Math.max(most, workerCount(daemon));
+    assert.ok(most <= MAX_WORKERS, `at most ${MAX_WORKERS} worker processes, sampled ${most}`);
+    assert.ok(most >= MAX_WORKERS - 2, `the cap was reached (${most}): the test exercised it`);
+    const slowest = Math.max(...times);
+    assert.ok(slowest < 60_000, `the last user was served after ${slowest} ms`);
+    assert.ok(/retired to make room for another user/.test(daemon.output()), 'idle workers made room');
+  });
+
+  test('after kill -9 of the web process, 50 logged-in users are served again without a PAM call', async () => {
+    const users = crowd.users.slice(0, 50);
+    const [web] = daemon.processes().web;
+    process.kill(web!, 'SIGKILL');
+    // The monitor restarts it; wait until a new one answers.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const now = daemon.processes().web;
+      if (
+        now.length === 1 &&
+        now[0] !== web &&
+        /web process ready[^\n]*\n(?![\s\S]*web process exited)/.test(daemon.output())
+      ) {
+        const probe = await request(daemon, '/', { method: 'OPTIONS' }).catch(() => null);
+        if (probe !== null) break;
+      }
+      assert.ok(Date.now() < deadline, 'the web process came back');
+      await sleep(100);
+    }
+    const before = daemon.output();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 100 });
+    try {
+      const results = await Promise.all(users.map((user) => firstRequest(daemon, user, agent)));
+      assert.deepEqual([...new Set(results.map((answers) => answers.at(-1)!.status))], [207]);
+      assert.equal(results.flat().filter((response) => response.status === 401).length, 0);
+    } finally {
+      agent.destroy();
+    }
+    const since = daemon.output().slice(before.length);
+    assert.equal(countLines(since, /login user=.*checked=pam/), 0, 'no PAM call');
+    assert.equal(
+      countLines(since, /login user=.*checked=recent/),
+      users.length,
+      'each user once, from the verifier',
+    );
+  });
+});
