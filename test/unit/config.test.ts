@@ -13,7 +13,9 @@ import {
   configWarnings,
   type ConfigProblem,
   DEFAULT_CONFIG_PATH,
+  WORKER_MEMORY_BUDGET,
   defaultConfig,
+  defaultMaxWorkers,
   loadConfig,
   parseConfig,
 } from '../../helper/config';
@@ -753,6 +755,37 @@ describe('loadConfig', () => {
       );
       assert.throws(() => loadConfig(file), /:2: server\.tls_cert: .*does not contain a PEM certificate/);
     });
+  });
+});
+
+describe('workers: max_workers, spare_workers, worker_starts', () => {
+  test('max_workers defaults to half the memory at WORKER_MEMORY_BUDGET each, at least 16', () => {
+    const GIB = 1024 ** 3;
+    assert.equal(WORKER_MEMORY_BUDGET, 32 * 1024 * 1024);
+    assert.equal(defaultMaxWorkers(24 * GIB), 384);
+    assert.equal(defaultMaxWorkers(4 * GIB), 64);
+    assert.equal(defaultMaxWorkers(512 * 1024 * 1024), 16, 'a small machine still serves 16 users');
+    assert.equal(defaultConfig().server.maxWorkers, defaultMaxWorkers(os.totalmem()));
+  });
+
+  test('0 means derived from the machine; a number is taken as written', () => {
+    const derived = parseConfig('[server]\nmax_workers = 0\nworker_starts = 0\n', null).server;
+    assert.equal(derived.maxWorkers, defaultMaxWorkers(os.totalmem()));
+    assert.equal(derived.workerStarts, Math.min(64, os.availableParallelism()));
+    const set = parseConfig('[server]\nmax_workers = 8\nspare_workers = 0\nworker_starts = 3\n', null).server;
+    assert.deepEqual([set.maxWorkers, set.spareWorkers, set.workerStarts], [8, 0, 3]);
+  });
+
+  test('out-of-range values are refused with key and line', () => {
+    const problems = problemsOf('[server]\nmax_workers = -1\nspare_workers = 65\nworker_starts = 65\n');
+    assert.deepEqual(
+      problems.map((problem) => [problem.key, problem.line]),
+      [
+        ['server.max_workers', 2],
+        ['server.spare_workers', 3],
+        ['server.worker_starts', 4],
+      ],
+    );
   });
 });
 
