@@ -29,7 +29,7 @@ const WORKER_MEMORY_ENV = { MALLOC_ARENA_MAX: '2' };
  */
 export const WORKER_WAIT_MS = 10_000;
 /** Nothing waits longer than this, whatever the reason (DESIGN invariant 7: every request is answered). */
-const WORKER_WAIT_LIMIT_MS = 120_000;
+const WORKER_WAIT_LIMIT_MS = 90_000;
 /** After a spare is taken the next is started this much later, so it does not compete with the login that took it. */
 const SPARE_DELAY_MS = 250;
 const SPARE_MAX_DELAY_MS = 60_000;
@@ -176,7 +176,7 @@ export class WorkerPool {
   async workerFor(identity: WorkerIdentity, groups: string): Promise<WorkerProcess> {
     for (;;) {
       const existing = this.#byUid.get(identity.uid);
-      if (existing === undefined || existing.leaving) break;
+      if (existing === undefined || existing.leaving || !existing.alive) break;
       // Asked to make room just now: whether it stays decides whether it can be used.
       if (!existing.retireAsked) {
         existing.lastUsed = Date.now();
@@ -380,8 +380,10 @@ export class WorkerPool {
     this.#alive.add(worker);
     const bootTimer = setTimeout(() => this.#booted(worker), BOOT_ALLOWANCE_MS);
     bootTimer.unref();
-    // Its death is handled on 'exit'; a channel error alone must not be an unhandled 'error'.
+    // Its death is handled on 'exit'; a channel that ends first (kill -9: EOF) already means it is
+    // gone for new users, and an error alone must not be an unhandled 'error'.
     worker.control.on('error', () => this.#leaving(worker));
+    worker.control.on('close', () => this.#leaving(worker));
     worker.control.on('message', (payload: Buffer, fds: number[]) => {
       closeAll(fds);
       this.#onMessage(worker, decodeMessage(payload)?.t);
