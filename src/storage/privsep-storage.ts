@@ -3,7 +3,14 @@
 // descriptor. The web process never opens a user's file itself. Listings arrive in batches.
 
 import { Channel } from '../../common/channel';
-import { RpcClient, RpcClosedError, RpcTimeoutError, RpcUnreadError, Reply, closeAll } from '../../common/rpc';
+import {
+  RpcClient,
+  RpcClosedError,
+  RpcTimeoutError,
+  RpcUnreadError,
+  Reply,
+  closeAll,
+} from '../../common/rpc';
 import {
   STORAGE_PROTOCOL,
   isStorageErrorCode,
