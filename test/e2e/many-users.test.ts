@@ -29,6 +29,42 @@ async function firstRequest(daemon: Daemon, user: TestUser, agent: http.Agent): 
   }
 }
 
+/** A PUT whose body is sent in two halves: `finish()` sends the second and resolves to the status. */
+function slowUpload(daemon: Daemon, user: TestUser): { started: Promise<void>; finish(): Promise<number> } {
+  const auth = Buffer.from(`${user.name}:${user.password}`).toString('base64');
+  let status: Promise<number> = Promise.resolve(0);
+  const req = http.request({
+    host: '127.0.0.1',
+    port: daemon.port,
+    method: 'PUT',
+    path: '/in-flight.bin',
+    headers: { Authorization: `Basic ${auth}`, 'Content-Length': 2 },
+    agent: false,
+  });
+  status = new Promise((resolve, reject) => {
+    req.on('response', (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    req.on('error', reject);
+  });
+  req.write('a');
+  // Once the worker holds the upload open (the web process asked for it before reading the body).
+  const started = (async () => {
+    for (let tries = 0; tries < 100; tries++) {
+      if (daemon.processes().workers.length > 0) return sleep(500);
+      await sleep(50);
+    }
+  })();
+  return {
+    started,
+    finish: () => {
+      req.end('b');
+      return status;
+    },
+  };
+}
+
 function countLines(output: string, pattern: RegExp): number {
   return output.split('\n').filter((line) => pattern.test(line)).length;
 }
@@ -50,6 +86,10 @@ describe(`${USERS} users, server.max_workers = ${MAX_WORKERS}`, () => {
   });
 
   test('a burst of first logins: no 401, never more workers than the cap, everyone served within a minute', async () => {
+    // A user in the middle of an upload before the burst: their worker is busy and must stay.
+    const uploader = crowd.users.at(-1)!;
+    const upload = slowUpload(daemon, uploader);
+    await upload.started;
     let most = 0;
     const sampler = setInterval(() => {
       most = Math.max(most, workerCount(daemon));
@@ -84,6 +124,7 @@ describe(`${USERS} users, server.max_workers = ${MAX_WORKERS}`, () => {
     const slowest = Math.max(...times);
     assert.ok(slowest < 60_000, `the last user was served after ${slowest} ms`);
     assert.ok(/retired to make room for another user/.test(daemon.output()), 'idle workers made room');
+    assert.equal(await upload.finish(), 201, 'the upload that was in flight during the burst completed');
   });
 
   test('after kill -9 of the web process, 50 logged-in users are served again without a PAM call', async () => {
