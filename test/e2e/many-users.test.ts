@@ -5,12 +5,22 @@
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { Daemon, Response, request, sleep, startDaemon } from '../support/daemon';
 import { TestUser, UserCrowd, createUserCrowd } from '../support/users';
 
 const USERS = 200;
 const MAX_WORKERS = 8;
+
+/**
+ * A minute on a machine of our own; when other work shares the cores (the load average above their
+ * number), proportionally more, up to three minutes: the bound is on privdav, not on its neighbours.
+ */
+function servedWithinMs(): number {
+  const share = Math.max(1, os.loadavg()[0]! / os.availableParallelism());
+  return Math.min(180_000, 60_000 * share);
+}
 
 /** Worker processes of the daemon now (users' workers and spares alike: both count against the cap). */
 function workerCount(daemon: Daemon): number {
@@ -32,7 +42,6 @@ async function firstRequest(daemon: Daemon, user: TestUser, agent: http.Agent): 
 /** A PUT whose body is sent in two halves: `finish()` sends the second and resolves to the status. */
 function slowUpload(daemon: Daemon, user: TestUser): { started: Promise<void>; finish(): Promise<number> } {
   const auth = Buffer.from(`${user.name}:${user.password}`).toString('base64');
-  let status: Promise<number> = Promise.resolve(0);
   const req = http.request({
     host: '127.0.0.1',
     port: daemon.port,
@@ -41,12 +50,13 @@ function slowUpload(daemon: Daemon, user: TestUser): { started: Promise<void>; f
     headers: { Authorization: `Basic ${auth}`, 'Content-Length': 2 },
     agent: false,
   });
-  status = new Promise((resolve, reject) => {
+  const status = new Promise<number>((resolve) => {
     req.on('response', (response) => {
       response.resume();
       resolve(response.statusCode ?? 0);
     });
-    req.on('error', reject);
+    // A connection lost is a failed upload (status 0), reported by the caller's assertion.
+    req.on('error', () => resolve(0));
   });
   req.write('a');
   // Once the worker holds the upload open (the web process asked for it before reading the body).
@@ -90,6 +100,7 @@ describe(`${USERS} users, server.max_workers = ${MAX_WORKERS}`, () => {
     const uploader = crowd.users.at(-1)!;
     const upload = slowUpload(daemon, uploader);
     await upload.started;
+    let uploadStatus = 0;
     let most = 0;
     const sampler = setInterval(() => {
       most = Math.max(most, workerCount(daemon));
@@ -117,14 +128,15 @@ describe(`${USERS} users, server.max_workers = ${MAX_WORKERS}`, () => {
     } finally {
       clearInterval(sampler);
       agent.destroy();
+      uploadStatus = await upload.finish();
     }
+    assert.equal(uploadStatus, 201, 'the upload that was in flight during the burst completed');
     most = Math.max(most, workerCount(daemon));
     assert.ok(most <= MAX_WORKERS, `at most ${MAX_WORKERS} worker processes, sampled ${most}`);
     assert.ok(most >= MAX_WORKERS - 2, `the cap was reached (${most}): the test exercised it`);
     const slowest = Math.max(...times);
-    assert.ok(slowest < 60_000, `the last user was served after ${slowest} ms`);
+    assert.ok(slowest < servedWithinMs(), `the last user was served after ${slowest} ms`);
     assert.ok(/retired to make room for another user/.test(daemon.output()), 'idle workers made room');
-    assert.equal(await upload.finish(), 201, 'the upload that was in flight during the burst completed');
   });
 
   test('after kill -9 of the web process, 50 logged-in users are served again without a PAM call', async () => {
