@@ -4,6 +4,7 @@
 // users are served again without a PAM call (counted in the monitor's login lines).
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import { after, before, describe, test } from 'node:test';
@@ -75,6 +76,10 @@ function slowUpload(daemon: Daemon, user: TestUser): { started: Promise<void>; f
   };
 }
 
+function oomScoreAdj(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8'));
+}
+
 function countLines(output: string, pattern: RegExp): number {
   return output.split('\n').filter((line) => pattern.test(line)).length;
 }
@@ -93,6 +98,29 @@ describe(`${USERS} users, server.max_workers = ${MAX_WORKERS}`, () => {
   after(async () => {
     await daemon?.stop();
     crowd?.remove();
+  });
+
+  test('under memory pressure spares go first, then workers, the web process, the monitor last', async () => {
+    const first = await request(daemon, '/', {
+      method: 'PROPFIND',
+      headers: { Depth: '0' },
+      user: crowd.users[0]!,
+    });
+    assert.equal(first.status, 207);
+    await sleep(500);
+    const { web, workers, spares } = daemon.processes();
+    assert.ok(workers.length > 0 && spares.length > 0, 'a worker and a spare to look at');
+    for (const pid of spares) assert.equal(oomScoreAdj(pid), 1000);
+    for (const pid of workers) assert.equal(oomScoreAdj(pid), 800);
+    const monitor = oomScoreAdj(daemon.pid);
+    // Lowering needs CAP_SYS_RESOURCE (systemd's OOMScoreAdjust= gives the monitor -900 otherwise).
+    const canLower = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+    if ((BigInt(`0x${canLower}`) >> 24n) & 1n) {
+      assert.equal(monitor, -900);
+      assert.equal(oomScoreAdj(web[0]!), -100);
+    } else {
+      assert.ok(oomScoreAdj(web[0]!) <= 0 && monitor <= oomScoreAdj(web[0]!));
+    }
   });
 
   test('a burst of first logins: no 401, never more workers than the cap, everyone served within a minute', async () => {
