@@ -109,6 +109,8 @@ export class PrivdavServer extends ProcessBackedServer implements BenchServer {
       '[auth]',
       'pam_service = "privdav"',
       'min_uid = 1000',
+      // The "users" workloads log in up to 400 users at once: all of them wait for PAM, none get 503.
+      'pam_queue = 1024',
       '[shares]',
       'layout = "home"',
       '[storage]',

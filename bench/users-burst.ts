@@ -39,7 +39,7 @@ export async function firstRequestBurst(
       Array.from({ length: count }, async (_, index) => {
         const user = users?.[index] ?? null;
         const started = process.hrtime.bigint();
-        const status = await propfindRoot(port, user);
+        const status = await propfindRoot(port, user, sourceAddress(index));
         statuses[status] = (statuses[status] ?? 0) + 1;
         return Number(process.hrtime.bigint() - started) / 1e6;
       }),
@@ -54,7 +54,15 @@ export async function firstRequestBurst(
   }
 }
 
-function propfindRoot(port: number, user: Credential | null): Promise<string> {
+/**
+ * Each user from an address of their own (127.2.x.y), as users on their own machines: from one
+ * address, hundreds of accounts that never logged in from it look like a guesser to the back-off.
+ */
+function sourceAddress(index: number): string {
+  return `127.2.${index >> 8}.${(index & 255) + 1}`;
+}
+
+function propfindRoot(port: number, user: Credential | null, localAddress: string): Promise<string> {
   return new Promise((resolve) => {
     const headers: Record<string, string> = { Depth: '0' };
     if (user !== null)
@@ -67,6 +75,7 @@ function propfindRoot(port: number, user: Credential | null): Promise<string> {
         path: '/',
         headers,
         agent: false,
+        localAddress,
         timeout: REQUEST_TIMEOUT_MS,
       },
       (response) => {
