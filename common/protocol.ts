@@ -20,6 +20,8 @@ export interface WebLimits {
   /** 0 = unlimited. */
   maxUploadBytes: number;
   maxInfinityEntries: number;
+  /** Properties one PROPFIND may name (prop or include): past it, 403 before any listing. */
+  maxPropfindProperties: number;
   maxLockTimeoutS: number;
   /** Bounds on locks, so one user cannot fill the shared lock database or bloat lockdiscovery. */
   maxLockOwnerBytes: number;
@@ -90,6 +92,8 @@ export interface WebInit {
   lockDatabase: string;
   realm: string;
   limits: WebLimits;
+  /** server.content_origin: the origin where active user content displays inline; null: nowhere. */
+  contentOrigin: string | null;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   shutdownGraceMs: number;
   /** server.public_url as an origin ("https://dav.example.org"), or null. */

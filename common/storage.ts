@@ -12,6 +12,9 @@
  */
 export type DavPath = string;
 
+/** The longest DavPath, in UTF-8 bytes, either side accepts (Linux PATH_MAX). Longer: 414. */
+export const MAX_DAV_PATH_BYTES = 4096;
+
 export type ResourceKind = 'file' | 'directory' | 'other';
 
 export interface Stat {

@@ -36,6 +36,8 @@ export interface Config {
     maxWorkers: number;
     spareWorkers: number;
     workerStarts: number;
+    /** A separate origin (`https://host[:port]`) where active user content may display inline; null: nowhere. */
+    contentOrigin: string | null;
   };
   auth: {
     pamService: string;
@@ -123,6 +125,7 @@ export function defaultConfig(): Config {
       maxWorkers: defaultMaxWorkers(os.totalmem()),
       spareWorkers: 1,
       workerStarts: defaultWorkerStarts(),
+      contentOrigin: null,
     },
     auth: {
       pamService: 'privdav',
@@ -148,6 +151,7 @@ export function defaultConfig(): Config {
       maxXmlBytes: 1 * MIB,
       maxUploadBytes: 0,
       maxInfinityEntries: 10_000,
+      maxPropfindProperties: 200,
       maxLockTimeoutS: 3600,
       maxLockOwnerBytes: 4 * KIB,
       maxLocksPerUser: 1000,
@@ -416,6 +420,36 @@ function absolutePathProblem(value: string): string | null {
 function optionalAbsolutePath(): Reader<string | null> {
   const read = text(absolutePathProblem);
   return (value, report) => (value === '' ? null : read(value, report));
+}
+
+/**
+ * "" (off) or an origin "https://files.example.org[:port]" with nothing after the host: the host name a
+ * request must carry for active user content (HTML, SVG, scripts) to display inline instead of downloading.
+ */
+function contentOrigin(): Reader<string | null> {
+  return (value, report) => {
+    if (typeof value !== 'string') return void report(`expected a string, got ${describe(value)}`);
+    if (value === '') return null;
+    let url: URL | null = null;
+    try {
+      url = new URL(value);
+    } catch {
+      url = null;
+    }
+    if (url === null || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.host === '')
+      return void report(`${JSON.stringify(value)} is not an origin such as "https://files.example.org"`);
+    if (
+      url.username !== '' ||
+      url.password !== '' ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      !/^[a-z]+:\/\/[^/]+\/?$/i.test(value)
+    )
+      return void report(
+        `${JSON.stringify(value)} must be scheme and host only, e.g. "https://files.example.org"`,
+      );
+    return url.origin;
+  };
 }
 
 function stateDirectory(): Reader<string> {
@@ -708,6 +742,7 @@ const SCHEMA: Schema = {
       read: integerOrDerived(1, 64, defaultWorkerStarts),
       restart: false,
     },
+    contentOrigin: { key: 'content_origin', read: contentOrigin(), restart: false },
   },
   auth: {
     pamService: { key: 'pam_service', read: text(pamServiceProblem), restart: false },
@@ -743,6 +778,7 @@ const SCHEMA: Schema = {
     maxXmlBytes: { key: 'max_xml_bytes', read: size(1 * KIB, 64 * MIB), restart: false },
     maxUploadBytes: { key: 'max_upload_bytes', read: size(0, Number.MAX_SAFE_INTEGER), restart: false },
     maxInfinityEntries: { key: 'max_infinity_entries', read: integer(1, 10_000_000), restart: false },
+    maxPropfindProperties: { key: 'max_propfind_properties', read: integer(1, 100_000), restart: false },
     maxLockTimeoutS: { key: 'max_lock_timeout', read: durationSeconds(1, 7 * 24 * 3600), restart: false },
     maxLockOwnerBytes: { key: 'max_lock_owner_bytes', read: size(64, 1 * MIB), restart: false },
     maxLocksPerUser: { key: 'max_locks_per_user', read: integer(1, 10_000_000), restart: false },

@@ -333,6 +333,7 @@ export class Monitor {
       lockDatabase: this.#config.locks.database,
       realm: auth.realm,
       limits,
+      contentOrigin: server.contentOrigin,
       logLevel: log.level,
       shutdownGraceMs: server.shutdownGraceMs,
       publicUrl: server.publicUrl,

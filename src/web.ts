@@ -105,6 +105,8 @@ function configure(init: WebInit): void {
     lockStore,
     maxXmlBytes: init.limits.maxXmlBytes,
     maxInfinityEntries: init.limits.maxInfinityEntries,
+    maxPropfindProperties: init.limits.maxPropfindProperties,
+    contentOrigin: init.contentOrigin,
     maxLockTimeoutS: init.limits.maxLockTimeoutS,
     maxLockOwnerBytes: init.limits.maxLockOwnerBytes,
     lockBounds: {

@@ -42,6 +42,8 @@ export interface DavOptions {
   maxXmlBytes: number;
   /** Bound for Depth: infinity (PROPFIND over it: 403 with DAV:propfind-finite-depth). */
   maxInfinityEntries: number;
+  /** Properties one PROPFIND may name (403 past it). */
+  maxPropfindProperties: number;
   maxLockTimeoutS: number;
   maxLockOwnerBytes: number;
   lockBounds: LockBounds;
@@ -51,6 +53,8 @@ export interface DavOptions {
   publicUrl?: string | null;
   /** shares.hide glob patterns. */
   hide?: readonly string[];
+  /** server.content_origin: where active user content may display inline; null: nowhere. */
+  contentOrigin: string | null;
   log?: LogFunction;
 }
 
@@ -85,6 +89,7 @@ export function createDavHandler(options: DavOptions): DavHandler {
   const limits: DavLimits = {
     maxXmlBytes: options.maxXmlBytes,
     maxInfinityEntries: options.maxInfinityEntries,
+    maxPropfindProperties: options.maxPropfindProperties,
     maxLockTimeoutS: options.maxLockTimeoutS,
     maxLockOwnerBytes: options.maxLockOwnerBytes,
     lockBounds: options.lockBounds,
@@ -116,6 +121,8 @@ export function createDavHandler(options: DavOptions): DavHandler {
         publicOrigin,
         hide,
         target,
+        contentOrigin: options.contentOrigin,
+        log,
         ifHeader: ifHeaderOf(req),
         nowMs: Date.now(),
         realPaths: new Map(),

@@ -1,6 +1,6 @@
 // The one chokepoint between URLs and DavPaths: request targets, Destination headers and If:
 // resource tags are decoded here, and every href we send is encoded here.
-import type { DavPath } from '../../common/storage';
+import { MAX_DAV_PATH_BYTES, type DavPath } from '../../common/storage';
 import { DavError } from './errors';
 
 export interface RequestTarget {
@@ -51,7 +51,11 @@ function normalise(encoded: string): RequestTarget {
     segments.push(segment);
   }
   const trailingSlash = encoded.length > 1 && encoded.endsWith('/');
-  return { path: '/' + segments.join('/'), trailingSlash };
+  const path = '/' + segments.join('/');
+  // No filesystem path can be this long: refused here, before a worker is asked to resolve it.
+  if (path.length > MAX_DAV_PATH_BYTES / 3 && Buffer.byteLength(path, 'utf8') > MAX_DAV_PATH_BYTES)
+    throw new DavError(414, 'URL too long');
+  return { path, trailingSlash };
 }
 
 /** How this server is named: the Host the request arrived with, and server.public_url's origin. */

@@ -17,6 +17,7 @@ export type LogFunction = (
 export interface DavLimits {
   maxXmlBytes: number;
   maxInfinityEntries: number;
+  maxPropfindProperties: number;
   maxLockTimeoutS: number;
   /** Bytes of a lock's DAV:owner element as stored; a larger one is refused. */
   maxLockOwnerBytes: number;
@@ -36,6 +37,9 @@ export interface DavRequest {
   readonly publicOrigin: string | null;
   /** shares.hide: names left out of listings and refused on create. */
   readonly hide: HideList;
+  /** server.content_origin, or null. */
+  readonly contentOrigin: string | null;
+  readonly log: LogFunction;
   readonly target: RequestTarget;
   /** The parsed If: header, or null when the client sent none. */
   readonly ifHeader: IfHeader | null;

@@ -90,6 +90,28 @@ export function parseXml(body: Buffer): XmlElement {
   } catch {
     throw new DavError(400, 'XML body is not valid UTF-8');
   }
+  try {
+    return parseTree(text);
+  } catch (error) {
+    const reason = error instanceof XmlRefused ? error.message : 'malformed XML';
+    throw new DavError(400, reason.length > 120 ? reason.slice(0, 120) : reason);
+  }
+}
+
+/**
+ * Parses text that must be one XML document; null when it is not (malformed, a DTD, too deep, no
+ * root). The same parser and refusals as request bodies: for dead property values read back from
+ * xattrs, which anyone with a shell may have written.
+ */
+export function parseXmlOrNull(text: string): XmlElement | null {
+  try {
+    return parseTree(text);
+  } catch {
+    return null;
+  }
+}
+
+function parseTree(text: string): XmlElement {
   const parser = new SaxesParser({ xmlns: true, position: false });
   const stack: XmlElement[] = [];
   let root: XmlElement | null = null;
@@ -117,13 +139,8 @@ export function parseXml(body: Buffer): XmlElement {
   parser.on('error', (error: Error) => {
     throw new XmlRefused(error.message);
   });
-  try {
-    parser.write(text).close();
-  } catch (error) {
-    const reason = error instanceof XmlRefused ? error.message : 'malformed XML';
-    throw new DavError(400, reason.length > 120 ? reason.slice(0, 120) : reason);
-  }
-  if (root === null) throw new DavError(400, 'XML body has no root element');
+  parser.write(text).close();
+  if (root === null) throw new XmlRefused('XML body has no root element');
   return root;
 }
 

@@ -47,6 +47,8 @@ export async function startDavTestServer(options: DavTestServerOptions = {}): Pr
     lockStore,
     maxXmlBytes: options.maxXmlBytes ?? 1024 * 1024,
     maxInfinityEntries: options.maxInfinityEntries ?? 10000,
+    maxPropfindProperties: options.maxPropfindProperties ?? 200,
+    contentOrigin: options.contentOrigin ?? null,
     maxLockTimeoutS: options.maxLockTimeoutS ?? 3600,
     maxLockOwnerBytes: options.maxLockOwnerBytes ?? 4096,
     lockBounds: options.lockBounds ?? {

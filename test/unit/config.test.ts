@@ -454,6 +454,38 @@ describe('listen addresses', () => {
 });
 
 describe('security-relevant refusals', () => {
+  test('content_origin is an origin, kept in its normal form; "" means none', () => {
+    assert.equal(parseConfig('[server]\ncontent_origin = ""\n', null).server.contentOrigin, null);
+    assert.equal(
+      parseConfig('[server]\ncontent_origin = "https://Files.Example.org:443/"\n', null).server.contentOrigin,
+      'https://files.example.org',
+    );
+    assert.equal(
+      parseConfig('[server]\ncontent_origin = "http://files.example.org:8080"\n', null).server.contentOrigin,
+      'http://files.example.org:8080',
+    );
+    for (const bad of [
+      'files.example.org',
+      'ftp://files.example.org',
+      'https://files.example.org/raw',
+      'https://u:p@files.example.org',
+      'https://files.example.org?x',
+    ]) {
+      const problem = problemOf(`[server]\n\ncontent_origin = "${bad}"\n`);
+      assert.deepEqual([problem.key, problem.line], ['server.content_origin', 3], bad);
+      assert.match(problem.message, /origin|scheme and host only/, bad);
+    }
+  });
+
+  test('max_propfind_properties is a positive integer with a bound', () => {
+    assert.equal(
+      parseConfig('[limits]\nmax_propfind_properties = 50\n', null).limits.maxPropfindProperties,
+      50,
+    );
+    const problem = problemOf('[limits]\nmax_propfind_properties = 0\n');
+    assert.deepEqual([problem.key, problem.line], ['limits.max_propfind_properties', 2]);
+  });
+
   test('tls_cert without tls_key is refused, and the other way round', () => {
     const certOnly = problemOf('[server]\ntls_cert = "/etc/privdav/cert.pem"\n');
     assert.deepEqual([certOnly.key, certOnly.line], ['server.tls_cert', 2]);

@@ -23,13 +23,13 @@ export async function handleDelete(request: DavRequest): Promise<void> {
     const errors = await request.storage.remove(path);
     if (real !== null) await request.lockStore.removeTree(real);
     if (errors.length === 0) return sendEmpty(request.res, 204);
-    const multistatus = new MultistatusWriter(request.res, request.req);
+    const multistatus = new MultistatusWriter(request.res);
     await reportMemberErrors(multistatus, errors);
     return multistatus.end();
   }
   // Locked members stay (with their ancestors); everything else is removed around them.
   const lockedPaths = lockedBelow.map((lock) => path + lock.root.slice((real as string).length));
-  const multistatus = new MultistatusWriter(request.res, request.req);
+  const multistatus = new MultistatusWriter(request.res);
   await removeAround(request, path, lockedPaths, multistatus);
   await multistatus.end();
 }

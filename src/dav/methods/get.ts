@@ -10,8 +10,10 @@ import { isFinderProbe } from '../hide';
 import { baseName, encodeHref, parentPath } from '../paths';
 import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
+import { isContentOrigin, userContentHeaders } from '../user-content';
+import { StreamedResponse } from '../streamed-response';
 import { escapeXml } from '../xml';
-import { generatedEtag, startGeneratedBody } from '../../http/compression';
+import { generatedEtag } from '../../http/compression';
 import { sendFileBody, sendFileSocket } from '../../http/send-file';
 import { closeLater, readCached } from '../../../native';
 
@@ -67,9 +69,11 @@ async function sendFile(request: DavRequest, opened: OpenedFile, handOver: () =>
   let start = 0;
   let end = size - 1;
   let status = 200;
+  const contentType = contentTypeFor(request.target.path);
   const headers: Record<string, string | number> = {
     ...validatorHeaders(stat),
-    'Content-Type': contentTypeFor(request.target.path),
+    'Content-Type': contentType,
+    ...userContentHeaders(request.target.path, contentType, isContentOrigin(req, request.contentOrigin)),
     'Accept-Ranges': 'bytes',
   };
   if (req.headers.range !== undefined && ifRangeHolds(req, stat)) {
@@ -156,44 +160,42 @@ async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
   }
   const path = request.target.path;
   const title = escapeXml(path === '/' ? '/' : path + '/');
-  let rows = '';
-  if (path !== '/')
-    rows += `<tr><td><a href="${escapeXml(encodeHref(parentPath(path), true))}">../</a></td><td></td><td></td></tr>\n`;
-  const members: { name: string; href: string; stat: Stat }[] = [];
+  const listing = new StreamedResponse(
+    res,
+    200,
+    {
+      ...validatorHeaders(stat),
+      'Content-Type': 'text/html; charset=utf-8',
+      'X-Content-Type-Options': 'nosniff',
+      // The listing is ours, but the names in it are users': keep it from running anything.
+      'Content-Security-Policy': "default-src 'none'",
+    },
+    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Index of ' +
+      title +
+      '</title></head>\n<body><h1>Index of ' +
+      title +
+      '</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>\n' +
+      (path === '/'
+        ? ''
+        : `<tr><td><a href="${escapeXml(encodeHref(parentPath(path), true))}">../</a></td><td></td><td></td></tr>\n`),
+    '</table></body></html>\n',
+  );
+  if (req.method === 'HEAD') return listing.end();
+  // Streamed in the order the directory gives, with the multistatus's flow control: sorting would
+  // hold every member of a huge directory in the shared web process for each slow reader.
   for await (const entry of request.storage.list(path, 1, {
     props: 'none',
     limit: Number.MAX_SAFE_INTEGER,
   })) {
     if (entry.path === path || isFinderProbe(entry.path) || request.hide.hidesPath(entry.path)) continue;
     const isCollection = entry.stat.kind === 'directory';
-    members.push({
-      name: baseName(entry.path) + (isCollection ? '/' : ''),
-      href: encodeHref(entry.path, isCollection),
-      stat: entry.stat,
-    });
+    const name = baseName(entry.path) + (isCollection ? '/' : '');
+    const size = isCollection ? '' : String(entry.stat.size);
+    const backpressure = listing.add(
+      `<tr><td><a href="${escapeXml(encodeHref(entry.path, isCollection))}">${escapeXml(name)}</a></td>` +
+        `<td>${size}</td><td>${httpDate(entry.stat.mtimeMs)}</td></tr>\n`,
+    );
+    if (backpressure !== undefined) await backpressure;
   }
-  members.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  for (const member of members) {
-    const size = member.stat.kind === 'directory' ? '' : String(member.stat.size);
-    rows +=
-      `<tr><td><a href="${escapeXml(member.href)}">${escapeXml(member.name)}</a></td>` +
-      `<td>${size}</td><td>${httpDate(member.stat.mtimeMs)}</td></tr>\n`;
-  }
-  const html =
-    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>Index of ' +
-    title +
-    '</title></head>\n<body><h1>Index of ' +
-    title +
-    '</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Last modified</th></tr>\n' +
-    rows +
-    '</table></body></html>\n';
-  const body = Buffer.from(html, 'utf8');
-  const out = startGeneratedBody(req, res, 200, {
-    ...validatorHeaders(stat),
-    'Content-Type': 'text/html; charset=utf-8',
-    'Content-Length': body.length,
-    // The listing is ours, not user content: keep it from running anything it links to.
-    'Content-Security-Policy': "default-src 'none'",
-  });
-  out.end(req.method === 'HEAD' ? undefined : body);
+  await listing.end();
 }

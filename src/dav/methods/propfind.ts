@@ -7,6 +7,7 @@ import {
   type PropSelection,
   type Space,
 } from '../../../common/storage';
+import { isRenderablePropertyName, renderableDeadProperty } from '../dead-property';
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
 import { MultistatusWriter } from '../multistatus';
@@ -44,6 +45,7 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
   const depth = parsePropfindDepth(headerValue(req, 'depth'));
   const body = await readBoundedBody(req, request.limits.maxXmlBytes);
   const query: PropfindQuery = body.length === 0 ? { kind: 'allprop', include: [] } : parsePropfind(body);
+  checkPropertyCount(query, request.limits.maxPropfindProperties);
   await checkIfHeader(request);
 
   const wanted = query.kind === 'prop' ? query.names : query.kind === 'allprop' ? query.include : [];
@@ -62,27 +64,36 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
 
   const limit = depth === 'infinity' ? request.limits.maxInfinityEntries : Number.MAX_SAFE_INTEGER;
   const listing = storage.list(target.path, depth, { props: deadSelection(query), limit });
-  const multistatus = new MultistatusWriter(res, req);
-  if (depth === 'infinity') {
-    // The bound may trip late in the walk: collect first so that it is still a clean 403.
-    const entries: Entry[] = [];
-    try {
-      for await (const entry of listing) entries.push(entry);
-    } catch (error) {
-      if (error instanceof StorageError && error.code === 'LIMIT') throw DavError.propfindFiniteDepth();
-      throw error;
-    }
-    for (const entry of entries) {
-      if (!isHidden(request, entry.path)) await multistatus.add(renderResponse(entry, query, sources));
-    }
-  } else {
+  const multistatus = new MultistatusWriter(res);
+  const dropped = { count: 0 };
+  try {
     for await (const entry of listing) {
       if (isHidden(request, entry.path)) continue;
-      const backpressure = multistatus.add(renderResponse(entry, query, sources));
+      const backpressure = multistatus.add(renderResponse(entry, query, sources, dropped));
       if (backpressure !== undefined) await backpressure;
     }
+  } catch (error) {
+    // Depth: infinity is streamed, so its bound may trip after the 207 went out. Until then it is
+    // a clean 403; after, the reply ends with the request-URI's 507 and
+    // DAV:number-of-matches-within-limits, the way RFC 6578 §3.7 marks a truncated multistatus.
+    if (!(error instanceof StorageError && error.code === 'LIMIT')) throw error;
+    if (!multistatus.isStarted) throw DavError.propfindFiniteDepth();
+    await multistatus.addStatus(encodeHref(target.path, true), 507, 'number-of-matches-within-limits');
   }
   await multistatus.end();
+  if (dropped.count > 0)
+    request.log('debug', 'dead properties left out of a reply: not one element named as stored', {
+      url: req.url,
+      count: dropped.count,
+    });
+}
+
+/** Bounds the work one small body can ask for: every name is rendered for every member. */
+function checkPropertyCount(query: PropfindQuery, max: number): void {
+  const count =
+    query.kind === 'prop' ? query.names.length : query.kind === 'allprop' ? query.include.length : 0;
+  if (count > max)
+    throw new DavError(403, `a PROPFIND may name at most ${max} properties; this one names ${count}`);
 }
 
 /** Names shares.hide or the Finder probes reserve never appear in a listing. */
@@ -125,7 +136,17 @@ function deadSelection(query: PropfindQuery): PropSelection {
   return dead.length === 0 ? 'none' : dead;
 }
 
-function renderResponse(entry: Entry, query: PropfindQuery, sources: LivePropertySources): string {
+/** Counts dead properties left out because their stored name or value could not be rendered. */
+interface Dropped {
+  count: number;
+}
+
+function renderResponse(
+  entry: Entry,
+  query: PropfindQuery,
+  sources: LivePropertySources,
+  dropped: Dropped,
+): string {
   const isCollection = entry.stat.kind === 'directory';
   let found = '';
   let missing = '';
@@ -133,20 +154,33 @@ function renderResponse(entry: Entry, query: PropfindQuery, sources: LivePropert
     for (const name of ALLPROP_LIVE) {
       if (livePropertyXml(name, entry, sources) !== null) found += emptyPropertyElement(name);
     }
-    for (const name in entry.props) found += emptyPropertyElement(name);
+    for (const name in entry.props) {
+      if (isRenderablePropertyName(name)) found += emptyPropertyElement(name);
+      else dropped.count++;
+    }
   } else if (query.kind === 'allprop') {
     found += allpropLiveXml(entry, sources);
-    for (const name in entry.props) found += (entry.props as Record<string, string>)[name];
+    const rendered = new Set<string>();
+    for (const name in entry.props) {
+      const xml = renderableDeadProperty(name, entry.props[name]);
+      if (xml === null) dropped.count++;
+      else {
+        found += xml;
+        rendered.add(name);
+      }
+    }
     for (const name of query.include) {
-      if (ALLPROP_LIVE.includes(name) || (entry.props !== undefined && name in entry.props)) continue;
+      if (ALLPROP_LIVE.includes(name) || rendered.has(name)) continue;
       const xml = isLiveProperty(name) ? livePropertyXml(name, entry, sources) : null;
       if (xml === null) missing += emptyPropertyElement(name);
       else found += xml;
     }
   } else {
     for (const name of query.names) {
-      const xml = isLiveProperty(name) ? livePropertyXml(name, entry, sources) : entry.props?.[name];
-      if (xml === null || xml === undefined) missing += emptyPropertyElement(name);
+      const xml = isLiveProperty(name)
+        ? livePropertyXml(name, entry, sources)
+        : deadPropertyXml(entry, name, dropped);
+      if (xml === null) missing += emptyPropertyElement(name);
       else found += xml;
     }
   }
@@ -154,4 +188,12 @@ function renderResponse(entry: Entry, query: PropfindQuery, sources: LivePropert
   if (found !== '' || missing === '') xml += `<D:propstat><D:prop>${found}</D:prop>${OK_LINE}</D:propstat>`;
   if (missing !== '') xml += `<D:propstat><D:prop>${missing}</D:prop>${NOT_FOUND_LINE}</D:propstat>`;
   return xml + '</D:response>';
+}
+
+function deadPropertyXml(entry: Entry, name: string, dropped: Dropped): string | null {
+  const stored = entry.props?.[name];
+  if (stored === undefined) return null;
+  const xml = renderableDeadProperty(name, stored);
+  if (xml === null) dropped.count++;
+  return xml;
 }

@@ -54,7 +54,7 @@ export async function handleProppatch(request: DavRequest): Promise<void> {
   if (!planned.some((item) => item.status !== 200)) await applyAll(request, planned);
   else for (const item of planned) if (item.status === 200) item.status = 424;
 
-  const multistatus = new MultistatusWriter(request.res, request.req);
+  const multistatus = new MultistatusWriter(request.res);
   await multistatus.add(renderResponse(encodeHref(target.path, stat.kind === 'directory'), planned));
   await multistatus.end();
 }

@@ -73,7 +73,7 @@ function parseTransferDepth(header: string | undefined, isMove: boolean): 0 | 'i
 
 export async function answerTransfer(request: DavRequest, result: TransferResult): Promise<void> {
   if (result.errors.length === 0) return sendEmpty(request.res, result.created ? 201 : 204);
-  const multistatus = new MultistatusWriter(request.res, request.req);
+  const multistatus = new MultistatusWriter(request.res);
   for (const error of result.errors) {
     await multistatus.addStatus(encodeHref(error.path, false), storageStatus(error.code).status);
   }
