@@ -39,8 +39,10 @@ export class StreamedResponse {
   }
 
   /**
-   * Appends text. Returns a promise only when a batch went out and the client has yet to take it
-   * (backpressure): a listing awaits once per 64 KiB, not per entry.
+   * Appends text. Returns a promise only when a batch went out (once per 64 KiB, not per entry):
+   * it waits for a slow client to take the batch (backpressure), or else for one turn of the event
+   * loop — rendering a large listing for a fast client must not keep everyone else's requests
+   * waiting until a whole batch from the worker is rendered.
    */
   add(text: string): Promise<void> | undefined {
     this.pending += text;
@@ -69,6 +71,7 @@ export class StreamedResponse {
     const out = this.startOnce();
     if (this.res.req.method === 'HEAD') return;
     if (!out.write(utf8(chunk))) await waitForDrain(out);
+    else await new Promise<void>((resolve) => setImmediate(resolve));
   }
 }
 

@@ -34,7 +34,9 @@ import {
 } from '../xml';
 
 type PropfindQuery =
-  { kind: 'allprop'; include: string[] } | { kind: 'propname' } | { kind: 'prop'; names: string[] };
+  | { kind: 'allprop'; include: string[] }
+  | { kind: 'propname' }
+  | { kind: 'prop'; names: string[]; empty: string[] };
 
 const LOCKDISCOVERY_NAME = '{DAV:}lockdiscovery';
 const OK_LINE = `<D:status>${statusLine(200)}</D:status>`;
@@ -122,9 +124,11 @@ function parsePropfind(body: Buffer): PropfindQuery {
   for (const child of childElements(root)) {
     if (isDavElement(child, 'allprop')) query = { kind: 'allprop', include };
     else if (isDavElement(child, 'propname')) query = { kind: 'propname' };
-    else if (isDavElement(child, 'prop'))
-      query = { kind: 'prop', names: childElements(child).map(clarkName) };
-    else if (isDavElement(child, 'include')) include.push(...childElements(child).map(clarkName));
+    else if (isDavElement(child, 'prop')) {
+      const names = childElements(child).map(clarkName);
+      // Each name's empty element, made once: a listing renders the missing ones for every member.
+      query = { kind: 'prop', names, empty: names.map(emptyPropertyElement) };
+    } else if (isDavElement(child, 'include')) include.push(...childElements(child).map(clarkName));
   }
   return query ?? { kind: 'allprop', include };
 }
@@ -176,13 +180,13 @@ function renderResponse(
       else found += xml;
     }
   } else {
-    for (const name of query.names) {
+    query.names.forEach((name, index) => {
       const xml = isLiveProperty(name)
         ? livePropertyXml(name, entry, sources)
         : deadPropertyXml(entry, name, dropped);
-      if (xml === null) missing += emptyPropertyElement(name);
+      if (xml === null) missing += query.empty[index];
       else found += xml;
-    }
+    });
   }
   let xml = `<D:response><D:href>${escapeXml(encodeHref(entry.path, isCollection))}</D:href>`;
   if (found !== '' || missing === '') xml += `<D:propstat><D:prop>${found}</D:prop>${OK_LINE}</D:propstat>`;
