@@ -109,6 +109,13 @@ export class RpcClient {
     return this.#closed !== null;
   }
 
+  /** Aborted once the channel is gone: state its peer held for us (an open upload) is lost. */
+  get gone(): AbortSignal {
+    return this.#gone.signal;
+  }
+
+  readonly #gone = new AbortController();
+
   get inFlight(): number {
     return this.#pending.size;
   }
@@ -311,6 +318,7 @@ export class RpcClient {
     }
     this.#pending.clear();
     this.#channel.destroy();
+    this.#gone.abort(error);
     this.#onClose?.(error);
   }
 }

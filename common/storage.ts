@@ -65,6 +65,11 @@ export interface Upload {
   commit(size?: number): Promise<Stat>;
   /** Discard the upload; the target is untouched and no temporary file remains. */
   abort(): Promise<void>;
+  /**
+   * Aborted when what holds the upload is gone (its worker died): the upload can only fail, so
+   * the rest of the body is not worth reading. Absent where the upload cannot be lost like that.
+   */
+  readonly lost?: AbortSignal;
 }
 
 export interface OpenedFile {

@@ -2,7 +2,7 @@
 // file, and the statuses for an upload that cannot be opened.
 import * as fs from 'node:fs';
 import type * as http from 'node:http';
-import { StorageError } from '../../common/storage';
+import { StorageError, type Upload } from '../../common/storage';
 import { DavError } from './errors';
 
 export function ignoreError(): void {}
@@ -23,14 +23,17 @@ export function putOpenError(error: unknown): unknown {
  * arrives while a write is in flight into one writev. Every short write is continued at the
  * right offset — Node 20's WriteStream with `start` retries a short write at the wrong position,
  * which near a full disk left holes and let a PUT that should get 507 succeed. Writes from
- * `start`; the fd stays open for commit. Resolves to the number of bytes written.
+ * `start`; the fd stays open for commit. Resolves to the number of bytes written. When the upload
+ * is lost (its worker died) it fails at once with 503 and reads no more of the body: the caller's
+ * error response closes the connection instead of draining what may be gigabytes.
  */
 export function writeBody(
   req: http.IncomingMessage,
-  fd: number,
+  upload: Pick<Upload, 'fd' | 'lost'>,
   maxBytes: number,
   start: number,
 ): Promise<number> {
+  const { fd, lost } = upload;
   return new Promise<number>((resolve, reject) => {
     let position = start;
     let received = 0;
@@ -39,18 +42,24 @@ export function writeBody(
     let writing = false;
     let ended = false;
     let failed = false;
-    const fail = (error: unknown): void => {
+    const fail = (error: unknown, drain = true): void => {
       if (failed) return;
       failed = true;
       req.off('data', onData);
+      lost?.removeEventListener('abort', onLost);
       // Drain what is left so the connection stays usable for the error response.
-      req.resume();
+      if (drain) req.resume();
+      else req.pause();
       reject(error instanceof DavError ? error : StorageError.from(error));
     };
+    const onLost = (): void => fail(DavError.unavailable('the storage holding the upload went away'), false);
     const flush = (): void => {
       if (writing || failed) return;
       if (queued.length === 0) {
-        if (ended) resolve(position - start);
+        if (ended) {
+          lost?.removeEventListener('abort', onLost);
+          resolve(position - start);
+        }
         return;
       }
       const buffers = queued;
@@ -76,6 +85,8 @@ export function writeBody(
       if (queuedBytes >= MAX_QUEUED_BYTES) req.pause();
       flush();
     };
+    if (lost?.aborted === true) return onLost();
+    lost?.addEventListener('abort', onLost, { once: true });
     req.on('data', onData);
     req.on('end', () => {
       ended = true;

@@ -192,6 +192,7 @@ export class PrivsepStorage implements Storage {
     const { result, fds } = await this.#call('openWrite', [path], undefined, (rpc) => (worker = rpc));
     const fd = onlyFd(fds);
     const uploadId = result.uploadId;
+    const lost = worker?.gone;
     let settled = false;
     const settle = (): void => {
       if (settled) throw new StorageError('PROTOCOL', 'upload already finished');
@@ -201,6 +202,7 @@ export class PrivsepStorage implements Storage {
     return {
       fd,
       existing: result.existing,
+      lost,
       commit: async (size?: number) => {
         settle();
         return (await this.#call('commitWrite', size === undefined ? [uploadId] : [uploadId, size], worker))

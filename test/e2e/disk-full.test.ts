@@ -159,6 +159,60 @@ test("kill -9 of alice's worker during an upload: the old file is intact, no tem
   assert.equal(get.text, 'old content before the crash\n');
 });
 
+test("PROPPATCH beyond a file's xattr space gives 507 (never 500), and the properties set before stay", async () => {
+  writeFileSync(join(share, 'props.txt'), 'x');
+  chownSync(join(share, 'props.txt'), alice.uid, alice.gid);
+  // ext4 keeps a file's extended attributes in its inode and one block (4 KiB): 300-byte values
+  // fill that within a few dozen properties while the disk itself has room.
+  const value = 'v'.repeat(300);
+  let refused: { status: number; text: string } | null = null;
+  let stored = 0;
+  for (let i = 0; i < 40 && refused === null; i++) {
+    const response = await request(daemon!, '/props.txt', {
+      method: 'PROPPATCH',
+      headers: { 'Content-Type': 'application/xml' },
+      body:
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:example:z">' +
+        `<D:set><D:prop><Z:p${i}>${value}</Z:p${i}></D:prop></D:set></D:propertyupdate>`,
+      user: alice,
+    });
+    assert.notEqual(response.status, 500, response.text);
+    if (response.status === 207 && /HTTP\/1\.1 200 /.test(response.text)) stored++;
+    else refused = response;
+  }
+  assert.ok(refused !== null, 'the xattr space ran out');
+  assert.ok(stored > 0, 'properties were stored before it ran out');
+  assert.ok(
+    refused.status === 507 || /<(\w+:)?status>HTTP\/1\.1 507 Insufficient Storage<\//.test(refused.text),
+    `${refused.status}: ${refused.text}`,
+  );
+  const propfind = await request(daemon!, '/props.txt', {
+    method: 'PROPFIND',
+    headers: { Depth: '0', 'Content-Type': 'application/xml' },
+    body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:example:z"><D:prop><Z:p0/></D:prop></D:propfind>',
+    user: alice,
+  });
+  assert.equal(propfind.status, 207);
+  assert.match(propfind.text, new RegExp(value));
+  // All or nothing: one PROPPATCH setting more than fits stores none of them.
+  const many = Array.from({ length: 10 }, (_, i) => `<Z:q${i}>${value}</Z:q${i}>`).join('');
+  const together = await request(daemon!, '/keep.txt', {
+    method: 'PROPPATCH',
+    headers: { 'Content-Type': 'application/xml' },
+    body:
+      '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:example:z">' +
+      `<D:set><D:prop>${many}</D:prop></D:set></D:propertyupdate>`,
+    user: alice,
+  });
+  assert.equal(together.status, 207, together.text);
+  assert.match(together.text, /<(\w+:)?status>HTTP\/1\.1 507 Insufficient Storage<\//);
+  const attributes = execFileSync('getfattr', ['-d', '-m', 'user.', join(share, 'keep.txt')], {
+    encoding: 'utf8',
+  });
+  assert.doesNotMatch(attributes, /q\d/, 'none of them was stored');
+  rmSync(join(share, 'props.txt'));
+});
+
 /** Fills the filesystem to the last block with a file of alice's (as root, so nothing is refused). */
 function fillDisk(path: string): void {
   // Delayed allocation can give back a little after writeback: append again until nothing is left.

@@ -266,6 +266,8 @@ export function isMountPoint(path: string): boolean {
 export interface RawUpload {
   /** The response's status code, or null when the connection closed without a response. */
   status: Promise<number | null>;
+  /** The response's status line and headers once all have arrived, or null when none came. */
+  head: Promise<string | null>;
   /** Writes body bytes; resolves once the kernel took them, or at once when the connection is gone. */
   send(chunk: Buffer): Promise<void>;
   /** Hangs up abruptly, as a client that crashed or lost its network would. */
@@ -287,15 +289,20 @@ export function startRawPut(
     let response = '';
     let settleStatus: (status: number | null) => void = () => undefined;
     const status = new Promise<number | null>((done) => (settleStatus = done));
+    let settleHead: (head: string | null) => void = () => undefined;
+    const head = new Promise<string | null>((done) => (settleHead = done));
     socket.on('data', (chunk: Buffer) => {
       response += chunk.toString('latin1');
       const match = /^HTTP\/1\.1 (\d{3}) /.exec(response);
       if (match) settleStatus(Number(match[1]));
+      const end = response.indexOf('\r\n\r\n');
+      if (end >= 0) settleHead(response.slice(0, end));
     });
     // Writes still waiting when the connection goes: their callbacks may never come.
     const pendingWrites = new Set<() => void>();
     socket.on('close', () => {
       settleStatus(null);
+      settleHead(null);
       for (const done of pendingWrites) done();
     });
     socket.on('error', () => undefined); // a reset after the server answered is expected
@@ -307,6 +314,7 @@ export function startRawPut(
       );
       resolve({
         status,
+        head,
         send: (chunk) =>
           new Promise<void>((sent) => {
             if (socket.destroyed) return sent();

@@ -113,7 +113,7 @@ async function updatePart(
     if (maxBytes > 0 && offset + (length ?? declared) > maxBytes)
       throw new DavError(413, 'the file would grow past the configured maximum');
     if (existing !== null) await copyCurrentContent(request, upload, existing);
-    const written = await writeBody(req, upload.fd, maxBytes, offset);
+    const written = await writeBody(req, upload, maxBytes, offset);
     if ((length ?? declared) !== written) throw new DavError(400, 'request body incomplete');
     expectedSize = Math.max(size, offset + written);
   } catch (error) {

@@ -36,7 +36,7 @@ export async function handlePut(request: DavRequest): Promise<void> {
       throw new DavError(405, 'cannot PUT onto a collection');
     checkPreconditions(req, existing, false);
     await authorizeWrite(request, [{ path: target.path, membership: existing === null, tree: false }]);
-    written = await writeBody(req, upload.fd, maxBytes, 0);
+    written = await writeBody(req, upload, maxBytes, 0);
   } catch (error) {
     await upload.abort().catch(ignoreError);
     throw error;
