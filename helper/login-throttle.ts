@@ -69,6 +69,19 @@ export class Backoff {
     this.#records.delete(key);
   }
 
+  /** Takes back the last charge (an attempt that turned out to be no guess: overload). */
+  uncharge(key: string, capMs: number): void {
+    const record = this.#records.get(key);
+    if (record === undefined) return;
+    if (--record.attempts <= 0) {
+      this.#records.delete(key);
+      return;
+    }
+    const over = record.attempts - this.#free;
+    record.next =
+      over < 0 ? record.last : record.last + Math.min(capMs, FIRST_WAIT_MS * 2 ** Math.min(30, over));
+  }
+
   get size(): number {
     return this.#records.size;
   }
@@ -217,6 +230,15 @@ export class LoginThrottle {
     if (!known) this.#accounts.charge(account, policy.accountMaxWaitMs, now);
     if (!known && source !== null) this.#sources.take(source, now);
     return { admitted: true, known };
+  }
+
+  /** An admitted attempt was never decided (PAM saturated): nothing of it stays counted. */
+  cancel(account: string, source: string | null, known: boolean, now = Date.now()): void {
+    const policy = this.#policy;
+    if (source !== null)
+      this.#pairs.uncharge(`${account}\0${source}`, known ? policy.accountMaxWaitMs : policy.pairMaxWaitMs);
+    if (!known) this.#accounts.uncharge(account, policy.accountMaxWaitMs);
+    if (!known && source !== null) this.#sources.giveBack(source, now);
   }
 
   /** PAM accepted the password: this pair starts afresh and is remembered. */

@@ -39,6 +39,8 @@ import {
 const WEB_ENTRY = join(__dirname, '..', 'src', 'web.js');
 /** Retry-After of a 503 when PAM is saturated: a few PAM calls' time. */
 const OVERLOAD_RETRY_AFTER_S = 2;
+/** Longest a login waits for its address's logins in flight to be decided (then 503). */
+const SOURCE_WAIT_MS = 10_000;
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;
@@ -477,8 +479,15 @@ export class Monitor {
 
   // ---- AUTH ------------------------------------------------------------------------------
 
-  #auth(id: number, user: string, password: string, remote: string, reply: Reply): void {
-    const received = Date.now();
+  #auth(
+    id: number,
+    user: string,
+    password: string,
+    remote: string,
+    reply: Reply,
+    received = Date.now(),
+    mayWait = true,
+  ): void {
     // Every failure is answered no sooner than failure_delay after receipt, whatever its cause,
     // so the timing tells an attacker nothing about which check failed.
     const deny = (why: string): void => {
@@ -486,30 +495,50 @@ export class Monitor {
       const wait = Math.max(0, received + this.#config.auth.failureDelayMs - Date.now());
       setTimeout(() => reply({ t: 'auth', id, ok: false, reason: 'denied' }), wait);
     };
-    // Saturated: say so at once (503), before anything is counted — overload is nobody's failure.
-    if (this.#pam.full) {
+    // Saturated: say so at once (503) — overload is nobody's failure, so nothing stays counted.
+    const busy = (): void => {
       this.#logins.overload++;
       this.#overload();
       reply({ t: 'auth', id, ok: false, reason: 'busy', retryAfter: OVERLOAD_RETRY_AFTER_S });
-      return;
-    }
+    };
+    if (this.#pam.full) return busy();
     const source = inCidr(remote, this.#throttleExempt)
       ? null
       : sourceKey(remote, this.#config.auth.ipv6Prefix);
     // Counted here, on arrival: guesses sent in parallel are throttled like guesses sent in turn.
-    const admission = this.#throttle.admit(user, source, received);
+    const admission = this.#throttle.admit(user, source, Date.now());
     if (!admission.admitted) {
+      // The address's budget is held by logins still in flight (an office behind one address
+      // logging in at once): wait for them to settle, since a correct password gives its share
+      // back. Only spent guesses refuse a newcomer with 401.
+      if (admission.why === 'source' && source !== null && this.#sourcePending(source) > 0) {
+        const retry = (again: boolean): void =>
+          this.#auth(id, user, password, remote, reply, received, again);
+        if (mayWait && this.#waitForSource(source, retry)) return;
+        return busy();
+      }
       this.#logins.backoff++;
       return deny(BACKOFF_REASONS[admission.why]);
     }
+    // The attempt holds a share of its address's budget until it is decided.
+    const holdsSourceShare = !admission.known && source !== null;
+    if (holdsSourceShare) this.#sourceAttemptStarted(source);
+    let settled = false;
+    const settle = (): void => {
+      if (settled) return;
+      settled = true;
+      if (holdsSourceShare) this.#sourceAttemptSettled(source);
+    };
     const account = user === '' ? null : lookUpAccount(user);
     const refusal = account === null ? 'no such account' : refusalReason(account, this.#policy());
     if (refusal !== null || account === null || password === '') {
       this.#logins[refusal === null ? 'wrong' : 'refused']++;
+      settle();
       return deny(refusal ?? 'empty password');
     }
     const grant = (expires: number, checked: 'pam' | 'recent'): void => {
       this.#throttle.succeeded(user, source, admission.known);
+      settle();
       // A login is a cookie renewal: a worker started with other groups must not serve it.
       this.#retireIfGroupsChanged(account);
       const cookie = issueCookie(deriveUserKey(this.#masterKey, account.uid), {
@@ -530,9 +559,17 @@ export class Monitor {
     };
     // PAM said yes to exactly this password less than credential_ttl ago (a restarted web process
     // lost its cache): the cookie expires when that answer does, so PAM is still asked once per ttl.
+    // Checked after the throttle admitted the attempt, so it is no unthrottled oracle, and before
+    // the PAM queue, so a full queue does not turn away users it would accept.
     const recent = this.#recentLogins.check(account.user, account.uid, password);
     if (recent !== null && recent - Date.now() > RECENT_LOGIN_MIN_REMAINING_MS)
       return grant(recent, 'recent');
+    if (this.#pam.full) {
+      // Filled while this attempt was being checked: it was no guess, so it is not counted.
+      this.#throttle.cancel(user, source, admission.known);
+      settle();
+      return busy();
+    }
     void this.#pam
       .authenticate(this.#config.auth.pamService, account.user, password, remote)
       .then((outcome) => {
@@ -544,8 +581,67 @@ export class Monitor {
         }
         if (outcome === 'error') this.#log.error('PAM failed', { service: this.#config.auth.pamService });
         this.#logins[outcome === 'error' ? 'refused' : 'wrong']++;
+        settle();
         deny(outcome === 'error' ? 'PAM error' : 'wrong password or account not usable');
       });
+  }
+
+  // Logins in flight per address that hold a share of its budget, and the logins waiting for them.
+  readonly #sourceAttempts = new Map<string, number>();
+  readonly #sourceWaiters = new Map<string, Array<(again: boolean) => void>>();
+  #sourceWaiting = 0;
+
+  #sourcePending(source: string): number {
+    return this.#sourceAttempts.get(source) ?? 0;
+  }
+
+  #sourceAttemptStarted(source: string): void {
+    this.#sourceAttempts.set(source, this.#sourcePending(source) + 1);
+  }
+
+  /** An attempt was decided: the logins waiting on its address try again (one may take its share). */
+  #sourceAttemptSettled(source: string): void {
+    const left = this.#sourcePending(source) - 1;
+    if (left > 0) this.#sourceAttempts.set(source, left);
+    else this.#sourceAttempts.delete(source);
+    const waiters = this.#sourceWaiters.get(source);
+    if (waiters === undefined) return;
+    this.#sourceWaiters.delete(source);
+    this.#sourceWaiting -= waiters.length;
+    for (const wake of waiters) wake(true);
+  }
+
+  /**
+   * Parks a login until an attempt from its address is decided, at most SOURCE_WAIT_MS (then it
+   * is answered 503 if the budget is still held by logins in flight). Bounded like the PAM queue;
+   * false when there is no room, and the login is refused as usual.
+   */
+  #waitForSource(source: string, retry: (again: boolean) => void): boolean {
+    if (this.#sourceWaiting >= this.#config.auth.pamQueue) return false;
+    let done = false;
+    const timer = setTimeout(() => {
+      if (done) return;
+      done = true;
+      const waiters = this.#sourceWaiters.get(source);
+      const index = waiters?.indexOf(wake) ?? -1;
+      if (waiters !== undefined && index >= 0) {
+        waiters.splice(index, 1);
+        this.#sourceWaiting--;
+        if (waiters.length === 0) this.#sourceWaiters.delete(source);
+      }
+      retry(false);
+    }, SOURCE_WAIT_MS);
+    const wake = (again: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      retry(again);
+    };
+    const waiters = this.#sourceWaiters.get(source) ?? [];
+    waiters.push(wake);
+    this.#sourceWaiters.set(source, waiters);
+    this.#sourceWaiting++;
+    return true;
   }
 
   #overloads = { count: 0, since: 0 };

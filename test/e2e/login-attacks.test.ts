@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { Daemon, alive, request, sleep, startDaemon } from '../support/daemon';
-import { TestUser, TestUsers, createUsers } from '../support/users';
+import { TestUser, TestUsers, createUserCrowd, createUsers } from '../support/users';
 
 let users: TestUsers;
 
@@ -89,6 +89,40 @@ describe('a burst of guesses from one address', () => {
       `# the same after kill -9 of the web process: ${again} ms (${Date.now() - killedAt} ms after the kill)`,
     );
     assert.ok(again < 3000, `${again} ms`);
+  });
+});
+
+describe('an office behind one address logging in at once', () => {
+  let daemon: Daemon;
+  let crowd: ReturnType<typeof createUserCrowd>;
+  before(async () => {
+    crowd = createUserCrowd(30, { fastHashes: true });
+    daemon = await startDaemon();
+  });
+  after(async () => {
+    await daemon.stop();
+    crowd.remove();
+  });
+
+  test('30 first logins from one address at once (three times its guess rate) are all accepted: correct passwords give their share back', async () => {
+    const started = Date.now();
+    const answers = await Promise.all(crowd.users.map((user) => propfind(daemon, user, '127.0.0.9')));
+    const statuses = answers.map((response) => response.status);
+    console.log(
+      `# 30 first logins from one address: ${Date.now() - started} ms, statuses ${[...new Set(statuses)]}`,
+    );
+    assert.deepEqual(
+      statuses,
+      crowd.users.map(() => 207),
+    );
+    // A guesser behind that address still spends the budget: spent guesses are refused.
+    const guesses = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        propfind(daemon, { name: users.alice.name, password: `g${i}` }, '127.0.0.9'),
+      ),
+    );
+    assert.ok(guesses.every((response) => response.status === 401 || response.status === 503));
+    assert.ok(guessesAtPam(daemon, users.alice.name) <= 5);
   });
 });
 

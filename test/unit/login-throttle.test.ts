@@ -151,3 +151,22 @@ test('exemption lists match networks of either family', () => {
   assert.equal(typeof parseCidr('10.0.0.0/33'), 'string');
   assert.equal(typeof parseCidr('example.org'), 'string');
 });
+
+test('an attempt cancelled for overload leaves nothing counted', () => {
+  const throttle = new LoginThrottle({
+    freeAttempts: 5,
+    pairMaxWaitMs: 15 * 60_000,
+    accountMaxWaitMs: 120_000,
+    sourceGuessesPerMinute: 1,
+    rememberSourcesMs: 30 * 86_400_000,
+  });
+  const now = 1_000_000;
+  for (let i = 0; i < 20; i++) {
+    const admission = throttle.admit('alice', '10.0.0.1', now);
+    assert.deepEqual(admission, { admitted: true, known: false });
+    throttle.cancel('alice', '10.0.0.1', false, now);
+  }
+  // Had the twenty been counted, the pair, the account and the address would all be backing off.
+  assert.deepEqual(throttle.admit('alice', '10.0.0.1', now), { admitted: true, known: false });
+  assert.equal(throttle.admit('alice', '10.0.0.1', now).admitted, false);
+});
