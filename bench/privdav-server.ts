@@ -113,6 +113,9 @@ export class PrivdavServer extends ProcessBackedServer implements BenchServer {
       'pam_queue = 1024',
       '[shares]',
       'layout = "home"',
+      '[limits]',
+      // The isolation workload's Depth: infinity PROPFIND covers every PROPFIND collection.
+      'max_infinity_entries = 100000',
       '[storage]',
       `durable = ${this.options.durable}`,
       '[log]',

@@ -332,6 +332,7 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
     const order = round % 2 === 1 ? servers : [...servers].reverse();
     for (const workload of workloads) {
       for (const server of order) {
+        if (workload.privdavOnly === true && server.name !== 'privdav') continue;
         if (interruption.requested) throw new Interrupted();
         const turn = await runTurn(workload, server, context, round);
         const byServer = turns.get(workload.id) ?? {};

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { BenchServer } from './bench-server';
 import { BenchUser, DataSizes, dataPaths } from './bench-user';
 import { downloadToNull, StreamResult, uploadFile } from './curl-stream';
+import { isolationTurn } from './isolation';
 import { sendRequest } from './http-transfer';
 import { firstRequestBurst } from './users-burst';
 import { luaString, runWrk, WrkResult } from './wrk-load';
@@ -48,6 +49,8 @@ export interface Workload {
   maximumTarget: number | null;
   /** How many of the context's crowd the workload logs in ("users" workloads). */
   users?: number;
+  /** Measured on privdav only (what it measures has no counterpart in Apache). */
+  privdavOnly?: boolean;
   run(server: BenchServer, context: BenchContext): Promise<TurnResult>;
 }
 
@@ -64,6 +67,7 @@ function kibibytes(bytes: number): string {
 
 export function buildWorkloads(sizes: DataSizes): Workload[] {
   const largest = Math.max(...sizes.propfindCollections.filter((entries) => entries <= 1000));
+  const largestOverall = Math.max(...sizes.propfindCollections);
   return [
     {
       id: 'get-big',
@@ -142,6 +146,18 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       ratioTarget: null,
       maximumTarget: 150,
       run: (server) => coldStartTurn(server),
+    },
+    {
+      id: 'isolation',
+      // Details in bench/README.md: the heavy load is on other users, the figure the quiet user's p99.
+      title: `Isolation: another user's GET ${kibibytes(sizes.smallFileBytes)} under the heaviest requests`,
+      unit: 'ms p99',
+      better: 'lower',
+      ratioTarget: null,
+      maximumTarget: 100,
+      users: 2,
+      privdavOnly: true,
+      run: (server, context) => isolationTurn(server, context, largestOverall, percentile),
     },
     ...sizes.userCounts.map((count): Workload => ({
       id: `users-${count}`,
