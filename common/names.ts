@@ -26,3 +26,10 @@ export const USER_NAME_RULE =
 export function isUserName(value: unknown): value is string {
   return typeof value === 'string' && value.length <= MAX_USER_BYTES && USER_NAME.test(value);
 }
+
+/**
+ * Names the worker gives a collection while it replaces one (`.privdav-old-<16 hex>` for the old
+ * destination set aside, `.privdav-new-<16 hex>` for a COPY being built): reserved, so they are
+ * never listed, read or created through WebDAV, and a leftover after a crash is the server's to remove.
+ */
+export const TRANSFER_TEMPORARY_NAME = /^\.privdav-(?:old|new)-[0-9a-f]{16}$/;

@@ -48,6 +48,7 @@ import {
   xattrsFor,
 } from './listing';
 import { spaceOf } from './space';
+import { removeTemporary, releaseTemporary, replaceWith, temporaryBeside } from './replace';
 import { copyResource, removeMembers } from './trees';
 import { mayHaveOtherSpelling, storedSpelling } from './unicode-names';
 import { LocalUpload } from './upload';
@@ -261,10 +262,25 @@ export class LocalStorage implements Storage {
     if (options?.depth !== 0 && options?.depth !== 'infinity') throw protocolError('bad copy depth');
     const stats = await statOrThrow(source); // a symlink copies what it points to
     await this.#refuseOverlap(from, to, stats, await guard(fsp.realpath(source)));
-    const cleared = await this.#clearDestination(to, destination, options.overwrite);
-    if (cleared.errors.length > 0) return { created: false, errors: cleared.errors };
-    const errors = await copyResource(source, stats, destination, to, options.depth);
-    return { created: cleared.created, errors };
+    const existing = await lstatOrNull(destination);
+    if (existing !== null) {
+      // RFC 4918 §9.8.4: replaced only with Overwrite: T.
+      if (options.overwrite !== true) throw new StorageError('EEXIST');
+      if (this.#isShareRoot(to)) throw new StorageError('EPERM', 'a share root cannot be replaced');
+    }
+    // Built under a reserved name beside the destination and put in place at once (helper/replace.ts):
+    // a crash midway leaves the old destination (or none) and a hidden leftover, never a half copy.
+    const temporary = temporaryBeside(destination, 'new');
+    try {
+      const errors = await copyResource(source, stats, temporary, to, options.depth);
+      await guard(replaceWith(temporary, destination, existing, stats.isDirectory()));
+      return { created: existing === null, errors };
+    } catch (error) {
+      await removeTemporary(temporary);
+      throw error;
+    } finally {
+      releaseTemporary(temporary);
+    }
   }
 
   async move(from: DavPath, to: DavPath, options: Omit<TransferOptions, 'depth'>): Promise<TransferResult> {
@@ -277,14 +293,10 @@ export class LocalStorage implements Storage {
     await this.#refuseOverlap(from, to, stats, await this.#entryLocation(from));
     const destinationStats = await lstatOrNull(destination);
     if (destinationStats !== null && options?.overwrite !== true) throw new StorageError('EEXIST');
-    // rename(2) replaces a file atomically; a collection on either side must be removed first.
-    if (destinationStats !== null && (destinationStats.isDirectory() || stats.isDirectory())) {
-      const errors = await this.remove(to);
-      if (errors.length > 0) return { created: false, errors };
-    }
     const created = destinationStats === null;
     try {
-      await fsp.rename(source, destination);
+      // rename(2) replaces a file atomically; a collection on either side is set aside first.
+      await replaceWith(source, destination, destinationStats, stats.isDirectory());
       // rename(2) between two hard links of one file does nothing: finish the move by hand.
       if (destinationStats !== null && identityOf(destinationStats) === identityOf(stats)) {
         await guard(fsp.unlink(source));
@@ -295,13 +307,22 @@ export class LocalStorage implements Storage {
         throw new StorageError('BAD_PATH', 'cannot move a collection into itself');
       if (errnoOf(error) !== 'EXDEV') throw storageError(error);
     }
-    // Another filesystem: copy as the user, and delete the source only when every member arrived.
-    if (destinationStats !== null && (await lstatOrNull(destination)) !== null) {
-      const errors = await this.remove(to); // a file the rename would have replaced
-      if (errors.length > 0) return { created, errors };
+    // Another filesystem: copy as the user under a reserved name beside the destination, put it in
+    // place once every member arrived, and only then delete the source.
+    const temporary = temporaryBeside(destination, 'new');
+    try {
+      const errors = await copyResource(source, stats, temporary, to, 'infinity');
+      if (errors.length > 0) {
+        await removeTemporary(temporary);
+        return { created, errors };
+      }
+      await guard(replaceWith(temporary, destination, await lstatOrNull(destination), stats.isDirectory()));
+    } catch (error) {
+      await removeTemporary(temporary);
+      throw error;
+    } finally {
+      releaseTemporary(temporary);
     }
-    const errors = await copyResource(source, stats, destination, to, 'infinity');
-    if (errors.length > 0) return { created, errors };
     return { created, errors: await this.remove(from) };
   }
 
@@ -378,17 +399,6 @@ export class LocalStorage implements Storage {
     if (this.#isShareRoot(path)) return guard(fsp.realpath(this.#resolve(path)));
     const parent = await this.realPath(parentDavPath(path));
     return (parent === '/' ? '' : parent) + '/' + basename(this.#resolve(path));
-  }
-
-  /**
-   * Makes way for a COPY: removes an existing destination when `overwrite` allows it (RFC 4918
-   * §9.8.4), throws EEXIST when it does not. `created` says whether there was none.
-   */
-  async #clearDestination(to: DavPath, destination: string, overwrite: unknown): Promise<TransferResult> {
-    if ((await lstatOrNull(destination)) === null) return { created: true, errors: [] };
-    if (overwrite !== true) throw new StorageError('EEXIST');
-    if (this.#isShareRoot(to)) throw new StorageError('EPERM', 'a share root cannot be replaced');
-    return { created: false, errors: await this.remove(to) };
   }
 }
 

@@ -3,7 +3,7 @@
 import type * as http from 'node:http';
 import type { Storage } from '../../common/storage';
 import { ClientGoneError, conditionXml, DavError, isServerFault, toDavError } from './errors';
-import { HideList, isFinderProbe } from './hide';
+import { HideList, isReservedPath } from './hide';
 import { parseIfHeader, type IfHeader } from './if-header';
 import type { LockBounds, LockStore } from './lock-store';
 import { handleCopy } from './methods/copy';
@@ -105,7 +105,7 @@ export function createDavHandler(options: DavOptions): DavHandler {
       const method = METHODS[req.method ?? ''];
       if (method === undefined) throw new DavError(405, 'method not supported');
       const target = requestTarget(req);
-      if (isFinderProbe(target.path) || hide.hidesPath(target.path)) {
+      if (isReservedPath(target.path) || hide.hidesPath(target.path)) {
         // RFC 9110 403 maps to EPERM in WebDAVFS ("so that Finder exhibits the correct behavior").
         if (CREATING_METHODS.has(req.method!))
           throw new DavError(403, 'this name is reserved on this server');

@@ -1,6 +1,7 @@
 // shares.hide: names matching an admin's glob patterns (like Samba's "veto files") are left out of
 // listings and cannot be created. A convenience for clients' litter (.DS_Store, ._*), not a
 // security boundary: the user's own shell still sees the files.
+import { TRANSFER_TEMPORARY_NAME } from '../../common/names';
 import type { DavPath } from '../../common/storage';
 
 export class HideList {
@@ -57,4 +58,14 @@ const SHARE_ROOT_NAME = /^(?:\/~[^/]+)?\/([^/]+)$/;
 export function isFinderProbe(path: string): boolean {
   const match = SHARE_ROOT_NAME.exec(path);
   return match !== null && FINDER_PROBES.has(match[1]!);
+}
+
+/**
+ * Names privdav itself reserves: the Finder probes, and the worker's temporaries while it replaces
+ * a collection (common/names.ts), in any segment — they are never listed, read or created.
+ */
+export function isReservedPath(path: string): boolean {
+  if (isFinderProbe(path)) return true;
+  if (!path.includes('/.privdav-')) return false;
+  return path.split('/').some((segment) => TRANSFER_TEMPORARY_NAME.test(segment));
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as http from 'node:http';
 import { acceptsGzip } from '../../src/http/compression';
-import { HideList, isFinderProbe } from '../../src/dav/hide';
+import { HideList, isFinderProbe, isReservedPath } from '../../src/dav/hide';
 
 function withAcceptEncoding(value: string | undefined): http.IncomingMessage {
   return { headers: value === undefined ? {} : { 'accept-encoding': value } } as http.IncomingMessage;
@@ -30,6 +30,17 @@ test("Finder's probe names are reserved only at a share's root", () => {
     assert.equal(isFinderProbe(path), true, path);
   for (const path of ['/', '/dir/mach_kernel', '/~alice/dir/._.', '/mach_kernel.txt', '/~alice'])
     assert.equal(isFinderProbe(path), false, path);
+});
+
+test("the worker's replace temporaries are reserved in any segment, other .privdav- names are not", () => {
+  for (const path of [
+    '/.privdav-old-0123456789abcdef',
+    '/a/.privdav-new-0123456789abcdef/x',
+    '/.Spotlight-V100',
+  ])
+    assert.equal(isReservedPath(path), true, path);
+  for (const path of ['/.privdav-old-0123', '/a/.privdav-new-0123456789ABCDEF', '/.privdav-x', '/a/b'])
+    assert.equal(isReservedPath(path), false, path);
 });
 
 test('a hide pattern matches a name in either Unicode normalisation (the storage finds both)', () => {

@@ -625,6 +625,23 @@ describe('move', () => {
     assert.deepEqual(fs.readdirSync(`${root}/onto`), ['new']);
   });
 
+  test('a replace leaves no temporary behind and removes what a killed worker left in the directory', async () => {
+    fs.mkdirSync(`${root}/swept/.privdav-old-0123456789abcdef/deep`, { recursive: true });
+    fs.writeFileSync(`${root}/swept/.privdav-old-0123456789abcdef/deep/f`, '');
+    fs.mkdirSync(`${root}/swept/.privdav-new-fedcba9876543210`);
+    fs.writeFileSync(`${root}/swept/.privdav-users-own`, '');
+    fs.mkdirSync(`${root}/swept/a`);
+    fs.mkdirSync(`${root}/swept/b`);
+    fs.writeFileSync(`${root}/swept/b/old`, '');
+    assert.deepEqual(await storage.move('/swept/a', '/swept/b', { overwrite: true }), {
+      created: false,
+      errors: [],
+    });
+    assert.deepEqual(fs.readdirSync(`${root}/swept`).sort(), ['.privdav-users-own', 'b']);
+    await storage.copy('/swept/b', '/swept/c', { depth: 'infinity', overwrite: false });
+    assert.deepEqual(fs.readdirSync(`${root}/swept`).sort(), ['.privdav-users-own', 'b', 'c']);
+  });
+
   test('moving a collection into itself is refused (BAD_PATH)', async () => {
     fs.mkdirSync(`${root}/self`);
     await rejectsWith('BAD_PATH', storage.move('/self', '/self/child', { overwrite: false }));

@@ -6,7 +6,7 @@ import type { OpenedFile, Stat } from '../../../common/storage';
 import { StorageError } from '../../../common/storage';
 import { checkPreconditions, ifRangeHolds, NotModified, parseRange } from '../conditional';
 import { checkIfHeader } from '../locks';
-import { isFinderProbe } from '../hide';
+import { isReservedPath } from '../hide';
 import { baseName, encodeHref, parentPath } from '../paths';
 import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
@@ -187,7 +187,7 @@ async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
     props: 'none',
     limit: Number.MAX_SAFE_INTEGER,
   })) {
-    if (entry.path === path || isFinderProbe(entry.path) || request.hide.hidesPath(entry.path)) continue;
+    if (entry.path === path || isReservedPath(entry.path) || request.hide.hidesPath(entry.path)) continue;
     const isCollection = entry.stat.kind === 'directory';
     const name = baseName(entry.path) + (isCollection ? '/' : '');
     const size = isCollection ? '' : String(entry.stat.size);

@@ -11,7 +11,7 @@ import { isRenderablePropertyName, renderableDeadProperty } from '../dead-proper
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
 import { MultistatusWriter } from '../multistatus';
-import { isFinderProbe } from '../hide';
+import { isReservedPath } from '../hide';
 import { encodeHref } from '../paths';
 import {
   ALLPROP_LIVE,
@@ -98,9 +98,9 @@ function checkPropertyCount(query: PropfindQuery, max: number): void {
     throw new DavError(403, `a PROPFIND may name at most ${max} properties; this one names ${count}`);
 }
 
-/** Names shares.hide or the Finder probes reserve never appear in a listing. */
+/** Names shares.hide hides or privdav reserves (hide.ts) never appear in a listing. */
 function isHidden(request: DavRequest, path: string): boolean {
-  return isFinderProbe(path) || request.hide.hidesPath(path);
+  return isReservedPath(path) || request.hide.hidesPath(path);
 }
 
 function noLocks(): [] {

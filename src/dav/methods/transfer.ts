@@ -6,7 +6,7 @@ import { DavError, storageStatus } from '../errors';
 import { authorizeWrite, type WriteIntent } from '../locks';
 import { MultistatusWriter } from '../multistatus';
 import { encodeHref, isSameOrBelow, parentPath, parseDestination } from '../paths';
-import { isFinderProbe } from '../hide';
+import { isReservedPath } from '../hide';
 import { headerValue, realPathOf, serverNames, sendEmpty, statOf, type DavRequest } from '../request';
 
 export interface TransferPlan {
@@ -22,7 +22,7 @@ export async function planTransfer(request: DavRequest, isMove: boolean): Promis
   const { req } = request;
   const source = request.target.path;
   const destination = parseDestination(headerValue(req, 'destination'), serverNames(request));
-  if (isFinderProbe(destination) || request.hide.hidesPath(destination))
+  if (isReservedPath(destination) || request.hide.hidesPath(destination))
     throw new DavError(403, 'this name is reserved on this server');
   const overwrite = parseOverwrite(headerValue(req, 'overwrite'));
   const depth = parseTransferDepth(headerValue(req, 'depth'), isMove);

@@ -1,0 +1,95 @@
+// Atomic replace for COPY and MOVE with Overwrite: T: the old destination is renamed aside under a
+// reserved name (common/names.ts) and removed only once the new resource is in its place, so a
+// crash leaves the old or the new, never a mix; leftovers of a crash are removed at the next replace.
+
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname } from 'node:path';
+import { TRANSFER_TEMPORARY_NAME } from '../common/names';
+import { removeMembers } from './trees';
+
+const fsp = fs.promises;
+
+/**
+ * Temporaries this worker is using right now: a sweep of the directory must not remove the copy
+ * another request is still building, or the old destination another replace is about to remove.
+ */
+const inUse = new Set<string>();
+
+/** A fresh reserved name beside `fsPath` (same directory, so renames stay on one filesystem). */
+export function temporaryBeside(fsPath: string, kind: 'old' | 'new'): string {
+  const temporary = `${dirname(fsPath)}/.privdav-${kind}-${randomBytes(8).toString('hex')}`;
+  inUse.add(temporary);
+  return temporary;
+}
+
+/** Ends the use of a temporary name (after it was renamed away or removed). */
+export function releaseTemporary(temporary: string): void {
+  inUse.delete(temporary);
+}
+
+/**
+ * Puts `replacement` (a temporary or the source of a MOVE) at `destination`. An existing
+ * destination that rename(2) cannot replace by itself in one step (a collection on either side) is
+ * renamed aside first and put back if the rename fails. Once the new resource is in place, the old
+ * one and any leftover temporaries in the directory are removed (failures leave them hidden for the
+ * next sweep). Throws what rename(2) threw (an errno error, for the caller to map).
+ */
+export async function replaceWith(
+  replacement: string,
+  destination: string,
+  destinationStats: fs.BigIntStats | null,
+  replacementIsDirectory: boolean,
+): Promise<void> {
+  const needsAside = destinationStats !== null && (destinationStats.isDirectory() || replacementIsDirectory);
+  if (!needsAside) {
+    await fsp.rename(replacement, destination);
+    return;
+  }
+  const aside = temporaryBeside(destination, 'old');
+  try {
+    await fsp.rename(destination, aside);
+    try {
+      await fsp.rename(replacement, destination);
+    } catch (error) {
+      await fsp.rename(aside, destination).catch(() => undefined);
+      throw error;
+    }
+  } catch (error) {
+    releaseTemporary(aside);
+    throw error;
+  }
+  releaseTemporary(aside);
+  await sweepTemporaries(dirname(destination));
+}
+
+/**
+ * Removes the reserved temporaries in `directory` that no request of this worker is using: the old
+ * destination just set aside, and what a killed worker left. Bounded by one listing of the
+ * directory, done only when a collection was replaced in it.
+ */
+export async function sweepTemporaries(directory: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(directory);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const fsPath = `${directory}/${name}`;
+    if (!TRANSFER_TEMPORARY_NAME.test(name) || inUse.has(fsPath)) continue;
+    await removeTemporary(fsPath);
+  }
+}
+
+/** Removes a temporary tree (or file) as far as possible; what cannot be removed stays hidden. */
+export async function removeTemporary(fsPath: string): Promise<void> {
+  try {
+    const stats = await fsp.lstat(fsPath);
+    if (!stats.isDirectory()) await fsp.unlink(fsPath);
+    else if ((await removeMembers('/' + basename(fsPath), Buffer.from(fsPath))).length === 0)
+      await fsp.rmdir(fsPath);
+  } catch {
+    // Left for the next sweep: it is reserved, so it is never listed or reachable meanwhile.
+  }
+}
