@@ -273,7 +273,7 @@ export class LocalStorage implements Storage {
     const temporary = temporaryBeside(destination, 'new');
     try {
       const errors = await copyResource(source, stats, temporary, to, options.depth);
-      await guard(replaceWith(temporary, destination, existing, stats.isDirectory()));
+      errors.push(...(await guard(replaceWith(temporary, destination, existing, stats.isDirectory(), to))));
       return { created: existing === null, errors };
     } catch (error) {
       await removeTemporary(temporary);
@@ -296,12 +296,12 @@ export class LocalStorage implements Storage {
     const created = destinationStats === null;
     try {
       // rename(2) replaces a file atomically; a collection on either side is set aside first.
-      await replaceWith(source, destination, destinationStats, stats.isDirectory());
+      const errors = await replaceWith(source, destination, destinationStats, stats.isDirectory(), to);
       // rename(2) between two hard links of one file does nothing: finish the move by hand.
       if (destinationStats !== null && identityOf(destinationStats) === identityOf(stats)) {
         await guard(fsp.unlink(source));
       }
-      return { created, errors: [] };
+      return { created, errors };
     } catch (error) {
       if (errnoOf(error) === 'EINVAL')
         throw new StorageError('BAD_PATH', 'cannot move a collection into itself');
@@ -316,14 +316,17 @@ export class LocalStorage implements Storage {
         await removeTemporary(temporary);
         return { created, errors };
       }
-      await guard(replaceWith(temporary, destination, await lstatOrNull(destination), stats.isDirectory()));
+      const current = await lstatOrNull(destination);
+      const left = await guard(replaceWith(temporary, destination, current, stats.isDirectory(), to));
+      // The new resource is in place: the move is finished, and the 207 names what was not removed.
+      left.push(...(await this.remove(from)));
+      return { created, errors: left };
     } catch (error) {
       await removeTemporary(temporary);
       throw error;
     } finally {
       releaseTemporary(temporary);
     }
-    return { created, errors: await this.remove(from) };
   }
 
   async patchProps(path: DavPath, ops: PropPatchOp[]): Promise<void> {

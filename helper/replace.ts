@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { TRANSFER_TEMPORARY_NAME } from '../common/names';
+import type { DavPath, MemberError } from '../common/storage';
 import { removeMembers } from './trees';
 
 const fsp = fs.promises;
@@ -32,19 +33,21 @@ export function releaseTemporary(temporary: string): void {
  * Puts `replacement` (a temporary or the source of a MOVE) at `destination`. An existing
  * destination that rename(2) cannot replace by itself in one step (a collection on either side) is
  * renamed aside first and put back if the rename fails. Once the new resource is in place, the old
- * one and any leftover temporaries in the directory are removed (failures leave them hidden for the
- * next sweep). Throws what rename(2) threw (an errno error, for the caller to map).
+ * one and any leftover temporaries in the directory are removed. Returns the old destination's
+ * members that could not be removed, named under `reportAs` (the destination's DavPath) for the
+ * 207: they stay hidden for the next sweep. Throws what rename(2) threw (an errno error).
  */
 export async function replaceWith(
   replacement: string,
   destination: string,
   destinationStats: fs.BigIntStats | null,
   replacementIsDirectory: boolean,
-): Promise<void> {
+  reportAs: DavPath,
+): Promise<MemberError[]> {
   const needsAside = destinationStats !== null && (destinationStats.isDirectory() || replacementIsDirectory);
   if (!needsAside) {
     await fsp.rename(replacement, destination);
-    return;
+    return [];
   }
   const aside = temporaryBeside(destination, 'old');
   try {
@@ -59,8 +62,10 @@ export async function replaceWith(
     releaseTemporary(aside);
     throw error;
   }
+  const errors = await removeTemporary(aside, reportAs);
   releaseTemporary(aside);
   await sweepTemporaries(dirname(destination));
+  return errors;
 }
 
 /**
@@ -82,14 +87,24 @@ export async function sweepTemporaries(directory: string): Promise<void> {
   }
 }
 
-/** Removes a temporary tree (or file) as far as possible; what cannot be removed stays hidden. */
-export async function removeTemporary(fsPath: string): Promise<void> {
+/**
+ * Removes a temporary tree (or file) as far as possible and returns the members that could not be
+ * removed (named below `reportAs`); they stay for the next sweep, reserved, so never listed meanwhile.
+ */
+export async function removeTemporary(
+  fsPath: string,
+  reportAs: DavPath = '/' + basename(fsPath),
+): Promise<MemberError[]> {
   try {
     const stats = await fsp.lstat(fsPath);
-    if (!stats.isDirectory()) await fsp.unlink(fsPath);
-    else if ((await removeMembers('/' + basename(fsPath), Buffer.from(fsPath))).length === 0)
-      await fsp.rmdir(fsPath);
+    if (!stats.isDirectory()) {
+      await fsp.unlink(fsPath);
+      return [];
+    }
+    const errors = await removeMembers(reportAs, Buffer.from(fsPath));
+    if (errors.length === 0) await fsp.rmdir(fsPath);
+    return errors;
   } catch {
-    // Left for the next sweep: it is reserved, so it is never listed or reachable meanwhile.
+    return [];
   }
 }
