@@ -175,7 +175,10 @@ function sendError(
   }
   try {
     // An unread body (possibly enormous) must not be drained to keep the connection alive.
-    if (!req.complete) res.setHeader('Connection', 'close');
+    if (!req.complete) {
+      res.setHeader('Connection', 'close');
+      lingerInsteadOfReset(req.socket);
+    }
     if (error.status === 405) res.setHeader('Allow', ALLOWED_METHODS);
     if (error.retryAfterS !== undefined) res.setHeader('Retry-After', String(error.retryAfterS));
     if (error.condition !== undefined) {
@@ -187,4 +190,22 @@ function sendError(
     log('error', `could not send the error response: ${String(secondary)}`, fields);
     res.destroy();
   }
+}
+
+/** How long a connection whose body was left unread stays half-open after the answer. */
+const CLOSE_LINGER_MS = 2000;
+
+/**
+ * Closing a socket while the client's body is still arriving makes the kernel answer it with a
+ * reset, which can discard the response before the client reads it. Instead (when Node closes the
+ * connection after the answer) the write side is closed and reading paused — the client's sends
+ * stall on a full window, nothing more of the body is read — and the socket goes a moment later.
+ */
+function lingerInsteadOfReset(socket: http.IncomingMessage['socket']): void {
+  const closing = socket as typeof socket & { destroySoon?: () => void };
+  closing.destroySoon = () => {
+    socket.pause();
+    socket.end();
+    setTimeout(() => socket.destroy(), CLOSE_LINGER_MS).unref();
+  };
 }
