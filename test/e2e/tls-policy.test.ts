@@ -10,30 +10,17 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Daemon, freePort, startDaemon } from '../support/daemon';
 import { configText, runPrivdav, writeConfig } from '../support/cli';
+import { makeSelfSignedPair } from '../support/certificate';
 
 let dir: string;
 let daemon: Daemon;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'privdav-tls-'));
-  const made = spawnSync('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=127.0.0.1',
-    '-keyout',
-    join(dir, 'key.pem'),
-    '-out',
-    join(dir, 'cert.pem'),
-  ]);
-  assert.equal(made.status, 0, made.stderr?.toString());
+  // RSA: the refused static-RSA suites must be possible for this certificate at all.
+  const certificate = makeSelfSignedPair(dir, 'server', { commonName: '127.0.0.1', key: 'rsa' });
   daemon = await startDaemon({
-    extra: { server: [`tls_cert = "${join(dir, 'cert.pem')}"`, `tls_key = "${join(dir, 'key.pem')}"`] },
+    extra: { server: [`tls_cert = "${certificate.cert}"`, `tls_key = "${certificate.key}"`] },
     tls: true,
   });
 });

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
+import { makeSelfSignedPair } from '../support/certificate';
 import { configText, writeConfig } from '../support/cli';
 import { Daemon, freePort, sleep, startDaemonWithConfig } from '../support/daemon';
 import { TestUsers, createUsers } from '../support/users';
@@ -29,29 +30,7 @@ after(async () => {
 
 /** A self-signed pair made by openssl, as an admin (or certbot) would put it in place. */
 function makePair(name: string, days: number): { cert: string; key: string } {
-  const cert = join(scratch, `${name}.crt`);
-  const key = join(scratch, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      String(days),
-      '-subj',
-      `/CN=${name}`,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { cert, key } = makeSelfSignedPair(scratch, name, { days });
   return { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
 }
 

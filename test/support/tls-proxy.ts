@@ -2,12 +2,13 @@
 // loopback port, plain HTTP to privdav with the Host nginx uses by default (the backend's own),
 // as proxies in front of WebDAV servers are commonly set up.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep } from './daemon';
 import { tryConnect } from './cli';
+import { makeSelfSignedPair } from './certificate';
 
 export interface TlsProxy {
   port: number;
@@ -19,25 +20,7 @@ export interface TlsProxy {
 export async function startTlsProxy(backendPort: number, name: string): Promise<TlsProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'privdav-nginx-'));
   const port = await freePort();
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
+  const certificate = makeSelfSignedPair(dir, 'proxy', { commonName: name, key: 'rsa' });
   writeFileSync(
     join(dir, 'nginx.conf'),
     `daemon off;
@@ -54,8 +37,8 @@ http {
   server {
     listen 127.0.0.1:${port} ssl;
     server_name ${name};
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
+    ssl_certificate ${certificate.cert};
+    ssl_certificate_key ${certificate.key};
     location / {
       proxy_pass http://127.0.0.1:${backendPort};
       proxy_request_buffering off;

@@ -2,11 +2,11 @@
 // make is reported with its key and line — all of them at once.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
+import { makeSelfSignedPair } from '../support/certificate';
 import {
   changesNeedingRestart,
   ConfigError,
@@ -741,27 +741,7 @@ describe('loadConfig', () => {
   test('a certificate and its key load; a key of another certificate is refused', () => {
     withTemporaryDirectory((directory) => {
       const makePair = (name: string): void => {
-        execFileSync(
-          'openssl',
-          [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:P-256',
-            '-nodes',
-            '-days',
-            '1',
-            '-subj',
-            '/CN=privdav-test',
-            '-keyout',
-            `${directory}/${name}.key`,
-            '-out',
-            `${directory}/${name}.crt`,
-          ],
-          { stdio: 'ignore' },
-        );
+        makeSelfSignedPair(directory, name, { commonName: 'privdav-test' });
       };
       makePair('one');
       makePair('two');
