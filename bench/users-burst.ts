@@ -59,7 +59,7 @@ export async function firstRequestBurst(
  * address, hundreds of accounts that never logged in from it look like a guesser to the back-off.
  */
 function sourceAddress(index: number): string {
-  return `127.2.${index >> 8}.${(index & 255) + 1}`;
+  return `127.2.${Math.floor(index / 254)}.${(index % 254) + 1}`;
 }
 
 function propfindRoot(port: number, user: Credential | null, localAddress: string): Promise<string> {
