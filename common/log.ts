@@ -44,15 +44,18 @@ export class Logger {
 
   log(level: LogLevel, message: string, fields?: Record<string, unknown>): void {
     if (RANK[level] > RANK[this.#level]) return;
-    this.#emit(level, message, fields, new Date());
+    this.#emit(level, message, fields, Date.now());
   }
 
-  /** One access-log line: written whatever the level (it has its own switch, `log.access`). */
-  access(fields: Record<string, unknown>, at: Date): void {
+  /**
+   * One access-log line: written whatever the level (it has its own switch, `log.access`). `at`
+   * is milliseconds since the epoch; isoTime(at) gives the same text the line is stamped with.
+   */
+  access(fields: Record<string, unknown>, at: number): void {
     this.#emit('info', 'access', fields, at);
   }
 
-  #emit(level: LogLevel, message: string, fields: Record<string, unknown> | undefined, at: Date): void {
+  #emit(level: LogLevel, message: string, fields: Record<string, unknown> | undefined, at: number): void {
     stderrQueue.push(
       format === 'json'
         ? jsonLine(at, level, this.#role, message, fields)
@@ -74,34 +77,60 @@ export class Logger {
   }
 }
 
+/** The second isoTime last formatted, and its text up to the seconds ("2026-12-01T10:57:56"). */
+let isoSecond = Number.NaN;
+let isoSecondText = '';
+
+/**
+ * `new Date(ms).toISOString()`, formatting the date part once per second: every request's access
+ * line needs it, and toISOString costs more than the rest of the line's timestamp work.
+ */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    const text = new Date(second * 1000).toISOString();
+    // Years beyond 9999 have a longer form: leave those to Date every time.
+    if (text.length !== 24) return new Date(ms).toISOString();
+    isoSecond = second;
+    isoSecondText = text.slice(0, 19);
+  }
+  const millis = ms - second * 1000;
+  return `${isoSecondText}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
+}
+
 function logfmtLine(
-  at: Date,
+  at: number,
   level: LogLevel,
   prefix: string,
   message: string,
   fields: Record<string, unknown> | undefined,
 ): string {
-  let line = `${timestamps ? `${at.toISOString()} ` : ''}${level} ${prefix}: ${clean(message)}`;
+  let line = `${timestamps ? `${isoTime(at)} ` : ''}${level} ${prefix}: ${clean(message)}`;
   if (fields !== undefined) {
-    for (const [key, value] of Object.entries(fields)) {
+    for (const key in fields) {
+      const value = fields[key];
       if (value === undefined) continue;
-      const text = clean(String(value));
-      line += ` ${key}=${/[\s"=]/.test(text) || text === '' ? JSON.stringify(text) : text}`;
+      const text = typeof value === 'number' ? String(value) : clean(String(value));
+      line += ` ${key}=${text === '' || NEEDS_QUOTES.test(text) ? JSON.stringify(text) : text}`;
     }
   }
   return `${line}\n`;
 }
 
+const NEEDS_QUOTES = /[\s"=]/;
+const CONTROL = /[\x00-\x1f\x7f]/;
+const CONTROLS = /[\x00-\x1f\x7f]/g;
+
 /** The same keys as logfmt: `time`, `level`, `role`, `pid`, `msg`, then the fields. */
 function jsonLine(
-  at: Date,
+  at: number,
   level: LogLevel,
   role: string,
   message: string,
   fields: Record<string, unknown> | undefined,
 ): string {
   const record: Record<string, unknown> = {
-    time: at.toISOString(),
+    time: isoTime(at),
     level,
     role,
     pid: process.pid,
@@ -120,7 +149,8 @@ function jsonLine(
 }
 
 function clean(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, MAX_VALUE_CHARS);
+  const bounded = text.length > MAX_VALUE_CHARS ? text.slice(0, MAX_VALUE_CHARS) : text;
+  return CONTROL.test(bounded) ? bounded.replace(CONTROLS, '?') : bounded;
 }
 
 /** JOURNAL_STREAM names the journal's socket as "device:inode"; it is ours only if fd 2 is that socket. */
@@ -146,6 +176,7 @@ class StderrQueue {
   /** The batch being written and how much of it is out; null when idle. */
   #inFlight: { batch: Buffer; offset: number } | null = null;
   #dropped = 0;
+  #scheduled = false;
 
   push(line: string): void {
     if (this.#bytes + line.length > MAX_QUEUED_BYTES) {
@@ -154,7 +185,15 @@ class StderrQueue {
     }
     this.#lines.push(line);
     this.#bytes += line.length;
-    if (this.#inFlight === null) this.#writeNext();
+    if (this.#inFlight === null && !this.#scheduled) {
+      // Written once this turn of the event loop is over: the lines of every request answered in
+      // it go out in one write (one threadpool trip) instead of one each.
+      this.#scheduled = true;
+      setImmediate(() => {
+        this.#scheduled = false;
+        if (this.#inFlight === null) this.#writeNext();
+      });
+    }
   }
 
   get dropped(): number {
@@ -200,8 +239,8 @@ class StderrQueue {
     const text = `log lines dropped: stderr did not keep up`;
     this.push(
       format === 'json'
-        ? jsonLine(new Date(), 'warn', 'log', text, { count })
-        : logfmtLine(new Date(), 'warn', `log[${process.pid}]`, text, { count }),
+        ? jsonLine(Date.now(), 'warn', 'log', text, { count })
+        : logfmtLine(Date.now(), 'warn', `log[${process.pid}]`, text, { count }),
     );
   }
 

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Logger } from '../../common/log';
+import { isoTime, type Logger } from '../../common/log';
 import type { SiteMetrics } from './metrics';
 
 export interface RequestObserver {
@@ -43,10 +43,10 @@ export function observeRequest(req: IncomingMessage, res: ServerResponse, observ
     const durationMs = performance.now() - started;
     observer.metrics.observeRequest(req.method, res.statusCode, durationMs / 1000, bytesIn, bytesOut);
     if (!observer.accessLog()) return;
-    const at = new Date();
+    const at = Date.now();
     observer.log.access(
       {
-        time: at.toISOString(),
+        time: isoTime(at),
         request_id: requestId,
         remote: socket.remoteAddress ?? '',
         user: users.get(req) ?? '',

@@ -14,6 +14,7 @@ export interface Credentials {
 }
 
 const MAX_CACHE_ENTRIES = 10_000;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 /** Renew a little before expiry so a long request does not start with a cookie about to lapse. */
 const RENEW_MARGIN_MS = 5_000;
 
@@ -29,7 +30,7 @@ export function parseBasic(header: string | undefined): Credentials | null {
   const bytes = Buffer.from(match[1]!, 'base64');
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = STRICT_UTF8.decode(bytes);
   } catch {
     return null;
   }

@@ -3,7 +3,7 @@
 // are the monitor's, which arrive with each ping over the channel (the monitor serves no HTTP).
 
 import http from 'node:http';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { LOGIN_RESULTS, type MonitorStats } from '../../common/protocol';
 
 /** Methods counted by name; anything else (a client's invention) is "other", so labels stay few. */
@@ -38,12 +38,78 @@ export interface MetricsSources {
   locks(): Promise<number>;
 }
 
+/** Escapes a label value for the text exposition format. */
+function labelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+}
+
+/**
+ * A histogram with one label, counted with plain arithmetic on every request and written out in
+ * the Prometheus text format only when scraped: prom-client's observe() validates and hashes the
+ * labels each time, several microseconds of every request's cost in the shared web process.
+ */
+class RequestHistogram {
+  readonly #series = new Map<string, { buckets: number[]; sum: number; count: number }>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly label: string,
+    readonly bounds: readonly number[],
+  ) {}
+
+  observe(labelValue: string, value: number): void {
+    let series = this.#series.get(labelValue);
+    if (series === undefined) {
+      series = { buckets: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 };
+      this.#series.set(labelValue, series);
+    }
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]!) {
+        series.buckets[i]!++;
+        break;
+      }
+    }
+    series.sum += value;
+    series.count++;
+  }
+
+  /** The exposition text: cumulative buckets, +Inf, _sum and _count per label value. */
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const [value, series] of this.#series) {
+      const label = `${this.label}="${labelValue(value)}"`;
+      let cumulative = 0;
+      this.bounds.forEach((bound, i) => {
+        cumulative += series.buckets[i]!;
+        lines.push(`${this.name}_bucket{le="${bound}",${label}} ${cumulative}`);
+      });
+      lines.push(`${this.name}_bucket{le="+Inf",${label}} ${series.count}`);
+      lines.push(`${this.name}_sum{${label}} ${series.sum}`);
+      lines.push(`${this.name}_count{${label}} ${series.count}`);
+    }
+    return lines.join('\n');
+  }
+}
+
 export class SiteMetrics {
   readonly registry = new Registry();
-  readonly #requests: Counter<'method' | 'status'>;
-  readonly #duration: Histogram<'method'>;
-  readonly #bytes: Counter<'direction'>;
-  readonly #channelCalls: Histogram<'op'>;
+  /** Answered requests by "METHOD status" (the counter's labels, joined). */
+  readonly #requests = new Map<string, number>();
+  readonly #bytes = { in: 0, out: 0 };
+  readonly #duration = new RequestHistogram(
+    'privdav_http_request_duration_seconds',
+    'Time from a request arriving to its response being sent, by method',
+    'method',
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+  readonly #channelCalls = new RequestHistogram(
+    'privdav_channel_call_duration_seconds',
+    'Round trips to the monitor and the workers, by operation',
+    'op',
+    [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+  );
   readonly #sources: MetricsSources;
   #monitor: MonitorStats | null = null;
   #monitorSeenAt = 0;
@@ -53,31 +119,31 @@ export class SiteMetrics {
   constructor(sources: MetricsSources) {
     this.#sources = sources;
     const registers = [this.registry];
-    this.#requests = new Counter({
+    const requests = this.#requests;
+    new Counter({
       name: 'privdav_http_requests_total',
       help: 'HTTP requests answered, by method and status',
       labelNames: ['method', 'status'],
       registers,
+      collect() {
+        this.reset();
+        for (const [key, count] of requests) {
+          const space = key.indexOf(' ');
+          this.inc({ method: key.slice(0, space), status: key.slice(space + 1) }, count);
+        }
+      },
     });
-    this.#duration = new Histogram({
-      name: 'privdav_http_request_duration_seconds',
-      help: 'Time from a request arriving to its response being sent, by method',
-      labelNames: ['method'],
-      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-      registers,
-    });
-    this.#bytes = new Counter({
+    const bytes = this.#bytes;
+    new Counter({
       name: 'privdav_http_bytes_total',
       help: 'Bytes on client connections (headers included), by direction (in, out)',
       labelNames: ['direction'],
       registers,
-    });
-    this.#channelCalls = new Histogram({
-      name: 'privdav_channel_call_duration_seconds',
-      help: 'Round trips to the monitor and the workers, by operation',
-      labelNames: ['op'],
-      buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-      registers,
+      collect() {
+        this.reset();
+        this.inc({ direction: 'in' }, bytes.in);
+        this.inc({ direction: 'out' }, bytes.out);
+      },
     });
     const monitorStats = (): MonitorStats | null => this.#monitor;
     new Counter({
@@ -148,14 +214,21 @@ export class SiteMetrics {
   ): void {
     const label = methodLabel(method);
     this.answered++;
-    this.#requests.inc({ method: label, status: String(status) });
-    this.#duration.observe({ method: label }, seconds);
-    this.#bytes.inc({ direction: 'in' }, bytesIn);
-    this.#bytes.inc({ direction: 'out' }, bytesOut);
+    const key = `${label} ${status}`;
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    this.#duration.observe(label, seconds);
+    this.#bytes.in += bytesIn;
+    this.#bytes.out += bytesOut;
   }
 
   observeChannelCall(op: string, seconds: number): void {
-    this.#channelCalls.observe({ op }, seconds);
+    this.#channelCalls.observe(op, seconds);
+  }
+
+  /** The whole exposition: prom-client's metrics, then the histograms counted here. */
+  async exposition(): Promise<string> {
+    const registered = await this.registry.metrics();
+    return `${registered}\n${this.#duration.render()}\n\n${this.#channelCalls.render()}\n`;
   }
 
   setMonitorStats(stats: MonitorStats): void {
@@ -195,7 +268,7 @@ export class SiteMetrics {
       return void res.end('405 Method not allowed\n');
     }
     if (path === '/metrics') {
-      const body = await this.registry.metrics();
+      const body = await this.exposition();
       res.writeHead(200, { 'Content-Type': this.registry.contentType });
       return void res.end(req.method === 'HEAD' ? undefined : body);
     }

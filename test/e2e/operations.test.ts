@@ -277,6 +277,21 @@ describe('metrics', () => {
     assert.equal(sample(text, 'privdav_http_requests_total{method="GET",status="200"}'), 1);
     assert.equal(sample(text, 'privdav_http_requests_total{method="PROPFIND",status="401"}'), 1);
     assert.equal(sample(text, 'privdav_http_request_duration_seconds_count{method="PUT"}'), 1);
+    // A histogram in the exposition format: HELP/TYPE once, cumulative buckets up to +Inf = count.
+    assert.match(text, /^# TYPE privdav_http_request_duration_seconds histogram$/m);
+    const buckets = [
+      ...text.matchAll(/^privdav_http_request_duration_seconds_bucket\{le="([^"]+)",method="GET"\} (\d+)$/gm),
+    ];
+    assert.equal(buckets.length, 15, 'fourteen bounds and +Inf');
+    assert.equal(buckets.at(-1)![1], '+Inf');
+    const counts = buckets.map((match) => Number(match[2]));
+    assert.deepEqual(
+      counts,
+      [...counts].sort((a, b) => a - b),
+      'buckets are cumulative',
+    );
+    assert.equal(counts.at(-1), sample(text, 'privdav_http_request_duration_seconds_count{method="GET"}'));
+    assert.ok(sample(text, 'privdav_http_request_duration_seconds_sum{method="GET"}') > 0);
     assert.ok(sample(text, 'privdav_http_bytes_total{direction="in"}') > 'metrics'.length);
     assert.ok(sample(text, 'privdav_http_bytes_total{direction="out"}') > 0);
     assert.ok(sample(text, 'privdav_logins_total{result="ok"}') >= 1);

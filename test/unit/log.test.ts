@@ -46,7 +46,7 @@ describe('log lines', () => {
   test('json: one object per line with time, level, role, pid, msg and the fields, numbers kept as numbers', () => {
     const out = stderrOf(
       `const l = new log.Logger('worker'); l.info('started', { user: 'amy', count: 3 }); ` +
-        `l.access({ status: 201, path: '/x\\u0000y' }, new Date(0));`,
+        `l.access({ status: 201, path: '/x\\u0000y' }, 0);`,
       { PRIVDAV_LOG_FORMAT: 'json' },
     );
     const records = out
@@ -63,10 +63,38 @@ describe('log lines', () => {
 
   test('access lines are written below the level that hides info', () => {
     const out = stderrOf(
-      `const l = new log.Logger('web', 'warn'); l.info('hidden'); l.access({ status: 200 }, new Date());`,
+      `const l = new log.Logger('web', 'warn'); l.info('hidden'); l.access({ status: 200 }, Date.now());`,
     );
     assert.doesNotMatch(out, /hidden/);
     assert.match(out, /access status=200/);
+  });
+});
+
+describe('isoTime', () => {
+  test('is exactly toISOString for times across the range Date formats, milliseconds and second boundaries included', async () => {
+    const { isoTime } = (await import(LOG_MODULE)) as typeof import('../../common/log');
+    const samples = [
+      0,
+      1,
+      9,
+      10,
+      99,
+      100,
+      999,
+      1000,
+      1001,
+      -1,
+      -999,
+      -1000,
+      -1001,
+      Date.now(),
+      253402300799999,
+    ];
+    for (let i = 0; i < 2000; i++) samples.push(Math.floor((Math.random() - 0.3) * 2 ** 44));
+    // In order and out of order, so the per-second cache is both hit and missed.
+    for (const ms of [...samples, ...samples.slice().reverse(), 253402300800000, -62198755200001]) {
+      assert.equal(isoTime(ms), new Date(ms).toISOString(), `at ${ms}`);
+    }
   });
 });
 
