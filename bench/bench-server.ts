@@ -4,6 +4,7 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as http from 'node:http';
+import { readProcStat } from './proc-stat';
 
 export type ServerName = 'privdav' | 'apache';
 
@@ -222,12 +223,5 @@ export function descendantPids(rootPid: number): number[] {
 }
 
 function parentPid(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name in parentheses may contain spaces; the fields after the last ')' are fixed.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[1]);
-  } catch {
-    return null;
-  }
+  return readProcStat(pid)?.ppid ?? null;
 }

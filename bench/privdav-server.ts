@@ -27,22 +27,33 @@ export interface PrivdavOptions {
   durable: boolean;
   /** log.access: one line per request (on by default; off to measure what it costs). */
   accessLog: boolean;
+  /** server.web_processes at the first start (the scaling runs change it with setWebProcesses). */
+  webProcesses: number;
 }
 
 export class PrivdavServer extends ProcessBackedServer implements BenchServer {
   readonly name: ServerName = 'privdav';
+  /** The comparison's configuration; the scaling runs report their web_processes themselves. */
   readonly label: string;
   readonly port: number;
   readonly authorization: string;
   private webAccountUid = -1;
   private readonly configPath: string;
+  private webProcesses: number;
 
   constructor(private readonly options: PrivdavOptions) {
     super();
     this.port = options.port;
-    this.label = `privdav (storage.durable = ${options.durable}, log.access = ${options.accessLog})`;
+    this.webProcesses = options.webProcesses;
+    const { durable, accessLog, webProcesses } = options;
+    this.label = `privdav (storage.durable = ${durable}, log.access = ${accessLog}, server.web_processes = ${webProcesses})`;
     this.authorization = `Basic ${Buffer.from(`${options.user.name}:${options.user.password}`).toString('base64')}`;
     this.configPath = path.join(options.directory, 'privdav.toml');
+  }
+
+  /** Takes effect at the next start (web_processes needs a restart). */
+  setWebProcesses(count: number): void {
+    this.webProcesses = count;
   }
 
   static isBuilt(): boolean {
@@ -106,6 +117,7 @@ export class PrivdavServer extends ProcessBackedServer implements BenchServer {
       `state_dir = "${path.join(this.options.directory, 'state')}"`,
       // Short, so the cold-start turns do not wait for in-flight nothing.
       'shutdown_grace = "2s"',
+      `web_processes = ${this.webProcesses}`,
       '[auth]',
       'pam_service = "privdav"',
       'min_uid = 1000',

@@ -86,7 +86,7 @@ export class ProcessMemorySampler {
   }
 }
 
-function readStatus(pid: number): { rssBytes: number; privateBytes: number; uid: number } | null {
+export function readStatus(pid: number): { rssBytes: number; privateBytes: number; uid: number } | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const rss = /^VmRSS:\s+(\d+) kB/m.exec(status);
@@ -103,7 +103,7 @@ function readStatus(pid: number): { rssBytes: number; privateBytes: number; uid:
   }
 }
 
-function readCommand(pid: number): string {
+export function readCommand(pid: number): string {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
   } catch {

@@ -1,8 +1,9 @@
 // Turns the per-round figures into the report: medians, the privdav/Apache ratio, targets met or
 // missed, noise flags, peak memory per privdav process role; and writes it as JSON and Markdown.
+import { CpuSpan } from './process-cpu';
 import { ProcessPeak, peakByRole } from './process-memory';
 import { ServerName } from './bench-server';
-import { TurnResult, Workload, percentile } from './workloads';
+import { CpuUnit, TurnResult, Workload, percentile } from './workloads';
 
 /** A workload is flagged noisy when a server's figures over the rounds spread more than this around their median. */
 export const noisySpread = 0.15;
@@ -11,6 +12,25 @@ export const memoryTargets = { web: 150 * 1024 * 1024, worker: 60 * 1024 * 1024 
 export interface RecordedTurn extends TurnResult {
   round: number;
   processes: ProcessPeak[];
+  /** The server's CPU over the turn's load; null when not measured. */
+  cpu: CpuSpan | null;
+}
+
+/** CPU time per unit of work (request, entry, MiB, user), pooled over the rounds: Σ time / Σ units. */
+export interface CpuFigure {
+  per: CpuUnit;
+  /** All of the server's processes. */
+  serverMicros: number;
+  /** Clock ticks the figure rests on, all rounds together (see coarseTicks). */
+  ticks: number;
+  /** By role (privdav: monitor / web / worker; Apache: parent / child). */
+  byRoleMicros: Record<string, number>;
+  /** wrk or curl, and the bench process, per unit. */
+  clientMicros: number;
+  /** The load generator's share of server + client CPU. */
+  clientShare: number;
+  /** Busy time of the machine that was neither server nor client, over the machine's capacity. */
+  otherBusyShare: number;
 }
 
 export interface ServerSummary {
@@ -24,6 +44,7 @@ export interface ServerSummary {
   peakRssBytesByRole: Record<string, number>;
   /** Peak RssAnon per role: memory the process holds alone (VmRSS minus shared file pages). */
   peakPrivateBytesByRole: Record<string, number>;
+  cpu: CpuFigure | null;
 }
 
 export interface WorkloadReport extends Pick<
@@ -35,6 +56,8 @@ export interface WorkloadReport extends Pick<
   apache: ServerSummary | null;
   /** privdav/Apache for throughputs, Apache/privdav for times: > 1 means privdav ahead. */
   ratio: number | null;
+  /** Apache's CPU per unit over privdav's: > 1 means privdav spends less. */
+  cpuRatio: number | null;
   /** null when the workload has no target or a figure is missing. */
   met: boolean | null;
   noisy: boolean;
@@ -60,9 +83,35 @@ export interface RunMetadata {
   loadAverageAfter: string;
 }
 
+/** One workload at one server.web_processes count (privdav only). */
+export interface ScalingRow {
+  id: string;
+  title: string;
+  webProcesses: number;
+  turns: RecordedTurn[];
+  /** The figure is req/s. */
+  summary: ServerSummary | null;
+  estimate: ThroughputEstimate | null;
+}
+
+export interface ScalingReport {
+  counts: number[];
+  /** The machine the estimates are for. */
+  estimateCores: number;
+  rows: ScalingRow[];
+}
+
+/** What CPU time per request predicts on a machine with more cores, and what sets the limit. */
+export interface ThroughputEstimate {
+  requestsPerSecond: number;
+  bound: string;
+}
+
 export interface BenchReport {
   metadata: RunMetadata;
   workloads: WorkloadReport[];
+  /** The --web-processes runs, when asked for. */
+  scaling: ScalingReport | null;
   memory: {
     webPeakBytes: number | null;
     workerPeakBytes: number | null;
@@ -85,7 +134,33 @@ function centralMedian(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-function summarize(turns: RecordedTurn[] | undefined): ServerSummary | null {
+/** Pools the rounds' CPU windows; null when none was measured or no unit was served. */
+export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure | null {
+  const measured = turns.filter((turn) => turn.cpu !== null && (turn.cpuUnits ?? 0) > 0);
+  if (per === null || measured.length === 0) return null;
+  const sum = (of: (span: CpuSpan) => number): number =>
+    measured.reduce((total, turn) => total + of(turn.cpu as CpuSpan), 0);
+  const units = measured.reduce((total, turn) => total + (turn.cpuUnits as number), 0);
+  const byRoleMicros: Record<string, number> = {};
+  for (const turn of measured) {
+    for (const [role, micros] of Object.entries((turn.cpu as CpuSpan).byRoleMicros))
+      byRoleMicros[role] = (byRoleMicros[role] ?? 0) + micros / units;
+  }
+  const server = sum((span) => span.serverMicros);
+  const client = sum((span) => span.clientMicros);
+  const other = sum((span) => span.machineBusyMicros) - server - client;
+  return {
+    per,
+    serverMicros: server / units,
+    ticks: sum((span) => span.serverTicks),
+    byRoleMicros,
+    clientMicros: client / units,
+    clientShare: server + client > 0 ? client / (server + client) : 0,
+    otherBusyShare: Math.max(0, other) / sum((span) => span.machineCapacityMicros),
+  };
+}
+
+function summarize(turns: RecordedTurn[] | undefined, cpuPer: CpuUnit | null): ServerSummary | null {
   if (turns === undefined || turns.length === 0) return null;
   const values = turns.map((turn) => turn.value);
   const middle = centralMedian(values);
@@ -105,6 +180,7 @@ function summarize(turns: RecordedTurn[] | undefined): ServerSummary | null {
       turns.flatMap((turn) => turn.processes),
       'private',
     ),
+    cpu: cpuFigure(turns, cpuPer),
   };
 }
 
@@ -112,12 +188,18 @@ export function summarizeWorkload(
   workload: Workload,
   turns: Partial<Record<ServerName, RecordedTurn[]>>,
 ): WorkloadReport {
-  const privdav = summarize(turns.privdav);
-  const apache = summarize(turns.apache);
+  const privdav = summarize(turns.privdav, workload.cpuPer);
+  const apache = summarize(turns.apache, workload.cpuPer);
   let ratio: number | null = null;
   if (privdav !== null && apache !== null && privdav.median > 0 && apache.median > 0) {
     ratio = workload.better === 'higher' ? privdav.median / apache.median : apache.median / privdav.median;
   }
+  const privdavCpu = privdav?.cpu ?? null;
+  const apacheCpu = apache?.cpu ?? null;
+  const cpuRatio =
+    privdavCpu !== null && apacheCpu !== null && privdavCpu.serverMicros > 0 && apacheCpu.serverMicros > 0
+      ? apacheCpu.serverMicros / privdavCpu.serverMicros
+      : null;
   let met: boolean | null = null;
   if (workload.ratioTarget !== null && ratio !== null) met = ratio >= workload.ratioTarget;
   if (workload.maximumTarget !== null && privdav !== null) met = privdav.median <= workload.maximumTarget;
@@ -139,9 +221,53 @@ export function summarizeWorkload(
     privdav,
     apache,
     ratio,
+    cpuRatio,
     met,
     noisy: (privdav?.spread ?? 0) > noisySpread || (apache?.spread ?? 0) > noisySpread,
     failures,
+  };
+}
+
+/**
+ * Requests per second on `cores` cores if only CPU limits, the load generator running elsewhere:
+ * all the server's CPU time spread over the cores, but no more than each process that is one of
+ * its kind can do alone — one event loop, so about one core: the monitor, the one worker of the
+ * bench's single user, and the web processes, `webProcesses` of them. Apache has no such parts
+ * (its threads are many): pass webProcesses null.
+ */
+export function estimateThroughput(
+  cpu: CpuFigure,
+  cores: number,
+  webProcesses: number | null,
+): ThroughputEstimate | null {
+  if (cpu.per !== 'request' || cpu.serverMicros <= 0) return null;
+  const bounds: Array<[string, number]> = [[`${cores} cores`, (cores * 1e6) / cpu.serverMicros]];
+  if (webProcesses !== null) {
+    const role = (name: string): number => cpu.byRoleMicros[name] ?? 0;
+    const processes = Math.min(webProcesses, cores);
+    if (role('web') > 0) bounds.push([`${processes} web process(es)`, (processes * 1e6) / role('web')]);
+    if (role('worker') > 0) bounds.push(['the user’s one worker', 1e6 / role('worker')]);
+    if (role('monitor') > 0) bounds.push(['the monitor', 1e6 / role('monitor')]);
+  }
+  const [bound, requestsPerSecond] = bounds.reduce((low, next) => (next[1] < low[1] ? next : low));
+  return { requestsPerSecond, bound };
+}
+
+export function scalingRow(
+  workload: Workload,
+  webProcesses: number,
+  turns: RecordedTurn[],
+  estimateCores: number,
+): ScalingRow {
+  const summary = summarize(turns, workload.cpuPer);
+  const cpu = summary?.cpu ?? null;
+  return {
+    id: workload.id,
+    title: workload.title,
+    webProcesses,
+    turns,
+    summary,
+    estimate: cpu === null ? null : estimateThroughput(cpu, estimateCores, webProcesses),
   };
 }
 
@@ -235,6 +361,8 @@ export function renderMarkdown(report: BenchReport): string {
       `by all processes): web ${mebibytes(memory.webPrivatePeakBytes ?? undefined)} MiB, ` +
       `worker ${mebibytes(memory.workerPrivatePeakBytes ?? undefined)} MiB.`,
   );
+  lines.push(...cpuTable(report.workloads));
+  lines.push(...scalingTable(report));
   lines.push(...usersTable(report));
   const noisy = report.workloads.filter((workload) => workload.noisy).map((workload) => workload.title);
   if (noisy.length > 0) {
@@ -250,11 +378,117 @@ export function renderMarkdown(report: BenchReport): string {
       ),
     ),
   );
+  for (const row of report.scaling?.rows ?? []) {
+    for (const turn of row.turns)
+      notes.push(
+        ...turn.notes.map(
+          (note) => `${row.title}, web_processes ${row.webProcesses}, round ${turn.round}: ${note}`,
+        ),
+      );
+  }
   if (notes.length > 0) lines.push('', 'Notes:', ...notes.map((note) => `- ${note}`));
   if (report.failures.length > 0)
     lines.push('', '**Failures (wrong answers):**', ...report.failures.map((f) => `- ${f}`));
   lines.push('');
   return lines.join('\n');
+}
+
+const percent = (share: number): string => `${Math.round(share * 100)}`;
+
+/**
+ * Below this many clock ticks (10 ms each) in all, a CPU figure is marked "≈": every process's
+ * times are truncated to a tick, so a few ticks are a few processes' rounding (a smoke run's short
+ * turns, big streams that are mostly sendfile, the users bursts).
+ */
+export const coarseTicks = 50;
+
+/** A CPU figure per unit, "≈" when it rests on few clock ticks. */
+function cpuCell(cpu: CpuFigure | null | undefined): string {
+  if (cpu === null || cpu === undefined) return '–';
+  return `${cpu.ticks < coarseTicks ? '≈' : ''}${formatNumber(cpu.serverMicros)}`;
+}
+
+/** privdav's CPU per unit split by role, e.g. "12 / 180 / 95" (monitor / web / worker). */
+export function roleSplit(cpu: CpuFigure): string {
+  const role = (name: string): string => formatNumber(cpu.byRoleMicros[name] ?? 0);
+  return `${role('monitor')} / ${role('web')} / ${role('worker')}`;
+}
+
+/**
+ * CPU microseconds per unit of work for each server, privdav's by role: the figure that predicts
+ * another machine (see bench/README.md), less blurred than req/s by wrk sharing the cores.
+ */
+function cpuTable(workloads: WorkloadReport[]): string[] {
+  const rows = workloads.filter(
+    (workload) => (workload.privdav?.cpu ?? workload.apache?.cpu ?? null) !== null,
+  );
+  if (rows.length === 0) return [];
+  const pair = (workload: WorkloadReport, of: (cpu: CpuFigure) => number): string =>
+    [workload.privdav?.cpu, workload.apache?.cpu]
+      .map((cpu) => (cpu === null || cpu === undefined ? '–' : percent(of(cpu))))
+      .join(' / ');
+  return [
+    '',
+    "CPU per unit of work (µs of utime + stime summed over all the server's processes during the load, " +
+      'exited ones included, pooled over the rounds; Apache/privdav > 1: privdav spends less). ' +
+      'Load generator: wrk or curl and the bench, as a share of server + load generator CPU. ' +
+      "Other: the machine's busy time that was neither, as a share of all its CPUs (other work: noise). " +
+      `≈: fewer than ${coarseTicks} clock ticks in all (each process's time is truncated to 10 ms).`,
+    '',
+    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache |',
+    '|---|---|--:|--:|--:|--:|--:|--:|',
+    ...rows.map((workload) => {
+      const privdavCpu = workload.privdav?.cpu ?? null;
+      const cpu = privdavCpu ?? workload.apache?.cpu;
+      const roles = privdavCpu === null ? '–' : roleSplit(privdavCpu);
+      return (
+        `| ${workload.title} | ${cpu?.per ?? ''} | ${cpuCell(workload.privdav?.cpu)} | ${roles} | ` +
+        `${cpuCell(workload.apache?.cpu)} | ${workload.cpuRatio === null ? '–' : workload.cpuRatio.toFixed(2)} | ` +
+        `${pair(workload, (figure) => figure.clientShare)} | ${pair(workload, (figure) => figure.otherBusyShare)} |`
+      );
+    }),
+  ];
+}
+
+/**
+ * privdav at each web_processes count beside Apache (from the comparison, if it ran the workload):
+ * req/s here, CPU per request, and what that predicts for a machine with more cores.
+ */
+function scalingTable(report: BenchReport): string[] {
+  const { scaling } = report;
+  if (scaling === null || scaling.rows.length === 0) return [];
+  const cores = scaling.estimateCores;
+  const lines = [
+    '',
+    `Several web processes (privdav only, server.web_processes = ${scaling.counts.join(', ')}; turns interleaved ` +
+      `by round). Estimate: req/s on ${cores} cores if CPU alone limits and the load generator runs elsewhere — ` +
+      `${cores} × 10⁶ / CPU µs per request, but no more than one core for each single process ` +
+      '(the monitor, the user’s one worker, each web process); see bench/README.md.',
+    '',
+    `| workload | web processes | req/s here | CPU µs/request | monitor / web / worker | other % | estimate, ${cores} cores, req/s | bound by |`,
+    '|---|--:|--:|--:|--:|--:|--:|---|',
+  ];
+  const ids = [...new Set(scaling.rows.map((row) => row.id))];
+  for (const id of ids) {
+    for (const row of scaling.rows.filter((candidate) => candidate.id === id)) {
+      const cpu = row.summary?.cpu ?? null;
+      lines.push(
+        `| ${row.title} | ${row.webProcesses} | ${row.summary === null ? '–' : formatNumber(row.summary.median)} | ` +
+          `${cpuCell(cpu)} | ${cpu === null ? '–' : roleSplit(cpu)} | ${cpu === null ? '–' : percent(cpu.otherBusyShare)} | ` +
+          `${row.estimate === null ? '–' : formatNumber(row.estimate.requestsPerSecond)} | ${row.estimate?.bound ?? ''} |`,
+      );
+    }
+    const compared = report.workloads.find((workload) => workload.id === id);
+    const apache = compared?.apache ?? null;
+    if (compared !== undefined && apache !== null && apache.cpu !== null) {
+      const estimate = estimateThroughput(apache.cpu, cores, null);
+      lines.push(
+        `| ${compared.title} | Apache | ${formatNumber(apache.median)} | ${cpuCell(apache.cpu)} | – | ${percent(apache.cpu.otherBusyShare)} | ` +
+          `${estimate === null ? '–' : formatNumber(estimate.requestsPerSecond)} | ${estimate?.bound ?? ''} |`,
+      );
+    }
+  }
+  return lines;
 }
 
 /**

@@ -15,17 +15,20 @@ import {
   removeBenchUser,
 } from './bench-user';
 import { renderChart } from './chart-svg';
+import { ProcessCpuMeter } from './process-cpu';
 import { ProcessMemorySampler } from './process-memory';
 import { PrivdavServer } from './privdav-server';
 import {
   BenchReport,
   RecordedTurn,
+  ScalingReport,
   formatNumber,
   memoryVerdict,
   renderMarkdown,
+  scalingRow,
   summarizeWorkload,
 } from './report';
-import { BenchContext, buildWorkloads, Workload } from './workloads';
+import { TurnContext, buildWorkloads, warmUp, Workload } from './workloads';
 
 const usage = `Usage: npm run bench -- [options]
   --rounds N          rounds (default 5); each round runs every workload on both servers
@@ -37,6 +40,8 @@ const usage = `Usage: npm run bench -- [options]
   --privdav-standin   use a second Apache with Basic auth in place of privdav (while the daemon is unfinished)
   --no-durable        privdav with storage.durable = false (no fsync per upload, like Apache)
   --no-access-log     privdav with log.access = false (compare with a run without it: the access log's cost)
+  --web-processes NS  then run get-small, put-small and propfind-1000 (those selected) on privdav alone at
+                      each server.web_processes count, e.g. 1,2,4 (smoke: 1,2; others: none)
   --output DIR        where results go (default bench/results)
 `;
 
@@ -50,6 +55,8 @@ interface Options {
   standin: boolean;
   durable: boolean;
   accessLog: boolean;
+  /** server.web_processes counts for the scaling runs; empty: none. */
+  webProcesses: number[];
   output: string;
 }
 
@@ -64,10 +71,12 @@ function parseOptions(argv: string[]): Options {
     standin: false,
     durable: true,
     accessLog: true,
+    webProcesses: [],
     output: path.resolve(__dirname, '..', '..', 'bench', 'results'),
   };
   let rounds: number | null = null;
   let seconds: number | null = null;
+  let webProcesses: number[] | null = null;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index];
     const value = (): string => {
@@ -106,6 +115,14 @@ function parseOptions(argv: string[]): Options {
       case '--no-access-log':
         options.accessLog = false;
         break;
+      case '--web-processes':
+        // server.web_processes takes 1-16 (helper/config.ts).
+        webProcesses = value()
+          .split(',')
+          .filter(Boolean)
+          .map((count) => positiveInteger(argument, count));
+        if (webProcesses.some((count) => count > 16)) fail('--web-processes takes counts from 1 to 16');
+        break;
       case '--output':
         options.output = path.resolve(value());
         break;
@@ -117,9 +134,13 @@ function parseOptions(argv: string[]): Options {
     }
   }
   if (options.mode === 'quick') Object.assign(options, { rounds: 2, seconds: 2, streamTransfers: 3 });
-  if (options.mode === 'smoke') Object.assign(options, { rounds: 1, seconds: 1, streamTransfers: 2 });
+  if (options.mode === 'smoke')
+    Object.assign(options, { rounds: 1, seconds: 1, streamTransfers: 2, webProcesses: [1, 2] });
   if (rounds !== null) options.rounds = rounds;
   if (seconds !== null) options.seconds = seconds;
+  if (webProcesses !== null) options.webProcesses = webProcesses;
+  if (webProcesses !== null && webProcesses.length > 0 && (options.only === 'apache' || options.standin))
+    fail('--web-processes runs privdav itself: not with --only apache or --privdav-standin');
   return options;
 }
 
@@ -296,6 +317,7 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
           directory: path.join(scratch, 'privdav'),
           durable: options.durable,
           accessLog: options.accessLog,
+          webProcesses: 1,
         }),
       );
     }
@@ -318,7 +340,7 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
     log(`${server.name}: ${server.label} on 127.0.0.1:${server.port}`);
   }
 
-  const context: BenchContext = {
+  const context: TurnContext = {
     user,
     crowd,
     sizes,
@@ -341,6 +363,17 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
       }
     }
   }
+
+  const privdav = servers.find((server): server is PrivdavServer => server instanceof PrivdavServer);
+  const scaling =
+    privdav === undefined || options.webProcesses.length === 0
+      ? null
+      : await runScaling(
+          privdav,
+          workloads.filter((workload) => workload.scales === true),
+          context,
+          options,
+        );
 
   const workloadReports = workloads.map((workload) =>
     summarizeWorkload(workload, turns.get(workload.id) ?? {}),
@@ -366,27 +399,84 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
     },
     workloads: workloadReports,
     memory: memoryVerdict(workloadReports),
-    failures: workloadReports.flatMap((workload) => workload.failures),
+    scaling,
+    failures: [
+      ...workloadReports.flatMap((workload) => workload.failures),
+      ...(scaling?.rows ?? []).flatMap((row) =>
+        row.turns.flatMap((turn) =>
+          turn.failures.map(
+            (failure) => `${row.title}, web_processes ${row.webProcesses}, round ${turn.round}: ${failure}`,
+          ),
+        ),
+      ),
+    ],
   };
   writeResults(options.output, startedAt, report);
   return report;
 }
 
+/** The machine the scaling figures are extrapolated to (issue 17). */
+const estimateCores = 16;
+
+/**
+ * privdav alone at each server.web_processes count, restarted for each; within a round every count
+ * runs once, the order alternating by round, so that a change of the machine's load mid-run falls
+ * on all counts alike. Leaves privdav at the last count.
+ */
+async function runScaling(
+  privdav: PrivdavServer,
+  workloads: Workload[],
+  context: TurnContext,
+  options: Options,
+): Promise<ScalingReport> {
+  const turns = new Map<string, RecordedTurn[]>();
+  for (let round = 1; round <= options.rounds; round++) {
+    const counts = round % 2 === 1 ? options.webProcesses : [...options.webProcesses].reverse();
+    for (const count of counts) {
+      if (interruption.requested) throw new Interrupted();
+      privdav.setWebProcesses(count);
+      await privdav.restartCold();
+      log(`web_processes = ${count}`);
+      await warmUp(privdav, context);
+      for (const workload of workloads) {
+        if (interruption.requested) throw new Interrupted();
+        const turn = await runTurn(workload, privdav, context, round, `web_processes ${count}`);
+        const key = `${workload.id} ${count}`;
+        turns.set(key, [...(turns.get(key) ?? []), turn]);
+      }
+    }
+  }
+  return {
+    counts: options.webProcesses,
+    estimateCores,
+    rows: workloads.flatMap((workload) =>
+      options.webProcesses.map((count) =>
+        scalingRow(workload, count, turns.get(`${workload.id} ${count}`) ?? [], estimateCores),
+      ),
+    ),
+  };
+}
+
 async function runTurn(
   workload: Workload,
   server: BenchServer,
-  context: BenchContext,
+  context: TurnContext,
   round: number,
+  variant = '',
 ): Promise<RecordedTurn> {
   const sampler = new ProcessMemorySampler(
+    () => server.rootPid(),
+    (facts) => server.roleOf(facts),
+  );
+  const cpu = new ProcessCpuMeter(
     () => server.rootPid(),
     (facts) => server.roleOf(facts),
   );
   sampler.start();
   let recorded: RecordedTurn;
   try {
-    const result = await workload.run(server, context);
-    recorded = { ...result, round, processes: sampler.stop() };
+    const result = await workload.run(server, { ...context, cpu });
+    recorded = { ...result, round, processes: sampler.stop(), cpu: cpu.result() };
   } catch (error) {
     const message = (error as Error).message;
     recorded = {
@@ -397,6 +487,7 @@ async function runTurn(
       notes: [],
       round,
       processes: sampler.stop(),
+      cpu: null,
     };
     // A server that died (or failed to restart after a cold-start turn) gets one more chance, so one
     // crash shows as a failure of its workload rather than of every workload after it.
@@ -409,8 +500,14 @@ async function runTurn(
   // Dirty pages from a PUT are written back now, not during the next turn.
   execFileSync('sync');
   const failed = recorded.failures.length > 0 ? `  FAILED: ${recorded.failures.join('; ')}` : '';
+  const units = recorded.cpuUnits ?? 0;
+  const cpuText =
+    recorded.cpu === null || workload.cpuPer === null || units <= 0
+      ? ''
+      : `, CPU ${formatNumber(recorded.cpu.serverMicros / units)} µs/${workload.cpuPer}`;
+  const where = variant === '' ? server.name : `${server.name} ${variant}`;
   log(
-    `round ${round} ${workload.title} ${server.name}: ${formatNumber(recorded.value)} ${workload.unit}${failed}`,
+    `round ${round} ${workload.title} ${where}: ${formatNumber(recorded.value)} ${workload.unit}${cpuText}${failed}`,
   );
   return recorded;
 }

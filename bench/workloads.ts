@@ -7,6 +7,7 @@ import { BenchServer } from './bench-server';
 import { BenchUser, DataSizes, dataPaths } from './bench-user';
 import { downloadToNull, StreamResult, uploadFile } from './curl-stream';
 import { isolationTurn } from './isolation';
+import { ProcessCpuMeter } from './process-cpu';
 import { sendRequest } from './http-transfer';
 import { firstRequestBurst } from './users-burst';
 import { luaString, runWrk, WrkResult } from './wrk-load';
@@ -22,7 +23,12 @@ export interface BenchContext {
   streamTransfers: number;
   /** Private directory (root only) for generated scripts and curl configs. */
   scratchDirectory: string;
+  /** This turn's CPU window over the server's processes: begun and ended around the load only. */
+  cpu: ProcessCpuMeter;
 }
+
+/** What the run gives every turn; each turn adds its own CPU window. */
+export type TurnContext = Omit<BenchContext, 'cpu'>;
 
 export interface TurnResult {
   /** The figure in the workload's unit. */
@@ -35,7 +41,12 @@ export interface TurnResult {
   notes: string[];
   /** "users" workloads: answers other than 207, and the peak total private memory of the server. */
   users?: { errors: number; peakTotalPrivateBytes: number };
+  /** How many of the workload's `cpuPer` units the CPU window served (requests, entries, MiB, users). */
+  cpuUnits?: number;
 }
+
+/** What the CPU time of a turn is divided by; null: not measured (a single request, or no steady load). */
+export type CpuUnit = 'request' | 'entry' | 'MiB' | 'user';
 
 export interface Workload {
   id: string;
@@ -51,6 +62,9 @@ export interface Workload {
   users?: number;
   /** Measured on privdav only (what it measures has no counterpart in Apache). */
   privdavOnly?: boolean;
+  cpuPer: CpuUnit | null;
+  /** Run again at each --web-processes count: a concurrent req/s load that several web processes could share. */
+  scales?: boolean;
   run(server: BenchServer, context: BenchContext): Promise<TurnResult>;
 }
 
@@ -76,6 +90,7 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'higher',
       ratioTarget: 1.0,
       maximumTarget: null,
+      cpuPer: 'MiB',
       run: (server, context) =>
         streamTurn(
           context,
@@ -91,6 +106,7 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'higher',
       ratioTarget: 1.0,
       maximumTarget: null,
+      cpuPer: 'MiB',
       run: (server, context) => putBigTurn(server, context),
     },
     {
@@ -100,6 +116,8 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'higher',
       ratioTarget: 1.0,
       maximumTarget: null,
+      cpuPer: 'request',
+      scales: true,
       run: (server, context) => getSmallTurn(server, context),
     },
     {
@@ -109,6 +127,8 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'higher',
       ratioTarget: 1.0,
       maximumTarget: null,
+      cpuPer: 'request',
+      scales: true,
       run: (server, context) => putSmallTurn(server, context),
     },
     {
@@ -118,6 +138,8 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'higher',
       ratioTarget: largest === 1000 ? 3.0 : null,
       maximumTarget: null,
+      cpuPer: 'request',
+      scales: true,
       run: (server, context) => propfindTurn(server, context, largest, 4),
     },
     {
@@ -127,6 +149,7 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'higher',
       ratioTarget: null,
       maximumTarget: null,
+      cpuPer: 'request',
       run: (server, context) => churnTurn(server, context, 2),
     },
     ...sizes.propfindCollections.map((entries): Workload => ({
@@ -136,6 +159,7 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'lower',
       ratioTarget: null,
       maximumTarget: null,
+      cpuPer: 'entry',
       run: (server, context) => propfindTurn(server, context, entries, 1),
     })),
     {
@@ -145,6 +169,8 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       better: 'lower',
       ratioTarget: null,
       maximumTarget: 150,
+      // One request: at 10 ms per clock tick and process, its CPU time would be mostly rounding.
+      cpuPer: null,
       run: (server) => coldStartTurn(server),
     },
     {
@@ -157,6 +183,8 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       maximumTarget: 100,
       users: 2,
       privdavOnly: true,
+      // The figure is the quiet user's latency; the CPU goes to the heavy requests.
+      cpuPer: null,
       run: (server, context) => isolationTurn(server, context, largestOverall, percentile),
     },
     ...sizes.userCounts.map((count): Workload => ({
@@ -167,6 +195,7 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
       ratioTarget: null,
       maximumTarget: null,
       users: count,
+      cpuPer: 'user',
       run: (server, context) => usersTurn(server, context, count),
     })),
   ];
@@ -180,7 +209,9 @@ export function buildWorkloads(sizes: DataSizes): Workload[] {
 async function usersTurn(server: BenchServer, context: BenchContext, count: number): Promise<TurnResult> {
   await server.restartCold();
   const users = server.authorization === null ? null : context.crowd.slice(0, count);
-  const burst = await firstRequestBurst(server.port, count, users, () => server.rootPid());
+  const burst = await measured(context, () =>
+    firstRequestBurst(server.port, count, users, () => server.rootPid()),
+  );
   const p99 = percentile(burst.latenciesMs, 99) ?? 0;
   const notes =
     burst.errors > 0
@@ -197,6 +228,7 @@ async function usersTurn(server: BenchServer, context: BenchContext, count: numb
     failures: [],
     notes,
     users: { errors: burst.errors, peakTotalPrivateBytes: burst.peakTotalPrivateBytes },
+    cpuUnits: count,
   };
 }
 
@@ -211,22 +243,25 @@ async function streamTurn(
   const milliseconds: number[] = [];
   let bytes = 0;
   let seconds = 0;
-  for (let index = 0; index < context.streamTransfers; index++) {
-    const result = await transfer(context.scratchDirectory);
-    if (!accepted.includes(result.status))
-      failures.push(`status ${result.status}, expected ${accepted.join(' or ')}`);
-    if (result.bytes !== expectedBytes)
-      failures.push(`${result.bytes} bytes transferred, expected ${expectedBytes}`);
-    bytes += result.bytes;
-    seconds += result.seconds;
-    milliseconds.push(result.seconds * 1000);
-  }
+  await measured(context, async () => {
+    for (let index = 0; index < context.streamTransfers; index++) {
+      const result = await transfer(context.scratchDirectory);
+      if (!accepted.includes(result.status))
+        failures.push(`status ${result.status}, expected ${accepted.join(' or ')}`);
+      if (result.bytes !== expectedBytes)
+        failures.push(`${result.bytes} bytes transferred, expected ${expectedBytes}`);
+      bytes += result.bytes;
+      seconds += result.seconds;
+      milliseconds.push(result.seconds * 1000);
+    }
+  });
   return {
     value: bytes / (1 << 20) / seconds,
     p50Ms: percentile(milliseconds, 50),
     p99Ms: percentile(milliseconds, 99),
     failures,
     notes: [],
+    cpuUnits: bytes / (1 << 20),
   };
 }
 
@@ -251,21 +286,25 @@ async function getSmallTurn(server: BenchServer, context: BenchContext): Promise
   if (check.status !== 200) failures.push(`GET ${dataPaths.smallFile}: status ${check.status}`);
   else if (!check.body.equals(expected))
     failures.push(`GET ${dataPaths.smallFile}: body differs from the file`);
-  const result = await runWrk({
-    server,
-    urlPath: dataPaths.smallFile,
-    connections: 16,
-    threads: 2,
-    durationSeconds: context.durationSeconds,
-    luaRequest: 'wrk.method = "GET"',
-    scriptDirectory: context.scratchDirectory,
-  });
-  return fromWrk(result, result.requestsPerSecond, failures);
+  const result = await measured(context, () =>
+    runWrk({
+      server,
+      urlPath: dataPaths.smallFile,
+      connections: 16,
+      threads: 2,
+      durationSeconds: context.durationSeconds,
+      luaRequest: 'wrk.method = "GET"',
+      scriptDirectory: context.scratchDirectory,
+    }),
+  );
+  return fromWrk(result, result.requestsPerSecond, failures, result.requests);
 }
 
 async function putSmallTurn(server: BenchServer, context: BenchContext): Promise<TurnResult> {
   const body = crypto.randomBytes(context.sizes.smallFileBytes);
-  const target = dataPaths.putTarget(0);
+  // A file of this server's own that the load never writes: a PUT of the previous turn still in
+  // flight when wrk stopped may land on the load's targets after this check's PUT.
+  const target = `${dataPaths.putDirectory}/check-${server.name}.bin`;
   const failures: string[] = [];
   const put = await sendRequest(server, 'PUT', target, {
     body,
@@ -296,16 +335,35 @@ request = function()
   next = (next + 1) % targets
   return wrk.format(nil, ${luaString(dataPaths.putDirectory)} .. "/f-" .. next .. ".bin")
 end`;
-  const result = await runWrk({
+  const result = await measured(context, () =>
+    runWrk({
+      server,
+      urlPath: '/',
+      connections: 8,
+      threads: 2,
+      durationSeconds: context.durationSeconds,
+      luaRequest: lua,
+      scriptDirectory: context.scratchDirectory,
+    }),
+  );
+  return fromWrk(result, result.requestsPerSecond, failures, result.requests);
+}
+
+/**
+ * A second of GETs over 16 connections after a restart, so that every web process has logged the
+ * user in and connected to the worker before a turn measures (the kernel spreads connections over
+ * the web processes; the first request on each would otherwise be counted among the load's).
+ */
+export async function warmUp(server: BenchServer, context: TurnContext): Promise<void> {
+  await runWrk({
     server,
-    urlPath: '/',
-    connections: 8,
+    urlPath: dataPaths.smallFile,
+    connections: 16,
     threads: 2,
-    durationSeconds: context.durationSeconds,
-    luaRequest: lua,
+    durationSeconds: 1,
+    luaRequest: 'wrk.method = "GET"',
     scriptDirectory: context.scratchDirectory,
   });
-  return fromWrk(result, result.requestsPerSecond, failures);
 }
 
 /** Counts the <D:response> elements of a multistatus, whatever prefix the server chose. */
@@ -333,18 +391,20 @@ wrk.method = "PROPFIND"
 wrk.headers["Depth"] = "1"
 wrk.headers["Content-Type"] = "application/xml; charset=utf-8"
 wrk.body = ${luaString(propfindAllprop)}`;
-  const result = await runWrk({
-    server,
-    urlPath: collection,
-    connections,
-    threads: Math.min(connections, 2),
-    durationSeconds: context.durationSeconds,
-    luaRequest: lua,
-    scriptDirectory: context.scratchDirectory,
-  });
+  const result = await measured(context, () =>
+    runWrk({
+      server,
+      urlPath: collection,
+      connections,
+      threads: Math.min(connections, 2),
+      durationSeconds: context.durationSeconds,
+      luaRequest: lua,
+      scriptDirectory: context.scratchDirectory,
+    }),
+  );
   // One connection: the figure is the time per entry; several: requests per second.
   const value = connections === 1 ? (result.meanMs * 1000) / entries : result.requestsPerSecond;
-  return fromWrk(result, value, failures);
+  return fromWrk(result, value, failures, connections === 1 ? result.requests * entries : result.requests);
 }
 
 async function churnTurn(
@@ -381,16 +441,18 @@ end
 response = function()
   step = step + 1
 end`;
-  const result = await runWrk({
-    server,
-    urlPath: '/',
-    connections,
-    threads: connections,
-    durationSeconds: context.durationSeconds,
-    luaRequest: lua,
-    scriptDirectory: context.scratchDirectory,
-  });
-  return fromWrk(result, result.requestsPerSecond, failures);
+  const result = await measured(context, () =>
+    runWrk({
+      server,
+      urlPath: '/',
+      connections,
+      threads: connections,
+      durationSeconds: context.durationSeconds,
+      luaRequest: lua,
+      scriptDirectory: context.scratchDirectory,
+    }),
+  );
+  return fromWrk(result, result.requestsPerSecond, failures, result.requests);
 }
 
 /**
@@ -405,7 +467,20 @@ async function coldStartTurn(server: BenchServer): Promise<TurnResult> {
   return { value: answer.milliseconds, p50Ms: null, p99Ms: null, failures, notes: [] };
 }
 
-function fromWrk(result: WrkResult, value: number, failures: string[]): TurnResult {
+/**
+ * Runs the load part of a turn inside the turn's CPU window, so that the correctness checks before
+ * it are not divided among the load's requests.
+ */
+async function measured<T>(context: BenchContext, load: () => Promise<T>): Promise<T> {
+  context.cpu.begin();
+  try {
+    return await load();
+  } finally {
+    context.cpu.end();
+  }
+}
+
+function fromWrk(result: WrkResult, value: number, failures: string[], cpuUnits: number): TurnResult {
   const notes: string[] = [];
   if (result.requests === 0) failures.push('wrk completed no request');
   if (result.statusErrors > 0)
@@ -414,7 +489,7 @@ function fromWrk(result: WrkResult, value: number, failures: string[]): TurnResu
   if (connect + read + write + timeout > 0) {
     notes.push(`socket errors: connect ${connect}, read ${read}, write ${write}, timeout ${timeout}`);
   }
-  return { value, p50Ms: result.p50Ms, p99Ms: result.p99Ms, failures, notes };
+  return { value, p50Ms: result.p50Ms, p99Ms: result.p99Ms, failures, notes, cpuUnits };
 }
 
 /** Nearest-rank percentile; null for no samples. */
