@@ -99,12 +99,26 @@ export interface ScalingReport {
   /** The machine the estimates are for. */
   estimateCores: number;
   rows: ScalingRow[];
+  /**
+   * Each workload's figures at the smallest count measured, for as many web processes as the
+   * estimate's cores: here, more web processes than cores only share the two cores (and wrk), which
+   * inflates their CPU per request; the single process's figures are the better guide.
+   */
+  extrapolated: Array<{ id: string; title: string; fromWebProcesses: number; estimate: ThroughputEstimate }>;
 }
 
-/** What CPU time per request predicts on a machine with more cores, and what sets the limit. */
-export interface ThroughputEstimate {
+/** A predicted rate and what sets it. */
+export interface EstimatedRate {
   requestsPerSecond: number;
   bound: string;
+}
+
+/** What CPU time per request predicts on a machine with more cores. */
+export interface ThroughputEstimate {
+  /** The bench's load: one user, so their one worker is a bound too. */
+  oneUser: EstimatedRate;
+  /** Many users, a worker each: only the cores, the web processes and the monitor bound it. */
+  manyUsers: EstimatedRate;
 }
 
 export interface BenchReport {
@@ -241,34 +255,55 @@ export function estimateThroughput(
   webProcesses: number | null,
 ): ThroughputEstimate | null {
   if (cpu.per !== 'request' || cpu.serverMicros <= 0) return null;
-  const bounds: Array<[string, number]> = [[`${cores} cores`, (cores * 1e6) / cpu.serverMicros]];
+  const bounds: EstimatedRate[] = [
+    { bound: `${cores} cores`, requestsPerSecond: (cores * 1e6) / cpu.serverMicros },
+  ];
+  let worker: EstimatedRate | null = null;
   if (webProcesses !== null) {
     const role = (name: string): number => cpu.byRoleMicros[name] ?? 0;
     const processes = Math.min(webProcesses, cores);
-    if (role('web') > 0) bounds.push([`${processes} web process(es)`, (processes * 1e6) / role('web')]);
-    if (role('worker') > 0) bounds.push(['the user’s one worker', 1e6 / role('worker')]);
-    if (role('monitor') > 0) bounds.push(['the monitor', 1e6 / role('monitor')]);
+    const web = processes === 1 ? '1 web process' : `${processes} web processes`;
+    if (role('web') > 0) bounds.push({ bound: web, requestsPerSecond: (processes * 1e6) / role('web') });
+    if (role('monitor') > 0) bounds.push({ bound: 'the monitor', requestsPerSecond: 1e6 / role('monitor') });
+    if (role('worker') > 0) worker = { bound: 'the worker', requestsPerSecond: 1e6 / role('worker') };
   }
-  const [bound, requestsPerSecond] = bounds.reduce((low, next) => (next[1] < low[1] ? next : low));
-  return { requestsPerSecond, bound };
+  const lowest = (rates: EstimatedRate[]): EstimatedRate =>
+    rates.reduce((low, next) => (next.requestsPerSecond < low.requestsPerSecond ? next : low));
+  const manyUsers = lowest(bounds);
+  return { oneUser: worker === null ? manyUsers : lowest([...bounds, worker]), manyUsers };
 }
 
-export function scalingRow(
-  workload: Workload,
-  webProcesses: number,
-  turns: RecordedTurn[],
+/** The scaling runs' report: each workload at each count, and the extrapolation to estimateCores. */
+export function scalingReport(
+  workloads: Workload[],
+  counts: number[],
+  turnsOf: (workload: Workload, count: number) => RecordedTurn[],
   estimateCores: number,
-): ScalingRow {
-  const summary = summarize(turns, workload.cpuPer);
-  const cpu = summary?.cpu ?? null;
-  return {
-    id: workload.id,
-    title: workload.title,
-    webProcesses,
-    turns,
-    summary,
-    estimate: cpu === null ? null : estimateThroughput(cpu, estimateCores, webProcesses),
-  };
+): ScalingReport {
+  const rows = workloads.flatMap((workload) =>
+    counts.map((webProcesses): ScalingRow => {
+      const summary = summarize(turnsOf(workload, webProcesses), workload.cpuPer);
+      const cpu = summary?.cpu ?? null;
+      return {
+        id: workload.id,
+        title: workload.title,
+        webProcesses,
+        turns: turnsOf(workload, webProcesses),
+        summary,
+        estimate: cpu === null ? null : estimateThroughput(cpu, estimateCores, webProcesses),
+      };
+    }),
+  );
+  const fromWebProcesses = Math.min(...counts);
+  const extrapolated = rows.flatMap((row) => {
+    const cpu = row.summary?.cpu ?? null;
+    const estimate =
+      row.webProcesses !== fromWebProcesses || cpu === null
+        ? null
+        : estimateThroughput(cpu, estimateCores, estimateCores);
+    return estimate === null ? [] : [{ id: row.id, title: row.title, fromWebProcesses, estimate }];
+  });
+  return { counts, estimateCores, rows, extrapolated };
 }
 
 export function memoryVerdict(workloads: WorkloadReport[]): BenchReport['memory'] {
@@ -463,11 +498,16 @@ function scalingTable(report: BenchReport): string[] {
     `Several web processes (privdav only, server.web_processes = ${scaling.counts.join(', ')}; turns interleaved ` +
       `by round). Estimate: req/s on ${cores} cores if CPU alone limits and the load generator runs elsewhere — ` +
       `${cores} × 10⁶ / CPU µs per request, but no more than one core for each single process ` +
-      '(the monitor, the user’s one worker, each web process); see bench/README.md.',
+      '(the monitor, each web process, and for one user their one worker), with what sets it; ' +
+      `"${cores} (µs of N)": ${cores} web processes costing what N did here. See bench/README.md.`,
     '',
-    `| workload | web processes | req/s here | CPU µs/request | monitor / web / worker | other % | estimate, ${cores} cores, req/s | bound by |`,
-    '|---|--:|--:|--:|--:|--:|--:|---|',
+    `| workload | web processes | req/s here | CPU µs/request | monitor / web / worker | other % | ${cores} cores, one user: req/s | ${cores} cores, many users: req/s |`,
+    '|---|--:|--:|--:|--:|--:|--:|--:|',
   ];
+  const rate = (estimate: ThroughputEstimate | null, of: 'oneUser' | 'manyUsers'): string =>
+    estimate === null ? '–' : `${formatNumber(estimate[of].requestsPerSecond)} (${estimate[of].bound})`;
+  const estimates = (estimate: ThroughputEstimate | null): string =>
+    `${rate(estimate, 'oneUser')} | ${rate(estimate, 'manyUsers')}`;
   const ids = [...new Set(scaling.rows.map((row) => row.id))];
   for (const id of ids) {
     for (const row of scaling.rows.filter((candidate) => candidate.id === id)) {
@@ -475,7 +515,12 @@ function scalingTable(report: BenchReport): string[] {
       lines.push(
         `| ${row.title} | ${row.webProcesses} | ${row.summary === null ? '–' : formatNumber(row.summary.median)} | ` +
           `${cpuCell(cpu)} | ${cpu === null ? '–' : roleSplit(cpu)} | ${cpu === null ? '–' : percent(cpu.otherBusyShare)} | ` +
-          `${row.estimate === null ? '–' : formatNumber(row.estimate.requestsPerSecond)} | ${row.estimate?.bound ?? ''} |`,
+          `${estimates(row.estimate)} |`,
+      );
+    }
+    for (const row of scaling.extrapolated.filter((candidate) => candidate.id === id)) {
+      lines.push(
+        `| ${row.title} | ${cores} (µs of ${row.fromWebProcesses}) | – | – | – | – | ${estimates(row.estimate)} |`,
       );
     }
     const compared = report.workloads.find((workload) => workload.id === id);
@@ -484,7 +529,7 @@ function scalingTable(report: BenchReport): string[] {
       const estimate = estimateThroughput(apache.cpu, cores, null);
       lines.push(
         `| ${compared.title} | Apache | ${formatNumber(apache.median)} | ${cpuCell(apache.cpu)} | – | ${percent(apache.cpu.otherBusyShare)} | ` +
-          `${estimate === null ? '–' : formatNumber(estimate.requestsPerSecond)} | ${estimate?.bound ?? ''} |`,
+          `${estimates(estimate)} |`,
       );
     }
   }

@@ -25,7 +25,7 @@ import {
   formatNumber,
   memoryVerdict,
   renderMarkdown,
-  scalingRow,
+  scalingReport,
   summarizeWorkload,
 } from './report';
 import { TurnContext, buildWorkloads, warmUp, Workload } from './workloads';
@@ -446,15 +446,12 @@ async function runScaling(
       }
     }
   }
-  return {
-    counts: options.webProcesses,
+  return scalingReport(
+    workloads,
+    options.webProcesses,
+    (workload, count) => turns.get(`${workload.id} ${count}`) ?? [],
     estimateCores,
-    rows: workloads.flatMap((workload) =>
-      options.webProcesses.map((count) =>
-        scalingRow(workload, count, turns.get(`${workload.id} ${count}`) ?? [], estimateCores),
-      ),
-    ),
-  };
+  );
 }
 
 async function runTurn(
