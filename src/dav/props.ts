@@ -195,10 +195,19 @@ const CONTENT_TYPES: Record<string, string> = {
   ods: 'application/vnd.oasis.opendocument.spreadsheet',
 };
 
+// A Map, not the object: "x.constructor" or "x.__proto__" must not find Object's own members.
+const CONTENT_TYPE_BY_EXTENSION = new Map(Object.entries(CONTENT_TYPES));
+
 export function contentTypeFor(path: string): string {
   const dot = path.lastIndexOf('.');
   if (dot === -1 || dot < path.lastIndexOf('/')) return 'application/octet-stream';
-  return CONTENT_TYPES[path.slice(dot + 1).toLowerCase()] ?? 'application/octet-stream';
+  const extension = path.slice(dot + 1);
+  // Most names spell their extension in lower case: looked up as is before it is lowered.
+  return (
+    CONTENT_TYPE_BY_EXTENSION.get(extension) ??
+    CONTENT_TYPE_BY_EXTENSION.get(extension.toLowerCase()) ??
+    'application/octet-stream'
+  );
 }
 
 /** Weak validator for Last-Modified comparisons: mtime truncated to whole seconds. */

@@ -237,7 +237,6 @@ export function emptyPropertyElement(name: string): string {
   return `<X:${local} xmlns:X="${escapeXml(ns)}"/>`;
 }
 
-const XML_SPECIAL = /[&<>"\r\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 const XML_SPECIAL_ALL = /[&<>"\r\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
 
 /**
@@ -245,11 +244,10 @@ const XML_SPECIAL_ALL = /[&<>"\r\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
  * at all (control characters in a file name) become U+FFFD so the document stays well-formed.
  */
 export function escapeXml(text: string): string {
-  if (!XML_SPECIAL.test(text)) return text;
+  if (isPlainText(text, true)) return text;
   return text.replace(XML_SPECIAL_ALL, escapeCharacter);
 }
 
-const TEXT_SPECIAL = /[&<>\r\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/;
 const TEXT_SPECIAL_ALL = /[&<>\r\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
 
 /**
@@ -257,8 +255,23 @@ const TEXT_SPECIAL_ALL = /[&<>\r\x00-\x08\x0B\x0C\x0E-\x1F\uFFFE\uFFFF]/g;
  * "1a-2b-3c" goes out as it is instead of through the replacing path on every entry.
  */
 export function escapeXmlText(text: string): string {
-  if (!TEXT_SPECIAL.test(text)) return text;
+  if (isPlainText(text, false)) return text;
   return text.replace(TEXT_SPECIAL_ALL, escapeCharacter);
+}
+
+/**
+ * True when `text` has nothing to escape: no &, <, >, no " when `quoteToo`, no character below U+0020 or
+ * at U+FFFE/U+FFFF (a tab or newline takes the regular expression's path, which keeps them). A
+ * loop over the character codes, because this runs for several strings of every listed entry and
+ * the regular expressions' test cost more than the rest of an href's rendering.
+ */
+function isPlainText(text: string, quoteToo: boolean): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 38 /* & */ || c === 60 /* < */ || c === 62 /* > */ || c >= 0xfffe) return false;
+    if (c === 34 /* " */ && quoteToo) return false;
+  }
+  return true;
 }
 
 function escapeCharacter(c: string): string {

@@ -160,7 +160,11 @@ export class PrivsepStorage implements Storage {
     return (await this.#call('realPath', [path])).result;
   }
 
-  async *list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry> {
+  list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry> {
+    return entriesOf(this.#listBatches(path, depth, options));
+  }
+
+  async *#listBatches(path: DavPath, depth: Depth, options: ListOptions): AsyncGenerator<Entry[]> {
     const args: ArgsOf<'list'> = [path, depth, options];
     for (let attempt = 0; ; attempt++) {
       const rpc = await this.#connect(attempt);
@@ -170,7 +174,7 @@ export class PrivsepStorage implements Storage {
         for await (const reply of rpc.stream(request, this.#channels.deadlines().callMs)) {
           const entries = decodeReply('list', reply);
           first = false;
-          yield* entries;
+          yield entries;
         }
         return;
       } catch (error) {
@@ -304,6 +308,33 @@ export class PrivsepStorage implements Storage {
       }
     }
   }
+}
+
+/**
+ * The entries of a listing's batches one by one. An entry already at hand is one resolved promise
+ * away, where an async generator's `yield*` costs several turns of the microtask queue per entry:
+ * a 10,000-entry PROPFIND iterates 10,000 times.
+ */
+function entriesOf(batches: AsyncGenerator<Entry[]>): AsyncIterable<Entry> {
+  let batch: Entry[] = [];
+  let index = 0;
+  const iterator: AsyncIterator<Entry> = {
+    async next(): Promise<IteratorResult<Entry>> {
+      while (index === batch.length) {
+        const next = await batches.next();
+        if (next.done === true) return { done: true, value: undefined };
+        batch = next.value;
+        index = 0;
+      }
+      return { done: false, value: batch[index++]! };
+    },
+    async return(): Promise<IteratorResult<Entry>> {
+      // A consumer that stops early ends the stream too (the channel drops the rest of its replies).
+      await batches.return(undefined);
+      return { done: true, value: undefined };
+    },
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
 }
 
 /** The replies of a streamed call: the `more: true` ones are parts, the last one the result. */

@@ -6,6 +6,7 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseXml } from '../../src/dav/xml';
 import { davRequest, startDavTestServer, type DavTestServer } from '../support/dav-test-server';
@@ -162,3 +163,92 @@ test('PROPFIND of a missing resource gives 404; bad bodies and depths 400', asyn
   assert.equal((await propfind('/dir/', '0', '<D:other xmlns:D="DAV:"/>')).status, 400);
   assert.equal((await propfind('/dir/', '2')).status, 400);
 });
+
+test('prop naming dead properties over a listing: each member shows its own in 200, the rest in 404', async () => {
+  fs.mkdirSync(path.join(server.root, 'named'));
+  for (let i = 0; i < 5; i++) fs.writeFileSync(path.join(server.root, 'named', `f${i}`), 'abc');
+  const set = await davRequest(server, 'PROPPATCH', '/named/f2', {
+    body: '<D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:z"><D:set><D:prop><Z:a>one &amp; two</Z:a></D:prop></D:set></D:propertyupdate>',
+  });
+  assert.equal(set.status, 207);
+  const res = await propfind(
+    '/named/',
+    '1',
+    '<D:propfind xmlns:D="DAV:" xmlns:Z="urn:z"><D:prop><Z:a/><D:getcontentlength/><Z:b/><D:displayname/></D:prop></D:propfind>',
+  );
+  assert.equal(res.status, 207);
+  const multistatus = parseXml(Buffer.from(res.body));
+  const responses = [...res.body.matchAll(/<D:response>.*?<\/D:response>/g)].map((match) => match[0]);
+  assert.equal(responses.length, 6);
+  assert.equal(multistatus.children.filter((child) => typeof child !== 'string').length, 6);
+  for (const response of responses) {
+    const [, href] = /<D:href>([^<]*)<\/D:href>/.exec(response)!;
+    const [, ok = ''] = /<D:propstat><D:prop>(.*?)<\/D:prop><D:status>HTTP\/1.1 200 OK/.exec(response) ?? [];
+    const [, missing = ''] =
+      /<D:propstat><D:prop>((?:(?!<D:propstat>).)*?)<\/D:prop><D:status>HTTP\/1.1 404/.exec(response) ?? [];
+    assert.match(ok, /<D:displayname>/, href);
+    assert.match(missing, /<X:b xmlns:X="urn:z"\/>/, href);
+    if (href === '/named/') assert.match(missing, /<D:getcontentlength\/>/);
+    else assert.match(ok, /<D:getcontentlength>3<\/D:getcontentlength>/, href);
+    if (href === '/named/f2') {
+      assert.match(ok, /<Z:a xmlns:Z="urn:z">one &amp; two<\/Z:a>/);
+      assert.doesNotMatch(missing, /urn:z"\/><X:b|X:a/);
+    } else assert.match(missing, /<X:a xmlns:X="urn:z"\/>/, href);
+  }
+});
+
+test('a multistatus of many batches, read slowly, arrives whole: plain and gzip-compressed alike', async () => {
+  // 3,000 members naming 40 unknown properties: ~5 MB, about 80 batches, more than the sockets
+  // hold, so batches wait for the reader and their buffers are reused while it reads.
+  fs.mkdirSync(path.join(server.root, 'batches'));
+  for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(server.root, 'batches', `member-${i}`), '');
+  let names = '';
+  for (let i = 0; i < 40; i++) names += `<p${i} xmlns="urn:many"/>`;
+  const body = `<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>${names}</D:prop></D:propfind>`;
+  const read = async (encoding: string): Promise<Buffer> => {
+    const socket = net.connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(
+      `PROPFIND /batches/ HTTP/1.1\r\nHost: x\r\nDepth: 1\r\nAccept-Encoding: ${encoding}\r\n` +
+        `Connection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      // A reader slower than the server: the server's batches wait in its buffers.
+      socket.pause();
+      setTimeout(() => socket.resume(), 1);
+    });
+    await once(socket, 'end');
+    return Buffer.concat(chunks);
+  };
+  const plain = dechunk(await read('identity'));
+  const compressed = zlib.gunzipSync(dechunk(await read('gzip')));
+  assert.ok(plain.length > 4_000_000, `${plain.length} bytes`);
+  assert.ok(plain.equals(compressed), 'the gzip body decompresses to the plain one');
+  const text = plain.toString('utf8');
+  parseXml(plain);
+  assert.equal(hrefs(text).length, 3001);
+  const missingBlocks = text.match(
+    /<X:p0 xmlns:X="urn:many"\/>.*?<X:p39 xmlns:X="urn:many"\/><\/D:prop><D:status>HTTP\/1.1 404 Not Found/g,
+  );
+  assert.equal(missingBlocks?.length, 3001);
+});
+
+/** The body of a raw HTTP/1.1 response with chunked transfer coding. */
+function dechunk(response: Buffer): Buffer {
+  const headEnd = response.indexOf('\r\n\r\n');
+  assert.match(
+    response.subarray(0, headEnd).toString('latin1'),
+    /^HTTP\/1\.1 207 [^]*transfer-encoding: chunked/i,
+  );
+  const parts: Buffer[] = [];
+  let at = headEnd + 4;
+  for (;;) {
+    const lineEnd = response.indexOf('\r\n', at);
+    const size = parseInt(response.subarray(at, lineEnd).toString('latin1'), 16);
+    if (size === 0) return Buffer.concat(parts);
+    parts.push(response.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+}

@@ -4,7 +4,13 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ALLPROP_LIVE, allpropLiveXml, livePropertyXml, type LivePropertySources } from '../../src/dav/props';
+import {
+  ALLPROP_LIVE,
+  allpropLiveXml,
+  contentTypeFor,
+  livePropertyXml,
+  type LivePropertySources,
+} from '../../src/dav/props';
 import type { LockRecord } from '../../src/dav/lock-store';
 import type { Entry } from '../../common/storage';
 
@@ -56,4 +62,11 @@ describe('allpropLiveXml', () => {
       if (locked) assert.match(allpropLiveXml(entries[4]!, sources), /<D:activelock>/);
     });
   }
+});
+
+test("a content type comes from the extension in any case, never from Object's own members", () => {
+  assert.equal(contentTypeFor('/a/notes.txt'), 'text/plain; charset=utf-8');
+  assert.equal(contentTypeFor('/a/PHOTO.JPG'), 'image/jpeg');
+  for (const name of ['/x.constructor', '/x.__proto__', '/x.toString', '/x.hasOwnProperty', '/dir.txt/file'])
+    assert.equal(contentTypeFor(name), 'application/octet-stream', name);
 });

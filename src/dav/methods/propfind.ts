@@ -2,6 +2,7 @@
 // listing comes from storage in batches and the multistatus goes out as entries arrive.
 import {
   StorageError,
+  type DavPath,
   type Depth,
   type Entry,
   type PropSelection,
@@ -36,7 +37,19 @@ import {
 type PropfindQuery =
   | { kind: 'allprop'; include: string[] }
   | { kind: 'propname' }
-  | { kind: 'prop'; names: string[]; empty: string[] };
+  | {
+      kind: 'prop';
+      names: string[];
+      empty: string[];
+      /** Positions of the live names among `names`: rendered for each entry. */
+      live: number[];
+      /**
+       * The dead names' empty elements and the end of the 404 propstat and of the response, as
+       * UTF-8; null when no dead property is named. Every entry without dead properties of its
+       * own (nearly all, typically) ends with exactly these bytes.
+       */
+      deadMissing: Buffer | null;
+    };
 
 const LOCKDISCOVERY_NAME = '{DAV:}lockdiscovery';
 const OK_LINE = `<D:status>${statusLine(200)}</D:status>`;
@@ -68,10 +81,11 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
   const listing = storage.list(target.path, depth, { props: deadSelection(query), limit });
   const multistatus = new MultistatusWriter(res);
   const dropped = { count: 0 };
+  const hrefs = new HrefWriter();
   try {
     for await (const entry of listing) {
       if (isHidden(request, entry.path)) continue;
-      const backpressure = multistatus.add(renderResponse(entry, query, sources, dropped));
+      const backpressure = renderResponse(entry, query, sources, dropped, hrefs, multistatus);
       if (backpressure !== undefined) await backpressure;
     }
   } catch (error) {
@@ -127,7 +141,16 @@ function parsePropfind(body: Buffer): PropfindQuery {
     else if (isDavElement(child, 'prop')) {
       const names = childElements(child).map(clarkName);
       // Each name's empty element, made once: a listing renders the missing ones for every member.
-      query = { kind: 'prop', names, empty: names.map(emptyPropertyElement) };
+      const empty = names.map(emptyPropertyElement);
+      const live: number[] = [];
+      let dead = '';
+      names.forEach((name, index) => {
+        if (isLiveProperty(name)) live.push(index);
+        else dead += empty[index];
+      });
+      const deadMissing =
+        dead === '' ? null : Buffer.from(`${dead}</D:prop>${NOT_FOUND_LINE}</D:propstat></D:response>`);
+      query = { kind: 'prop', names, empty, live, deadMissing };
     } else if (isDavElement(child, 'include')) include.push(...childElements(child).map(clarkName));
   }
   return query ?? { kind: 'allprop', include };
@@ -145,13 +168,17 @@ interface Dropped {
   count: number;
 }
 
+/** Renders one entry's response into the multistatus; a promise when the writer asks to wait. */
 function renderResponse(
   entry: Entry,
   query: PropfindQuery,
   sources: LivePropertySources,
   dropped: Dropped,
-): string {
+  hrefs: HrefWriter,
+  out: MultistatusWriter,
+): Promise<void> | undefined {
   const isCollection = entry.stat.kind === 'directory';
+  const head = `<D:response><D:href>${hrefs.xml(entry.path, isCollection)}</D:href>`;
   let found = '';
   let missing = '';
   if (query.kind === 'propname') {
@@ -164,21 +191,31 @@ function renderResponse(
     }
   } else if (query.kind === 'allprop') {
     found += allpropLiveXml(entry, sources);
-    const rendered = new Set<string>();
+    let rendered: Set<string> | null = null;
     for (const name in entry.props) {
       const xml = renderableDeadProperty(name, entry.props[name]);
       if (xml === null) dropped.count++;
       else {
         found += xml;
-        rendered.add(name);
+        (rendered ??= new Set<string>()).add(name);
       }
     }
     for (const name of query.include) {
-      if (ALLPROP_LIVE.includes(name) || rendered.has(name)) continue;
+      if (ALLPROP_LIVE.includes(name) || rendered?.has(name) === true) continue;
       const xml = isLiveProperty(name) ? livePropertyXml(name, entry, sources) : null;
       if (xml === null) missing += emptyPropertyElement(name);
       else found += xml;
     }
+  } else if (query.deadMissing !== null && !hasProperties(entry.props)) {
+    // No dead property of its own: every dead name goes into the 404 block such entries share
+    // (after the missing live ones: the order of properties in a propstat carries no meaning).
+    for (const index of query.live) {
+      const xml = livePropertyXml(query.names[index]!, entry, sources);
+      if (xml === null) missing += query.empty[index];
+      else found += xml;
+    }
+    const ok = found === '' ? '' : `<D:propstat><D:prop>${found}</D:prop>${OK_LINE}</D:propstat>`;
+    return out.add(`${head}${ok}<D:propstat><D:prop>${missing}`, query.deadMissing);
   } else {
     query.names.forEach((name, index) => {
       const xml = isLiveProperty(name)
@@ -188,10 +225,36 @@ function renderResponse(
       else found += xml;
     });
   }
-  let xml = `<D:response><D:href>${escapeXml(encodeHref(entry.path, isCollection))}</D:href>`;
+  let xml = head;
   if (found !== '' || missing === '') xml += `<D:propstat><D:prop>${found}</D:prop>${OK_LINE}</D:propstat>`;
   if (missing !== '') xml += `<D:propstat><D:prop>${missing}</D:prop>${NOT_FOUND_LINE}</D:propstat>`;
-  return xml + '</D:response>';
+  return out.add(xml + '</D:response>');
+}
+
+/**
+ * Hrefs as XML text. A listing's entries come collection by collection: the parent's part is
+ * encoded once per run of its members (a Depth 1 listing: once), only the last segment each time.
+ * The same text as escapeXml(encodeHref(path)): both encode and escape segment by segment.
+ */
+class HrefWriter {
+  #parent: string | null = null;
+  #parentXml = '';
+
+  xml(path: DavPath, isCollection: boolean): string {
+    if (path === '/') return '/';
+    const slash = path.lastIndexOf('/');
+    const parent = path.slice(0, slash);
+    if (parent !== this.#parent) {
+      this.#parent = parent;
+      this.#parentXml = parent === '' ? '' : escapeXml(encodeHref(parent, false));
+    }
+    return this.#parentXml + escapeXml(encodeHref(path.slice(slash), isCollection));
+  }
+}
+
+function hasProperties(props: Entry['props']): boolean {
+  for (const name in props) if (Object.hasOwn(props, name)) return true;
+  return false;
 }
 
 function deadPropertyXml(entry: Entry, name: string, dropped: Dropped): string | null {
