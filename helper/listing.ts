@@ -1,5 +1,5 @@
-// Listing for LocalStorage: the members of one directory, read by the addon in one call or streamed
-// with bounded stats, as Entries; which directories are listed on the worker's own thread.
+// Listing for LocalStorage: the members of one directory, read by the addon in batches over one open
+// directory, as Entries; which directories are listed on the worker's own thread.
 
 import * as fs from 'node:fs';
 import { TextDecoder } from 'node:util';
@@ -11,25 +11,18 @@ import {
   type ListOptions,
   type PropSelection,
 } from '../common/storage';
-import {
-  listDirectoryLazily,
-  type ListDirectoryOptions,
-  type ListedMember as NativeMember,
-} from '../native/index';
+import { listDirectory, type ListDirectoryOptions, type ListedMember as NativeMember } from '../native/index';
 import { readDeadProps, selectDeadProps } from './dead-props';
-import { errnoOf, protocolError, storageError } from './errno';
+import { protocolError, storageError } from './errno';
 import { identityOf, statOfListed, toStat, type StatFields } from './file-stat';
 import { childDavPath, isValidSegment, MAX_PATH_BYTES } from './layout';
 
-const fsp = fs.promises;
-
-/** Members stat'ed at once while listing: enough to keep the threadpool busy, bounded for memory. */
-const LIST_CONCURRENCY = 32;
 /**
- * The most members one directory may have to be listed by the addon in one piece (it holds them
- * all in memory at once); a bigger directory is streamed by listMembers instead.
+ * The most members the addon reads in one batch (a batch also ends at 4 MiB): few enough that a
+ * listing's memory stays small and its first entries go out early, enough that the threadpool
+ * round trips cost nothing beside the reading.
  */
-export const NATIVE_LIST_MAX_MEMBERS = 100_000;
+const LIST_BATCH_MEMBERS = 4096;
 /**
  * Directories up to this size (st_size; on ext4 about 300 short names) are listed by the worker's
  * own thread, up to SMALL_DIRECTORY_MEMBERS members; bigger ones on the threadpool, where several
@@ -67,6 +60,15 @@ export function mayListAtOnce(fsPath: string): boolean {
     return false;
   }
 }
+
+/**
+ * Members per batch for a listing with `room` entries left under its limit: past room + 1 the
+ * listing fails anyway (the limit is counted exactly, over addressable names, as they are made).
+ */
+export function batchMembersFor(room: number, batchMembers = LIST_BATCH_MEMBERS): number {
+  return Math.max(1, Math.min(batchMembers, room + 1));
+}
+
 /** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
 export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -79,43 +81,30 @@ export interface ListedMember {
 }
 
 /**
- * The members of one directory read by the addon in one threadpool call (readdir, stat and the
- * dead-property xattrs of each member), or null when the directory has more than `room` members
- * (or NATIVE_LIST_MAX_MEMBERS): the caller then streams it with listMembers, which counts exactly
- * and holds little memory. Same members, entries and errors as listMembers.
+ * The members of one directory, read by the addon in batches on the threadpool (readdir, stat and
+ * the dead-property xattrs of each member), in directory order; names no DavPath can carry are
+ * left out. With `unreadableIsEmpty`, a directory that cannot be opened has no members instead of
+ * failing. `room`: how many entries the listing may still take (it reads little past that).
  */
-export async function listMembersNatively(
+export async function* listMembers(
   dirPath: DavPath,
   dirFsPath: string,
   props: PropSelection,
   unreadableIsEmpty: boolean,
   room: number,
-): Promise<Iterable<ListedMember> | null> {
-  let listed: Iterable<NativeMember>;
-  try {
-    listed = await listDirectoryLazily(dirFsPath, {
-      xattrs: xattrsFor(props),
-      maxMembers: Math.max(0, Math.min(room, NATIVE_LIST_MAX_MEMBERS)),
-    });
-  } catch (error) {
-    if (errnoOf(error) === 'E2BIG') return null;
-    if (unreadableIsEmpty && (error as NodeJS.ErrnoException).syscall === 'opendir') return [];
-    throw storageError(error);
-  }
-  return listedMembers(listed, dirPath, dirFsPath, props);
-}
-
-/** Entries made as they are iterated, so only those in hand are JavaScript objects. */
-function* listedMembers(
-  listed: Iterable<NativeMember>,
-  dirPath: DavPath,
-  dirFsPath: string,
-  props: PropSelection,
-): Generator<ListedMember> {
+): AsyncGenerator<ListedMember> {
   const pathBytes = Buffer.byteLength(dirPath, 'utf8');
-  for (const member of listed) {
-    const listedOne = listedMember(member, dirPath, dirFsPath, props, pathBytes);
-    if (listedOne !== null) yield listedOne;
+  const listed = listDirectory(dirFsPath, { xattrs: xattrsFor(props), batchMembers: batchMembersFor(room) });
+  try {
+    for await (const batch of listed) {
+      for (const member of batch) {
+        const listedOne = listedMember(member, dirPath, dirFsPath, props, pathBytes);
+        if (listedOne !== null) yield listedOne;
+      }
+    }
+  } catch (error) {
+    if (unreadableIsEmpty && (error as NodeJS.ErrnoException).syscall === 'opendir') return;
+    throw storageError(error);
   }
 }
 
@@ -163,64 +152,6 @@ function propsOfListed(member: NativeMember, props: PropSelection): DeadProps {
     return selectDeadProps([...values.keys()], props, (attr) => values.get(attr) ?? null);
   } catch {
     return {}; // an unreadable attribute must not hide the resource
-  }
-}
-
-/**
- * The members of one directory, stat'ed with bounded concurrency, yielded in directory order.
- * With `unreadableIsEmpty`, a directory that cannot be opened has no members instead of failing.
- */
-export async function* listMembers(
-  dirPath: DavPath,
-  dirFsPath: string,
-  props: PropSelection,
-  unreadableIsEmpty: boolean,
-): AsyncGenerator<ListedMember> {
-  const pathBytes = Buffer.byteLength(dirPath, 'utf8');
-  let dir: fs.Dir;
-  try {
-    // latin1 maps every byte to one character, so the raw name survives and can be checked.
-    dir = await fsp.opendir(dirFsPath, { encoding: 'latin1', bufferSize: 128 });
-  } catch (error) {
-    if (unreadableIsEmpty) return;
-    throw storageError(error);
-  }
-  const inFlight: Array<Promise<ListedMember | null>> = [];
-  try {
-    for await (const dirent of dir) {
-      const name = addressableName(Buffer.from(dirent.name, 'latin1'), pathBytes);
-      if (name === null) continue;
-      inFlight.push(statMember(dirPath, dirFsPath, name, dirent.isSymbolicLink(), props));
-      if (inFlight.length >= LIST_CONCURRENCY) {
-        const member = await inFlight.shift()!;
-        if (member !== null) yield member;
-      }
-    }
-    while (inFlight.length > 0) {
-      const member = await inFlight.shift()!;
-      if (member !== null) yield member;
-    }
-  } catch (error) {
-    throw storageError(error);
-  }
-}
-
-/** Never rejects: a member that vanished or cannot be stat'ed is left out of the listing. */
-async function statMember(
-  dirPath: DavPath,
-  dirFsPath: string,
-  name: string,
-  isSymlink: boolean,
-  props: PropSelection,
-): Promise<ListedMember | null> {
-  const fsPath = (dirFsPath === '/' ? '' : dirFsPath) + '/' + name;
-  try {
-    const stats = fs.statSync(fsPath, { bigint: true });
-    const entry = makeEntry(childDavPath(dirPath, name), fsPath, stats, props);
-    const identity = entry.stat.kind === 'directory' ? identityOf(stats) : '';
-    return { entry, fsPath, identity, isSymlink };
-  } catch {
-    return null;
   }
 }
 

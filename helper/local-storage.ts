@@ -21,7 +21,7 @@ import {
   type TransferResult,
   type Upload,
 } from '../common/storage';
-import { listDirectoryAsWire, listDirectoryAsWireNow, type WireItem } from '../native/index';
+import { listDirectoryAsWire } from '../native/index';
 import { patchDeadProps } from './dead-props';
 import { closeQuietly, errnoOf, guard, protocolError, storageError } from './errno';
 import {
@@ -36,13 +36,12 @@ import {
   toStat,
 } from './file-stat';
 import {
+  batchMembersFor,
   checkListArguments,
   listedMember,
   listMembers,
-  listMembersNatively,
   makeEntry,
   mayListAtOnce,
-  NATIVE_LIST_MAX_MEMBERS,
   SMALL_DIRECTORY_BYTES,
   SMALL_DIRECTORY_MEMBERS,
   xattrsFor,
@@ -122,10 +121,7 @@ export class LocalStorage implements Storage {
     const pending: Array<{ path: DavPath; fsPath: string }> = [{ path, fsPath }];
     for (let next = 0; next < pending.length; next++) {
       const dir = pending[next]!;
-      const members =
-        (await listMembersNatively(dir.path, dir.fsPath, props, next > 0, options.limit - count)) ??
-        listMembers(dir.path, dir.fsPath, props, next > 0);
-      for await (const member of members) {
+      for await (const member of listMembers(dir.path, dir.fsPath, props, next > 0, options.limit - count)) {
         yield counted(member.entry);
         if (depth !== 'infinity' || member.isSymlink || member.entry.stat.kind !== 'directory') continue;
         if (visited.has(member.identity)) continue;
@@ -164,47 +160,39 @@ export class LocalStorage implements Storage {
       if (count > options.limit) throw new StorageError('LIMIT', 'too many entries');
     };
     const pathBytes = Buffer.byteLength(path, 'utf8');
-    const listOptions = {
+    const room = options.limit - count;
+    const wireOptions = {
       xattrs: xattrsFor(props),
-      maxMembers: Math.max(0, Math.min(options.limit - count, NATIVE_LIST_MAX_MEMBERS)),
+      batchMembers: batchMembersFor(room),
+      // A small directory on a local filesystem is read here and now (two thread wake-ups cost
+      // more than its listing); if it turns out bigger than its size said, the rest comes in
+      // batches from the threadpool.
+      firstBatchNow:
+        root.size <= SMALL_DIRECTORY_BYTES && mayListAtOnce(fsPath)
+          ? batchMembersFor(room, SMALL_DIRECTORY_MEMBERS)
+          : 0,
       prefix: JSON.stringify(childDavPath(path, '')).slice(0, -1),
       maxNameBytes: Math.max(0, Math.min(MAX_SEGMENT_BYTES, MAX_PATH_BYTES - pathBytes - 1)),
       props: props !== 'none',
       maxRunEntries: bounds.entries,
       maxRunBytes: bounds.bytes,
     };
-    let items: Iterable<WireItem> | null = null;
     try {
-      // A small directory on a local filesystem is listed at once: two thread wake-ups cost more
-      // than the listing. It turns out bigger than its size said (E2BIG): the threadpool lists it.
-      if (root.size <= SMALL_DIRECTORY_BYTES && mayListAtOnce(fsPath))
-        items = listDirectoryAsWireNow(fsPath, {
-          ...listOptions,
-          maxMembers: Math.min(listOptions.maxMembers, SMALL_DIRECTORY_MEMBERS),
-        });
-    } catch (error) {
-      if (errnoOf(error) !== 'E2BIG') throw storageError(error);
-    }
-    try {
-      items ??= await listDirectoryAsWire(fsPath, listOptions);
-    } catch (error) {
-      if (errnoOf(error) !== 'E2BIG') throw storageError(error);
-      for await (const member of listMembers(path, fsPath, props, false)) {
-        counted(1);
-        yield wireRunOf(member.entry);
+      for await (const batch of listDirectoryAsWire(fsPath, wireOptions)) {
+        for (const item of batch) {
+          if (item.member === undefined) {
+            counted(item.count);
+            yield item;
+            continue;
+          }
+          const member = listedMember(item.member, path, fsPath, props, pathBytes);
+          if (member === null) continue;
+          counted(1);
+          yield wireRunOf(member.entry);
+        }
       }
-      return;
-    }
-    for (const item of items) {
-      if (item.member === undefined) {
-        counted(item.count);
-        yield item;
-        continue;
-      }
-      const member = listedMember(item.member, path, fsPath, props, pathBytes);
-      if (member === null) continue;
-      counted(1);
-      yield wireRunOf(member.entry);
+    } catch (error) {
+      throw storageError(error);
     }
   }
 

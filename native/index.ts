@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 declare const pollHandleBrand: unique symbol;
+declare const listingHandleBrand: unique symbol;
 /** An opaque libuv poll handle on a channel's socket; only the functions below accept it. */
 export interface PollHandle {
   readonly [pollHandleBrand]: never;
@@ -75,18 +76,29 @@ interface Addon extends ChannelBinding {
   ): void;
   diskQuota(path: string, uid: number): DiskQuota | null;
   releaseListing(listing: PackedListing): void;
-  listDirectory(
+  listingOpen(
     path: string,
     xattrs: 0 | 1 | 2,
+    wire?: { prefix: string; maxNameBytes: number; props: boolean },
+  ): ListingHandle;
+  listingRead(
+    handle: ListingHandle,
     maxMembers: number,
     callback: ((error: NodeJS.ErrnoException | null, listing?: PackedListing) => void) | null,
-    wire?: { prefix: string; maxNameBytes: number; props: boolean },
   ): PackedListing | undefined;
+  listingClose(handle: ListingHandle): void;
 }
 
-/** listdir.c's answer: flat arrays, decoded by listDirectory below (layouts described there). */
+/** An open listing in listdir.c (its directory, read batch by batch); only the functions below accept it. */
+interface ListingHandle {
+  readonly [listingHandleBrand]: never;
+}
+
+/** listdir.c's answer to one listingRead: a batch as flat arrays, decoded below (layouts described there). */
 interface PackedListing {
   count: number;
+  /** The directory has no more members: this was the last batch. */
+  end: boolean;
   /** Member names, attribute names and attribute values, back to back. */
   bytes: Buffer;
   /**
@@ -346,47 +358,110 @@ export interface ListedNumbers {
 export interface ListDirectoryOptions {
   /** 'names': attribute names, plus the values of `user.dav#` ones (they hold the property name). */
   xattrs: 'none' | 'names' | 'values';
-  /** More members than this (or more than 64 MiB of names and values) fails with code 'E2BIG'. */
-  maxMembers: number;
+  /** The most members one batch holds (a batch also ends once it holds 4 MiB). */
+  batchMembers: number;
+  /**
+   * Members of the first batch, read on the calling thread rather than the threadpool (a small
+   * directory costs less than the two thread wake-ups); 0 (the default): every batch on the pool.
+   */
+  firstBatchNow?: number;
 }
 
 const XATTR_MODES = { none: 0, names: 1, values: 2 } as const;
 const NO_VALUE = 0xffffffff;
 const NS_PER_SECOND = 1_000_000_000n;
 
+/** What one read of a DirectoryCursor gives: its members are decoded by the listings below. */
+export type ListingBatch = PackedListing;
+
 /**
- * The members of directory `path` (not . and ..), in directory order, each stat'ed following
- * symlinks; members that vanish or cannot be stat'ed are left out. Runs on the libuv threadpool
- * in one piece. Fails with a Node-style system error (code 'ENOENT', 'ENOTDIR', 'EACCES', 'E2BIG').
- * The members are decoded one at a time as they are iterated: a listing of many
- * thousands then costs JavaScript objects for the members in hand only, not all of them at once,
- * and its memory is freed when the iteration ends. It can be iterated once, and the Buffers of
- * its members (names, attributes) must not be kept past the iteration.
+ * One directory opened once and read in batches (listdir.c's cursor): the next batch of members
+ * with `read` (threadpool) or `readNow` (this thread), one at a time — a read while another is in
+ * flight is refused (ERR_LISTING_BUSY), as is one after the last batch, an error or close
+ * (ERR_LISTING_CLOSED). The directory is closed after the last batch, on an error, on close(),
+ * and, for a cursor dropped before its end, when the garbage collector finalizes it.
  */
-export function listDirectoryLazily(
-  path: string,
-  options: ListDirectoryOptions,
-): Promise<Iterable<ListedMember>> {
-  return listPacked(path, options).then((listing) =>
-    onlyOnce(() => membersReleasing(listing), 'listDirectoryLazily'),
-  );
+export class DirectoryCursor {
+  readonly #handle: ListingHandle;
+
+  constructor(path: string, xattrs: ListDirectoryOptions['xattrs'], wire?: WireListingOptions) {
+    this.#handle = addon.listingOpen(
+      path,
+      XATTR_MODES[xattrs],
+      wire === undefined
+        ? undefined
+        : { prefix: wire.prefix, maxNameBytes: wire.maxNameBytes, props: wire.props },
+    );
+  }
+
+  read(maxMembers: number): Promise<ListingBatch> {
+    return new Promise((resolve, reject) =>
+      addon.listingRead(this.#handle, maxMembers, (error, listing) =>
+        error !== null || listing === undefined ? reject(error) : resolve(listing),
+      ),
+    );
+  }
+
+  readNow(maxMembers: number): ListingBatch {
+    return addon.listingRead(this.#handle, maxMembers, null)!;
+  }
+
+  /** Nothing more is read; a batch in flight is dropped (it fails with ECANCELED). Idempotent. */
+  close(): void {
+    addon.listingClose(this.#handle);
+  }
 }
 
-/** The addon's listing on the threadpool, with wire text when `wire` says how to write it. */
-function listPacked(
+function ignore(): void {}
+
+/**
+ * The batches of one directory in order, as `itemsOf` decodes them, each released (its memory
+ * freed) when the next is asked for. While a batch is consumed the next is read on the threadpool,
+ * so the directory is read while its members are sent; at most two batches are held. The cursor
+ * is closed however the iteration ends (a batch still in flight then is dropped when it arrives).
+ */
+async function* batchesOf<T>(
+  cursor: DirectoryCursor,
+  options: ListDirectoryOptions,
+  itemsOf: (batch: ListingBatch) => Iterable<T>,
+): AsyncGenerator<Iterable<T>> {
+  let next: Promise<ListingBatch> | null = null;
+  try {
+    const first = options.firstBatchNow ?? 0;
+    let batch = first > 0 ? cursor.readNow(first) : await cursor.read(options.batchMembers);
+    for (;;) {
+      next = batch.end ? null : cursor.read(options.batchMembers);
+      // Awaited later; until then its failure must not count as unhandled.
+      next?.catch(ignore);
+      try {
+        yield itemsOf(batch);
+      } finally {
+        addon.releaseListing(batch);
+      }
+      if (next === null) return;
+      batch = await next;
+      next = null;
+    }
+  } finally {
+    next?.then((dropped) => addon.releaseListing(dropped), ignore);
+    cursor.close();
+  }
+}
+
+/**
+ * The members of directory `path` (not . and ..), in directory order, each stat'ed following
+ * symlinks; members that vanish or cannot be stat'ed are left out. Read by the addon in batches
+ * over one open directory (ListDirectoryOptions), and given batch by batch: one await per batch,
+ * not per member. Fails with a Node-style system error (code 'ENOENT', 'ENOTDIR', 'EACCES';
+ * syscall 'opendir' when the directory cannot be opened). A batch's members are decoded one at a
+ * time as they are iterated, so only those in hand are JavaScript objects; their Buffers (names,
+ * attributes) are valid until the next batch is asked for.
+ */
+export function listDirectory(
   path: string,
   options: ListDirectoryOptions,
-  wire?: WireListingOptions,
-): Promise<PackedListing> {
-  return new Promise((resolve, reject) =>
-    addon.listDirectory(
-      path,
-      XATTR_MODES[options.xattrs],
-      options.maxMembers,
-      (error, listing) => (error !== null || listing === undefined ? reject(error) : resolve(listing)),
-      wire,
-    ),
-  );
+): AsyncGenerator<Iterable<ListedMember>> {
+  return batchesOf(new DirectoryCursor(path, options.xattrs), options, membersOfBatch);
 }
 
 export interface WireListingOptions extends ListDirectoryOptions {
@@ -406,85 +481,54 @@ export interface WireListingOptions extends ListDirectoryOptions {
 
 /**
  * Either a run of consecutive members the addon wrote as wire text (`count` entries, each followed
- * by a comma; a view of the listing, emptied when the iteration ends), or one member it left to
- * JavaScript: a name JSON needs escapes for or that may not be addressable, dead properties to
- * decode, times beyond 2^53 µs.
+ * by a comma; a view of its batch, emptied when the next batch is asked for), or one member it
+ * left to JavaScript: a name JSON needs escapes for or that may not be addressable, dead
+ * properties to decode, times beyond 2^53 µs.
  */
 export type WireItem = { text: Buffer; count: number; member?: undefined } | { member: ListedMember };
 
 /**
- * listDirectoryLazily for common/protocol.ts's wire: most members come as ready-made entry text
- * written by the addon (no JavaScript object per member), the rest as members.
+ * listDirectory for common/protocol.ts's wire: most members come as ready-made entry text
+ * written by the addon (no JavaScript object per member), the rest as members; batch by batch.
  */
-export function listDirectoryAsWire(path: string, options: WireListingOptions): Promise<Iterable<WireItem>> {
-  return listPacked(path, options, options).then((listing) => wireItemsOf(listing, options));
+export function listDirectoryAsWire(
+  path: string,
+  options: WireListingOptions,
+): AsyncGenerator<Iterable<WireItem>> {
+  return batchesOf(new DirectoryCursor(path, options.xattrs, options), options, (batch) =>
+    wireItemsOf(batch, options),
+  );
 }
 
-/**
- * listDirectoryAsWire here and now, on the calling thread: for small directories, where handing
- * the listing to the threadpool and back costs more than the listing. Throws its errors.
- */
-export function listDirectoryAsWireNow(path: string, options: WireListingOptions): Iterable<WireItem> {
-  const listing = addon.listDirectory(path, XATTR_MODES[options.xattrs], options.maxMembers, null, options);
-  return wireItemsOf(listing!, options);
-}
-
-function wireItemsOf(listing: PackedListing, options: WireListingOptions): Iterable<WireItem> {
-  return onlyOnce(() => wireItemsReleasing(listing, options), 'listDirectoryAsWire');
-}
-
-function onlyOnce<T>(iterate: () => Iterator<T>, what: string): Iterable<T> {
-  let iterated = false;
-  return {
-    [Symbol.iterator]: () => {
-      if (iterated) throw new Error(`${what}: a listing can be iterated once`);
-      iterated = true;
-      return iterate();
-    },
-  };
-}
-
-function* wireItemsReleasing(listing: PackedListing, options: WireListingOptions): Generator<WireItem> {
+function* wireItemsOf(listing: PackedListing, options: WireListingOptions): Generator<WireItem> {
   const { members, wire } = listing;
-  try {
-    let runStart = 0;
-    let runEnd = 0;
-    let runCount = 0;
-    for (let i = 0; i < listing.count; i++) {
-      const m = i * MEMBER_FIELDS;
-      if ((members[m + 2]! & MEMBER_NEEDS_JS) !== 0) {
-        if (runCount > 0) yield { text: wire!.subarray(runStart, runEnd), count: runCount };
-        runCount = 0;
-        yield { member: new PackedMember(listing, i) };
-        continue;
-      }
-      const start = members[m + 7]!;
-      const end = start + members[m + 8]!;
-      if (runCount > 0 && (runCount >= options.maxRunEntries || end - runStart > options.maxRunBytes)) {
-        yield { text: wire!.subarray(runStart, runEnd), count: runCount };
-        runCount = 0;
-      }
-      if (runCount === 0) runStart = start;
-      runEnd = end;
-      runCount++;
+  let runStart = 0;
+  let runEnd = 0;
+  let runCount = 0;
+  for (let i = 0; i < listing.count; i++) {
+    const m = i * MEMBER_FIELDS;
+    if ((members[m + 2]! & MEMBER_NEEDS_JS) !== 0) {
+      if (runCount > 0) yield { text: wire!.subarray(runStart, runEnd), count: runCount };
+      runCount = 0;
+      yield { member: new PackedMember(listing, i) };
+      continue;
     }
-    if (runCount > 0) yield { text: wire!.subarray(runStart, runEnd), count: runCount };
-  } finally {
-    addon.releaseListing(listing);
+    const start = members[m + 7]!;
+    const end = start + members[m + 8]!;
+    if (runCount > 0 && (runCount >= options.maxRunEntries || end - runStart > options.maxRunBytes)) {
+      yield { text: wire!.subarray(runStart, runEnd), count: runCount };
+      runCount = 0;
+    }
+    if (runCount === 0) runStart = start;
+    runEnd = end;
+    runCount++;
   }
+  if (runCount > 0) yield { text: wire!.subarray(runStart, runEnd), count: runCount };
 }
 
-function* membersOf(listing: PackedListing): Generator<ListedMember> {
+/** The members of one batch a DirectoryCursor read, decoded one at a time. */
+export function* membersOfBatch(listing: ListingBatch): Generator<ListedMember> {
   for (let i = 0; i < listing.count; i++) yield new PackedMember(listing, i);
-}
-
-/** membersOf, then the listing's memory is freed (its members' Buffers become empty). */
-function* membersReleasing(listing: PackedListing): Generator<ListedMember> {
-  try {
-    yield* membersOf(listing);
-  } finally {
-    addon.releaseListing(listing);
-  }
 }
 
 const MEMBER_FIELDS = 9;
@@ -535,7 +579,7 @@ class PackedMember implements ListedMember {
     if (this.#stat === null) {
       const stats = this.#stats;
       const s = this.#index * STAT_FIELDS;
-      if (s + STAT_FIELDS > stats.length) throw new Error('listDirectory: the listing was released');
+      if (s + STAT_FIELDS > stats.length) throw new Error('listDirectory: the batch was released');
       this.#stat = {
         dev: stats[s]!,
         ino: stats[s + 1]!,

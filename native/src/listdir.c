@@ -1,6 +1,8 @@
-// listdir.c — listDirectory(): one directory's members with their stat and their `user.dav`
-// extended attributes, read in one pass on the libuv threadpool. A PROPFIND Depth 1 over a big
-// collection otherwise costs the worker's event loop a stat and an xattr listing per member.
+// listdir.c — directory listings: one directory's members with their stat and their `user.dav`
+// extended attributes, read in batches over one open directory (a cursor: listingOpen, then
+// listingRead until the end, on the libuv threadpool or here and now; listingClose). A PROPFIND
+// Depth 1 over a big collection otherwise costs the worker's event loop a stat and an xattr
+// listing per member; batches keep its memory to one batch whatever the directory's size.
 // The work callback touches only C memory; JS values are built in the completion callback.
 #include "listdir.h"
 #include "errors.h"
@@ -30,10 +32,10 @@
 #define PREFIX_LENGTH 9
 // Linux's XATTR_SIZE_MAX: no value can be larger, so one buffer of this size never gives ERANGE.
 #define VALUE_CAPACITY 65536
-// Everything one listing holds (names, attribute names and values) stays below this: a listing
-// that would not is refused like one with too many members, and the caller streams it instead.
-#define MAX_LISTING_BYTES (64u * 1024 * 1024)
-// Listings that held this much give their freed memory back to the system at once.
+// A batch ends once it holds this much (names, attribute names and values, wire text; a single
+// member may take it past): the next member is read by the next batch.
+#define MAX_BATCH_BYTES (4u * 1024 * 1024)
+// Listings whose buffers grew this large give their freed memory back to the system at close.
 #define TRIM_AFTER_BYTES (256u * 1024)
 
 enum xattr_mode { XATTRS_NONE = 0, XATTRS_NAMES = 1, XATTRS_VALUES = 2 };
@@ -66,23 +68,41 @@ typedef struct {
   size_t capacity;  // bytes allocated
 } growable;
 
+// One listing: the directory, opened by its first batch and closed after its last (at its end, on
+// an error, by listingClose, or by the finalizer of an abandoned handle), and the output of the
+// batch being read. At most one batch is in flight: the DIR stream is not shared.
 typedef struct {
-  napi_async_work work;
+  napi_async_work work;  // the batch in flight, if any
   napi_ref callback;
+  napi_ref self;  // holds the handle (and so this job) while a batch is in flight
   // Inputs.
   char *path;
   enum xattr_mode xattrs;
-  uint32_t max_members;
+  uint32_t max_members;  // of the batch being read
   // Wire text (helper/protocol.ts entryToWire) is written for each member when wire_prefix is set:
   // the JSON text of the directory's DavPath plus "/", without its closing quote.
   char *wire_prefix;
   size_t wire_prefix_length;
   uint32_t wire_max_name_bytes;  // longer names would make too long a DavPath: left to JavaScript
   bool wire_props;               // entries end in {} (no dead properties) rather than without
-  // Outputs, filled on the threadpool.
+  // The open directory and what reading it needs, from the first batch until the last.
+  DIR *dir;
+  bool opened;           // the first batch opened it (or failed to)
+  char *member_path;     // "<path>/<name>\0": the xattr calls take paths
+  size_t path_length;    // of the directory part of member_path, '/' included
+  char *value;
+  char *names;
+  size_t names_capacity;
+  // State, on the JavaScript thread.
+  bool busy;             // a batch is in flight on the threadpool
+  bool close_requested;  // listingClose during that batch: closed when it completes
+  bool closed;           // ended, failed or closed: nothing more to read
+  bool orphaned;         // the handle was finalized during a batch: freed when it completes
+  // Outputs of one batch, filled on the threadpool; the buffers are kept for the next batch.
   int error;             // errno, 0 on success
   const char *syscall;   // what failed
   uint32_t count;        // members
+  bool end;              // the directory has no more members
   growable bytes, members, stats, attrs, numbers, wire;
 } list_job;
 
@@ -109,10 +129,11 @@ static void *growable_append(growable *buffer, const void *source, size_t length
   return at;
 }
 
-static bool listing_too_large(const list_job *job) {
-  return job->bytes.length + job->members.length + job->stats.length + job->attrs.length + job->numbers.length +
-             job->wire.length >
-         MAX_LISTING_BYTES;
+static bool batch_full(const list_job *job) {
+  return job->count >= job->max_members ||
+         job->bytes.length + job->members.length + job->stats.length + job->attrs.length + job->numbers.length +
+                 job->wire.length >=
+             MAX_BATCH_BYTES;
 }
 
 // listxattrat(2) (Linux 6.13): the member's attributes by name relative to its directory's
@@ -325,38 +346,74 @@ static bool put_wire_entry(list_job *job, const char *name, size_t name_length, 
   return ok;
 }
 
-// Runs on the threadpool: no Node-API calls here.
+// Closes the directory (if open) and frees what reading it took. Safe to call twice.
+static void close_directory(list_job *job) {
+  if (job->dir != NULL) closedir(job->dir);
+  job->dir = NULL;
+  free(job->member_path);
+  free(job->value);
+  free(job->names);
+  job->member_path = job->value = job->names = NULL;
+}
+
+// The first batch opens the directory (so that opendir, too, runs where the batches run); false
+// with the error set when it cannot.
+static bool open_directory(list_job *job) {
+  job->opened = true;
+  job->dir = opendir(job->path);
+  if (job->dir == NULL) {
+    job->error = errno;
+    job->syscall = "opendir";
+    return false;
+  }
+  size_t path_length = strlen(job->path);
+  // Room for "<path>/<name>\0": the xattr calls take paths (they follow symlinks, like stat).
+  job->member_path = malloc(path_length + 1 + NAME_MAX + 1);
+  job->names_capacity = 4096;
+  if (job->xattrs != XATTRS_NONE) {
+    job->value = malloc(VALUE_CAPACITY);
+    job->names = malloc(job->names_capacity);
+  }
+  if (job->member_path == NULL || (job->xattrs != XATTRS_NONE && (job->value == NULL || job->names == NULL))) {
+    job->error = ENOMEM;
+    job->syscall = "malloc";
+    close_directory(job);
+    return false;
+  }
+  memcpy(job->member_path, job->path, path_length);
+  if (path_length == 0 || job->path[path_length - 1] != '/') job->member_path[path_length++] = '/';
+  job->path_length = path_length;
+  return true;
+}
+
+// Reads the next batch: members until the directory ends or the batch is full. At the end or on
+// an error the directory is closed here. Runs on the threadpool (or, for a batch read here and
+// now, on the JavaScript thread): no Node-API calls here.
 static void list_execute(napi_env env, void *data) {
   (void)env;
   list_job *job = data;
-  DIR *dir = opendir(job->path);
-  if (dir == NULL) {
-    job->error = errno;
-    job->syscall = "opendir";
-    return;
-  }
+  job->error = 0;
+  job->syscall = NULL;
+  job->count = 0;
+  job->bytes.length = job->members.length = job->stats.length = job->attrs.length = job->numbers.length =
+      job->wire.length = 0;
+  if (!job->opened && !open_directory(job)) return;
+  DIR *dir = job->dir;
   int dir_fd = dirfd(dir);
-  size_t path_length = strlen(job->path);
-  // Room for "<path>/<name>\0": the xattr calls take paths (they follow symlinks, like stat).
-  char *member_path = malloc(path_length + 1 + NAME_MAX + 1);
-  char *value = job->xattrs != XATTRS_NONE ? malloc(VALUE_CAPACITY) : NULL;
-  size_t names_capacity = 4096;
-  char *names = job->xattrs != XATTRS_NONE ? malloc(names_capacity) : NULL;
-  if (member_path == NULL || (job->xattrs != XATTRS_NONE && (value == NULL || names == NULL))) {
-    job->error = ENOMEM;
-    job->syscall = "malloc";
-    goto done;
-  }
-  memcpy(member_path, job->path, path_length);
-  if (path_length == 0 || job->path[path_length - 1] != '/') member_path[path_length++] = '/';
+  size_t path_length = job->path_length;
+  char *member_path = job->member_path;
+  char *value = job->value;
 
-  for (;;) {
+  // The check comes before readdir, so that no member read is left out of both batches.
+  while (!batch_full(job)) {
     errno = 0;
     struct dirent *entry = readdir(dir);
     if (entry == NULL) {
       if (errno != 0) {
         job->error = errno;
         job->syscall = "readdir";
+      } else {
+        job->end = true;
       }
       break;
     }
@@ -375,17 +432,12 @@ static void list_execute(napi_env env, void *data) {
       is_symlink = fstatat(dir_fd, name, &own, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(own.st_mode);
     }
 
-    if (job->count >= job->max_members || listing_too_large(job)) {
-      job->error = E2BIG;
-      job->syscall = "listDirectory";
-      break;
-    }
     uint32_t member[MEMBER_FIELDS] = {(uint32_t)job->bytes.length, (uint32_t)name_length,
                                       is_symlink ? MEMBER_IS_SYMLINK : 0u, 0, 0, 0, 0, 0, 0};
     bool stored = growable_append(&job->bytes, name, name_length) != NULL;
     if (stored && job->xattrs != XATTRS_NONE) {
       memcpy(member_path + path_length, name, name_length + 1);
-      stored = read_attributes(job, dir_fd, name, member_path, member, &names, &names_capacity, value);
+      stored = read_attributes(job, dir_fd, name, member_path, member, &job->names, &job->names_capacity, value);
     }
     bool has_btime = (st.stx_mask & STATX_BTIME) != 0;
     int64_t fields[STAT_FIELDS] = {
@@ -445,12 +497,7 @@ static void list_execute(napi_env env, void *data) {
     }
     job->count++;
   }
-
-done:
-  free(names);
-  free(value);
-  free(member_path);
-  closedir(dir);
+  if (job->error != 0 || job->end) close_directory(job);
 }
 
 
@@ -483,6 +530,9 @@ static napi_value make_result(napi_env env, list_job *job) {
   napi_set_named_property(env, result, "stats", stats);
   napi_set_named_property(env, result, "attrs", attrs);
   napi_set_named_property(env, result, "numbers", numbers);
+  napi_value end;
+  napi_get_boolean(env, job->end, &end);
+  napi_set_named_property(env, result, "end", end);
   if (job->wire_prefix != NULL) {
     napi_value wire;
     if (napi_create_buffer_copy(env, job->wire.length, job->wire.length > 0 ? job->wire.data : "", NULL, &wire) !=
@@ -493,33 +543,52 @@ static napi_value make_result(napi_env env, list_job *job) {
   return result;
 }
 
-static void list_job_free(napi_env env, list_job *job) {
-  if (job->callback != NULL) napi_delete_reference(env, job->callback);
-  if (job->work != NULL) napi_delete_async_work(env, job->work);
-  free(job->path);
-  free(job->wire_prefix);
+// Frees the batch buffers. They grew by realloc in the shared malloc arena; without a trim the
+// freed pages of a big listing stay resident in the worker (tens of MB after a few of them).
+static void free_buffers(list_job *job) {
+  bool large = job->bytes.capacity + job->members.capacity + job->stats.capacity + job->attrs.capacity +
+                   job->numbers.capacity + job->wire.capacity >=
+               TRIM_AFTER_BYTES;
   growable_free(&job->wire);
   growable_free(&job->bytes);
   growable_free(&job->members);
   growable_free(&job->stats);
   growable_free(&job->attrs);
   growable_free(&job->numbers);
-  free(job);
-}
-
-// Frees the job once its result is built. A big listing's buffers grew by realloc in the shared
-// malloc arena; without a trim the freed pages stay resident in the worker (tens of MB after a
-// few 10,000-member listings).
-static void list_job_finish(napi_env env, list_job *job) {
-  bool large = job->bytes.capacity + job->members.capacity + job->stats.capacity + job->attrs.capacity +
-                   job->numbers.capacity + job->wire.capacity >=
-               TRIM_AFTER_BYTES;
-  list_job_free(env, job);
   if (large) malloc_trim(0);
 }
 
-// The job's result, or NULL with *error set: the listing's own error, or the exception raised
-// while building the result (out of memory), taken so that it is reported like any other.
+// Nothing more is read: the directory is closed and the buffers freed. The job itself stays
+// until its handle is finalized. Not while a batch is in flight.
+static void close_listing(list_job *job) {
+  close_directory(job);
+  free_buffers(job);
+  job->closed = true;
+}
+
+static void list_job_free(list_job *job) {
+  close_listing(job);
+  free(job->path);
+  free(job->wire_prefix);
+  free(job);
+}
+
+static const napi_type_tag listing_tag = {0x7072697664617669ULL, 0x6c697374696e6721ULL};
+
+// The handle's finalizer: a listing abandoned before its end closes its directory here. While a
+// batch is in flight the handle is held (job->self), so this comes then only at environment
+// teardown: the completion frees the job.
+static void finalize_listing(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  list_job *job = data;
+  if (job->busy) job->orphaned = true;
+  else list_job_free(job);
+}
+
+// The batch's result, or NULL with *error set: the batch's own error, or the exception raised
+// while building the result (out of memory), taken so that it is reported like any other. After
+// the last batch or an error, the listing is closed.
 static napi_value outcome(napi_env env, list_job *job, napi_value *error) {
   napi_value result = NULL;
   if (job->error != 0) {
@@ -528,31 +597,47 @@ static napi_value outcome(napi_env env, list_job *job, napi_value *error) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) napi_get_and_clear_last_exception(env, error);
-    else *error = privdav_errno_error(env, ENOMEM, "listDirectory", job->path);
+    else *error = privdav_errno_error(env, ENOMEM, "listingRead", job->path);
   }
+  if (result == NULL || job->end) close_listing(job);
   return result;
 }
 
-// Back on the JS thread: build the result, release the C memory, call back.
+// Back on the JS thread: build the batch's result, call back. A listing closed while the batch
+// was read is closed now, and its batch dropped (the callback gets ECANCELED).
 static void list_complete(napi_env env, napi_status status, void *data) {
   list_job *job = data;
+  job->busy = false;
+  napi_delete_async_work(env, job->work);
+  job->work = NULL;
+  napi_ref callback_ref = job->callback, self = job->self;
+  job->callback = job->self = NULL;
+  if (job->orphaned) {
+    list_job_free(job);
+    return;
+  }
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) {
-    list_job_free(env, job);
+    close_listing(job);
+    napi_delete_reference(env, callback_ref);
+    napi_delete_reference(env, self);
     return;
   }
   napi_value argv[2] = {NULL, NULL};
   napi_get_null(env, &argv[0]);
   napi_get_undefined(env, &argv[1]);
-  if (status != napi_ok) {
-    argv[0] = privdav_errno_error(env, ECANCELED, "listDirectory", job->path);
+  if (status != napi_ok || job->close_requested) {
+    close_listing(job);
+    argv[0] = privdav_errno_error(env, ECANCELED, "listingRead", job->path);
   } else {
     napi_value result = outcome(env, job, &argv[0]);
     if (result != NULL) argv[1] = result;
   }
   napi_value callback = NULL;
-  napi_get_reference_value(env, job->callback, &callback);
-  list_job_finish(env, job);
+  napi_get_reference_value(env, callback_ref, &callback);
+  napi_delete_reference(env, callback_ref);
+  // From here the handle may be collected, and the job with it: not touched again.
+  napi_delete_reference(env, self);
   privdav_call_back(env, callback, 2, argv);
   napi_close_handle_scope(env, scope);
 }
@@ -614,18 +699,7 @@ napi_value privdav_release_array_buffer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// The synchronous listing: for a small directory, a threadpool job costs more than the listing
-// (two thread wake-ups on the request's path). Returns the result, or throws the system error.
-static napi_value list_now(napi_env env, list_job *job) {
-  list_execute(env, job);
-  napi_value error = NULL;
-  napi_value result = outcome(env, job, &error);
-  list_job_finish(env, job);
-  if (result == NULL) napi_throw(env, error);
-  return result;
-}
-
-// Reads listDirectory's optional wire argument {prefix: string, maxNameBytes: number, props:
+// Reads listingOpen's optional wire argument {prefix: string, maxNameBytes: number, props:
 // boolean} into the job; false (with a TypeError thrown) when it is malformed.
 static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
   napi_value prefix, max_name_bytes, props;
@@ -652,33 +726,24 @@ static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
   return true;
 }
 
-// listDirectory(path: string, xattrs: 0 | 1 | 2, maxMembers: number, callback(error, result) | null,
-// wire?: {prefix, maxNameBytes, props}). With a null callback the listing runs here and now and
-// is returned (or its error thrown).
-napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+// listingOpen(path: string, xattrs: 0 | 1 | 2, wire?: {prefix, maxNameBytes, props}): the handle of
+// a listing of `path`, read with listingRead. The directory is opened by the first batch.
+napi_value privdav_listing_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 4) return privdav_throw_type_error(env, "listDirectory(path, xattrs, maxMembers, callback)");
+  if (argc < 2) return privdav_throw_type_error(env, "listingOpen(path, xattrs, wire?)");
 
   size_t path_length;
   if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_length) != napi_ok)
     return privdav_throw_type_error(env, "path must be a string");
   if (path_length == 0 || path_length >= PATH_MAX) return privdav_throw_type_error(env, "path must be 1 to PATH_MAX - 1 bytes");
-  double mode, max_members;
+  double mode;
   napi_valuetype type;
   if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number ||
       napi_get_value_double(env, argv[1], &mode) != napi_ok ||
       !(mode == XATTRS_NONE || mode == XATTRS_NAMES || mode == XATTRS_VALUES))
     return privdav_throw_type_error(env, "xattrs must be 0 (none), 1 (names) or 2 (values)");
-  if (napi_typeof(env, argv[2], &type) != napi_ok || type != napi_number ||
-      napi_get_value_double(env, argv[2], &max_members) != napi_ok ||
-      !(max_members >= 0 && max_members <= UINT32_MAX) || max_members != (double)(uint32_t)max_members)
-    return privdav_throw_type_error(env, "maxMembers must be an integer 0 to 2^32 - 1");
-  napi_valuetype callback_type;
-  if (napi_typeof(env, argv[3], &callback_type) != napi_ok ||
-      (callback_type != napi_function && callback_type != napi_null))
-    return privdav_throw_type_error(env, "callback must be a function, or null to list synchronously");
 
   list_job *job = calloc(1, sizeof *job);
   char *path = malloc(path_length + 1);
@@ -692,29 +757,108 @@ napi_value privdav_list_directory(napi_env env, napi_callback_info info) {
   napi_get_value_string_utf8(env, argv[0], path, path_length + 1, &path_length);
   // An embedded NUL would silently name another directory.
   if (strlen(path) != path_length) {
-    list_job_free(env, job);
+    list_job_free(job);
     return privdav_throw_type_error(env, "path must not contain NUL bytes");
   }
   job->xattrs = (enum xattr_mode)mode;
-  job->max_members = (uint32_t)max_members;
-  if (argc >= 5 && napi_typeof(env, argv[4], &type) == napi_ok && type != napi_undefined &&
-      !get_wire_options(env, argv[4], job)) {
-    list_job_free(env, job);
+  if (argc >= 3 && napi_typeof(env, argv[2], &type) == napi_ok && type != napi_undefined &&
+      !get_wire_options(env, argv[2], job)) {
+    list_job_free(job);
     return NULL;
   }
+  napi_value handle;
+  if (napi_create_external(env, job, finalize_listing, NULL, &handle) != napi_ok) {
+    list_job_free(job);
+    return NULL;
+  }
+  if (napi_type_tag_object(env, handle, &listing_tag) != napi_ok) return NULL;  // freed by the finalizer
+  return handle;
+}
 
-  if (callback_type == napi_null) return list_now(env, job);
+// The listing behind a listingOpen handle, or NULL with a TypeError thrown.
+static list_job *listing_of(napi_env env, napi_value handle) {
+  bool tagged = false;
+  void *data = NULL;
+  if (napi_check_object_type_tag(env, handle, &listing_tag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, handle, &data) != napi_ok || data == NULL) {
+    privdav_throw_type_error(env, "not a listing handle");
+    return NULL;
+  }
+  return data;
+}
+
+// listingRead(handle, maxMembers: 1 to 2^32 - 1, callback(error, batch) | null): the next batch of
+// at most maxMembers members (fewer where MAX_BATCH_BYTES is reached first); `end` tells the last.
+// With a null callback the batch is read here and now and returned (or its error thrown): for a
+// small directory a threadpool job costs more than the listing (two thread wake-ups on the
+// request's path). Refused while a batch is in flight (ERR_LISTING_BUSY) and once the listing
+// ended, failed or was closed (ERR_LISTING_CLOSED).
+napi_value privdav_listing_read(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3) return privdav_throw_type_error(env, "listingRead(handle, maxMembers, callback)");
+  list_job *job = listing_of(env, argv[0]);
+  if (job == NULL) return NULL;
+  double max_members;
+  napi_valuetype type;
+  if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number ||
+      napi_get_value_double(env, argv[1], &max_members) != napi_ok ||
+      !(max_members >= 1 && max_members <= UINT32_MAX) || max_members != (double)(uint32_t)max_members)
+    return privdav_throw_type_error(env, "maxMembers must be an integer 1 to 2^32 - 1");
+  napi_valuetype callback_type;
+  if (napi_typeof(env, argv[2], &callback_type) != napi_ok ||
+      (callback_type != napi_function && callback_type != napi_null))
+    return privdav_throw_type_error(env, "callback must be a function, or null to read here and now");
+  // One DIR stream, read by one thread at a time, in order.
+  if (job->busy) {
+    napi_throw_error(env, "ERR_LISTING_BUSY", "a batch of this listing is being read");
+    return NULL;
+  }
+  if (job->closed || job->close_requested) {
+    napi_throw_error(env, "ERR_LISTING_CLOSED", "the listing is closed");
+    return NULL;
+  }
+  job->max_members = (uint32_t)max_members;
+
+  if (callback_type == napi_null) {
+    list_execute(env, job);
+    napi_value error = NULL;
+    napi_value result = outcome(env, job, &error);
+    if (result == NULL) napi_throw(env, error);
+    return result;
+  }
 
   napi_value resource_name;
-  napi_create_string_utf8(env, "PRIVDAV_LIST_DIRECTORY", NAPI_AUTO_LENGTH, &resource_name);
-  if (napi_create_reference(env, argv[3], 1, &job->callback) != napi_ok ||
+  napi_create_string_utf8(env, "PRIVDAV_LISTING_READ", NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_create_reference(env, argv[2], 1, &job->callback) != napi_ok ||
+      napi_create_reference(env, argv[0], 1, &job->self) != napi_ok ||
       napi_create_async_work(env, NULL, resource_name, list_execute, list_complete, job, &job->work) != napi_ok ||
       napi_queue_async_work(env, job->work) != napi_ok) {
-    list_job_free(env, job);
+    if (job->work != NULL) napi_delete_async_work(env, job->work);
+    if (job->callback != NULL) napi_delete_reference(env, job->callback);
+    if (job->self != NULL) napi_delete_reference(env, job->self);
+    job->work = NULL;
+    job->callback = job->self = NULL;
     bool pending = false;
     napi_is_exception_pending(env, &pending);
-    if (!pending) napi_throw_error(env, "ENOMEM", "cannot queue the listing");
+    if (!pending) napi_throw_error(env, "ENOMEM", "cannot queue the batch");
     return NULL;
   }
+  job->busy = true;
+  return NULL;
+}
+
+// listingClose(handle): nothing more is read; the directory is closed now, or when the batch in
+// flight completes (its callback then gets ECANCELED). Idempotent.
+napi_value privdav_listing_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 1) return privdav_throw_type_error(env, "listingClose(handle)");
+  list_job *job = listing_of(env, argv[0]);
+  if (job == NULL) return NULL;
+  if (job->busy) job->close_requested = true;
+  else if (!job->closed) close_listing(job);
   return NULL;
 }

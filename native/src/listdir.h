@@ -3,8 +3,11 @@
 #define PRIVDAV_LISTDIR_H
 #include <node_api.h>
 
-// listDirectory(path, xattrs, maxMembers, callback): see native/index.ts.
-napi_value privdav_list_directory(napi_env env, napi_callback_info info);
+// listingOpen(path, xattrs, wire?), listingRead(handle, maxMembers, callback), listingClose(handle):
+// a directory listed in batches; see listdir.c and native/index.ts.
+napi_value privdav_listing_open(napi_env env, napi_callback_info info);
+napi_value privdav_listing_read(napi_env env, napi_callback_info info);
+napi_value privdav_listing_close(napi_env env, napi_callback_info info);
 
 napi_value privdav_release_listing(napi_env env, napi_callback_info info);
 // Reads listdir.c's settings from the environment (PRIVDAV_LISTXATTR_BY_PATH) once, at load.

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { listDirectoryAsWire, listDirectoryAsWireNow, xattrSet } from '../../native/index';
+import { listDirectoryAsWire, xattrSet, type WireItem } from '../../native/index';
 import { isRemoteFilesystem, LocalStorage, mayListAtOnce } from '../../helper/local-storage';
 import { entryToWire, type WireRun } from '../../common/protocol';
 import { type Depth, type PropSelection } from '../../common/storage';
@@ -128,26 +128,44 @@ describe('LocalStorage.listWire', () => {
     }
   });
 
-  test('the listing made at once has the same items as the threadpool listing, and throws its errors', async () => {
+  test('a first batch read at once, and batches of any size, give the items of one threadpool batch', async () => {
     const options = {
       xattrs: 'values' as const,
-      maxMembers: 100,
+      batchMembers: 100,
       prefix: '"/',
       maxNameBytes: 255,
       props: true,
       maxRunEntries: 4,
       maxRunBytes: 2000,
     };
-    const textOf = (items: Iterable<{ text?: Buffer; member?: { name: Buffer } }>) =>
-      [...items].map(
-        (item) => item.text?.toString('utf8') ?? `member ${item.member!.name.toString('latin1')}`,
+    const textOf = async (batches: AsyncIterable<Iterable<WireItem>>) => {
+      const texts: string[] = [];
+      for await (const batch of batches)
+        for (const item of batch)
+          texts.push(
+            item.member === undefined
+              ? item.text.toString('utf8')
+              : `member ${item.member.name.toString('latin1')}`,
+          );
+      return texts;
+    };
+    // Runs end with their batch: compare the entries, not how they were cut into runs.
+    const entriesOf = (texts: string[]) => texts.join('');
+    const whole = await textOf(listDirectoryAsWire(root, options));
+    for (const [batchMembers, firstBatchNow] of [
+      [100, 100],
+      [3, 5],
+      [1, 0],
+      [7, 1],
+    ])
+      assert.equal(
+        entriesOf(await textOf(listDirectoryAsWire(root, { ...options, batchMembers, firstBatchNow }))),
+        entriesOf(whole),
+        `${batchMembers} ${firstBatchNow}`,
       );
-    assert.deepEqual(
-      textOf(listDirectoryAsWireNow(root, options)),
-      textOf(await listDirectoryAsWire(root, options)),
-    );
-    assert.throws(() => listDirectoryAsWireNow(`${root}/nowhere`, options), { code: 'ENOENT' });
-    assert.throws(() => listDirectoryAsWireNow(root, { ...options, maxMembers: 3 }), { code: 'E2BIG' });
+    await assert.rejects(textOf(listDirectoryAsWire(`${root}/nowhere`, { ...options, firstBatchNow: 10 })), {
+      code: 'ENOENT',
+    });
   });
 
   test('small directories are listed at once only on local filesystems', () => {

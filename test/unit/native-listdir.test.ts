@@ -1,13 +1,24 @@
-// The addon's listDirectory on a real directory (members, stat, dead-property xattrs, bounds,
-// errors), and LocalStorage listings built from it: the same entries, ETags and properties as the
-// per-member stat and xattr calls give.
+// The addon's listings on a real directory (members, stat, dead-property xattrs, batches, errors),
+// the cursor they are read through (one read at a time; the directory closed at the end, on an
+// error, on close and when abandoned), and LocalStorage listings built from them: the same
+// entries, ETags and properties as the per-member stat and xattr calls give.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { xattrSet as setAttributeSync } from '../../native/index';
-import { listDirectoryLazily, type ListDirectoryOptions, type ListedMember } from '../../native';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+import {
+  DirectoryCursor,
+  listDirectory,
+  membersOfBatch,
+  xattrSet as setAttributeSync,
+  type ListDirectoryOptions,
+  type ListedMember,
+  type ListingBatch,
+} from '../../native/index';
 import { readDeadProps } from '../../helper/dead-props';
 import { LocalStorage } from '../../helper/local-storage';
 import { type Entry, type PropSelection } from '../../common/storage';
@@ -62,20 +73,21 @@ async function rejectsWithCode(code: string, promise: Promise<unknown>): Promise
   return error;
 }
 
-/** The members listDirectoryLazily gives, copied out while iterating (the listing is freed after). */
+/** The members listDirectory gives, copied out while iterating (each batch is freed after). */
 async function listNow(path: string, options: ListDirectoryOptions): Promise<ListedMember[]> {
   const members: ListedMember[] = [];
-  for (const member of await listDirectoryLazily(path, options)) {
-    members.push({
-      name: Buffer.from(member.name),
-      isSymlink: member.isSymlink,
-      stat: member.stat,
-      numbers: { ...member.numbers },
-      xattrs: member.xattrs.map(({ name, value }) => ({
-        name: Buffer.from(name),
-        value: value === null ? null : Buffer.from(value),
-      })),
-    });
+  for await (const batch of listDirectory(path, options)) {
+    for (const member of batch)
+      members.push({
+        name: Buffer.from(member.name),
+        isSymlink: member.isSymlink,
+        stat: member.stat,
+        numbers: { ...member.numbers },
+        xattrs: member.xattrs.map(({ name, value }) => ({
+          name: Buffer.from(name),
+          value: value === null ? null : Buffer.from(value),
+        })),
+      });
   }
   return members;
 }
@@ -84,7 +96,7 @@ describe('listDirectory', () => {
   const root = makeTree();
 
   test('lists every member but . and .., each with the stat node:fs gives (symlinks followed)', async () => {
-    const members = byName(await listNow(root, { xattrs: 'none', maxMembers: 100 }));
+    const members = byName(await listNow(root, { xattrs: 'none', batchMembers: 100 }));
     assert.deepEqual([...members.keys()].sort(), ['link', 'plain.txt', 'props.txt', 'sub']);
     for (const [name, member] of members) {
       const expected = fs.statSync(`${root}/${name}`, { bigint: true });
@@ -107,19 +119,19 @@ describe('listDirectory', () => {
   });
 
   test("a dangling symlink cannot be stat'ed and is left out", async () => {
-    const members = byName(await listNow(root, { xattrs: 'none', maxMembers: 100 }));
+    const members = byName(await listNow(root, { xattrs: 'none', batchMembers: 100 }));
     assert.equal(members.has('dangling'), false);
   });
 
   test('names that are not UTF-8 come back as their raw bytes', async () => {
     const dir = makeRoot();
     fs.writeFileSync(Buffer.from(`${dir}/caf\xe9`, 'latin1'), '');
-    const [member] = await listNow(dir, { xattrs: 'none', maxMembers: 10 });
+    const [member] = await listNow(dir, { xattrs: 'none', batchMembers: 10 });
     assert.deepEqual(member?.name, Buffer.from('caf\xe9', 'latin1'));
   });
 
   test("xattrs 'values' gives the user.dav attributes with their values, and no others", async () => {
-    const members = byName(await listNow(root, { xattrs: 'values', maxMembers: 100 }));
+    const members = byName(await listNow(root, { xattrs: 'values', batchMembers: 100 }));
     assert.deepEqual(attributes(members.get('props.txt')!), {
       'user.dav:{urn:x}p': '<p xmlns="urn:x">v</p>',
       [LONG_ATTR]: `${LONG_NAME}\0<x xmlns="urn:example">long</x>`,
@@ -128,42 +140,50 @@ describe('listDirectory', () => {
   });
 
   test("xattrs 'names' reads only the values of hashed attributes, which hold the property name", async () => {
-    const members = byName(await listNow(root, { xattrs: 'names', maxMembers: 100 }));
+    const members = byName(await listNow(root, { xattrs: 'names', batchMembers: 100 }));
     assert.deepEqual(attributes(members.get('props.txt')!), {
       'user.dav:{urn:x}p': null,
       [LONG_ATTR]: `${LONG_NAME}\0<x xmlns="urn:example">long</x>`,
     });
   });
 
-  test('more members than maxMembers fails with E2BIG; exactly maxMembers succeeds', async () => {
-    assert.equal((await listNow(root, { xattrs: 'none', maxMembers: 4 })).length, 4);
-    await rejectsWithCode('E2BIG', listNow(root, { xattrs: 'none', maxMembers: 3 }));
-    assert.deepEqual(await listNow(makeRoot(), { xattrs: 'none', maxMembers: 0 }), []);
+  test('in batches of any size, with or without a first batch read at once: the same members in order', async () => {
+    const names = async (options: ListDirectoryOptions) =>
+      (await listNow(root, options)).map((member) => `${member.name.toString('latin1')} ${member.stat.ino}`);
+    const whole = await names({ xattrs: 'values', batchMembers: 100 });
+    assert.equal(whole.length, 4);
+    for (const batchMembers of [1, 2, 3, 4, 5])
+      for (const firstBatchNow of [0, 1, 3, 4])
+        assert.deepEqual(await names({ xattrs: 'values', batchMembers, firstBatchNow }), whole);
+    assert.deepEqual(await listNow(makeRoot(), { xattrs: 'none', batchMembers: 1 }), []);
   });
 
   test('a missing path or a file fails like node:fs, with code, syscall and path', async () => {
     const missing = await rejectsWithCode(
       'ENOENT',
-      listNow(`${root}/nope`, { xattrs: 'none', maxMembers: 1 }),
+      listNow(`${root}/nope`, { xattrs: 'none', batchMembers: 1 }),
     );
     assert.equal(missing.syscall, 'opendir');
     assert.equal(missing.path, `${root}/nope`);
-    await rejectsWithCode('ENOTDIR', listNow(`${root}/plain.txt`, { xattrs: 'none', maxMembers: 1 }));
+    await rejectsWithCode('ENOTDIR', listNow(`${root}/plain.txt`, { xattrs: 'none', batchMembers: 1 }));
   });
 
-  test('listDirectoryLazily gives the same members once, then frees the listing', async () => {
-    const options = { xattrs: 'values', maxMembers: 100 } as const;
+  test('listDirectory frees each batch when the next is asked for', async () => {
+    const options = { xattrs: 'values', batchMembers: 2 } as const;
     const eager = await listNow(root, options);
-    const lazy = await listDirectoryLazily(root, options);
     const seen: Array<{ name: string; ino: bigint; xattrs: string[] }> = [];
     let firstName: Buffer | null = null;
-    for (const member of lazy) {
-      firstName ??= member.name;
-      seen.push({
-        name: member.name.toString('latin1'),
-        ino: member.stat.ino,
-        xattrs: member.xattrs.map((x) => `${x.name.toString('latin1')}=${x.value?.toString('latin1')}`),
-      });
+    let firstNameInItsBatch = -1;
+    for await (const batch of listDirectory(root, options)) {
+      for (const member of batch) {
+        if (seen.length === 1) firstNameInItsBatch = firstName!.length;
+        firstName ??= member.name;
+        seen.push({
+          name: member.name.toString('latin1'),
+          ino: member.stat.ino,
+          xattrs: member.xattrs.map((x) => `${x.name.toString('latin1')}=${x.value?.toString('latin1')}`),
+        });
+      }
     }
     assert.deepEqual(
       seen,
@@ -173,16 +193,155 @@ describe('listDirectory', () => {
         xattrs: member.xattrs.map((x) => `${x.name.toString('latin1')}=${x.value?.toString('latin1')}`),
       })),
     );
-    // Its memory went with the end of the iteration; a second pass is refused, not garbage.
+    // Valid while its batch was in hand; its memory went when the next batch was asked for.
+    assert.ok(firstNameInItsBatch > 0);
     assert.equal(firstName?.length, 0);
-    assert.throws(() => [...lazy], /iterated once/);
   });
 
   test('bad arguments are refused before reaching the threadpool', async () => {
-    await assert.rejects(listDirectoryLazily(`${root}\0/sub`, { xattrs: 'none', maxMembers: 1 }), TypeError);
-    await assert.rejects(listDirectoryLazily(root, { xattrs: 'none', maxMembers: -1 }), TypeError);
-    await assert.rejects(listDirectoryLazily(root, { xattrs: 'none', maxMembers: 1.5 }), TypeError);
-    await assert.rejects(listDirectoryLazily('', { xattrs: 'none', maxMembers: 1 }), TypeError);
+    const drain = async (options: ListDirectoryOptions, path = root) => {
+      for await (const batch of listDirectory(path, options)) assert.ok([...batch]);
+    };
+    await assert.rejects(drain({ xattrs: 'none', batchMembers: 1 }, `${root}\0/sub`), TypeError);
+    await assert.rejects(drain({ xattrs: 'none', batchMembers: 1 }, ''), TypeError);
+    for (const batchMembers of [0, -1, 1.5, NaN, 2 ** 32])
+      await assert.rejects(drain({ xattrs: 'none', batchMembers }), TypeError, String(batchMembers));
+    await assert.rejects(drain({ xattrs: 'none', batchMembers: 1, firstBatchNow: 0.5 }), TypeError);
+  });
+});
+
+/** How many descriptors this process holds open on `dir` (a cursor's DIR stream). */
+function openOn(dir: string): number {
+  let count = 0;
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    try {
+      if (fs.readlinkSync(`/proc/self/fd/${fd}`) === dir) count++;
+    } catch {
+      // The descriptor readdirSync itself used, closed meanwhile.
+    }
+  }
+  return count;
+}
+
+/** Waits (a bounded number of event-loop turns) until `check` holds. */
+async function eventually(check: () => boolean, what: string, turns = 200): Promise<void> {
+  for (let i = 0; i < turns && !check(); i++) await nextTurn();
+  assert.ok(check(), what);
+}
+
+/** The names in a batch. */
+function namesOf(batch: ListingBatch): string[] {
+  return [...membersOfBatch(batch)].map((member) => member.name.toString('latin1'));
+}
+
+function summary(batch: ListingBatch): { count: number; end: boolean } {
+  return { count: batch.count, end: batch.end };
+}
+
+describe('DirectoryCursor', () => {
+  const dir = makeRoot();
+  for (let i = 0; i < 10; i++) fs.writeFileSync(`${dir}/m${i}`, '');
+
+  test('batches hold at most maxMembers; the last says end; together they are the directory', async () => {
+    const cursor = new DirectoryCursor(dir, 'none');
+    const counts: number[] = [];
+    const names: string[] = [];
+    for (;;) {
+      const batch = await cursor.read(3);
+      counts.push(batch.count);
+      names.push(...namesOf(batch));
+      if (batch.end) break;
+    }
+    assert.deepEqual(counts, [3, 3, 3, 1]);
+    assert.deepEqual(names.sort(), fs.readdirSync(dir).sort());
+  });
+
+  test('a batch that fills exactly is not the last: the next is empty and ends', async () => {
+    const exact = makeRoot();
+    for (let i = 0; i < 3; i++) fs.writeFileSync(`${exact}/m${i}`, '');
+    const cursor = new DirectoryCursor(exact, 'none');
+    assert.deepEqual(summary(cursor.readNow(3)), { count: 3, end: false });
+    assert.deepEqual(summary(await cursor.read(3)), { count: 0, end: true });
+  });
+
+  test('a batch also ends once it holds 4 MiB, and the next goes on where it stopped', async () => {
+    // 1,400 members with 3,900 bytes of dead property each (what fits an ext4 xattr block): 5.5 MB.
+    const heavy = makeRoot();
+    const value = Buffer.alloc(3900, 'v');
+    for (let i = 0; i < 1400; i++) {
+      fs.writeFileSync(`${heavy}/h${i}`, '');
+      setAttributeSync(`${heavy}/h${i}`, 'user.dav:{urn:x}big', value);
+    }
+    const cursor = new DirectoryCursor(heavy, 'values');
+    const first = cursor.readNow(4096);
+    assert.ok(first.count > 900 && first.count < 1100 && !first.end, `${first.count} members`);
+    const names = namesOf(first);
+    for (let batch = await cursor.read(4096); ; batch = await cursor.read(4096)) {
+      names.push(...namesOf(batch));
+      if (batch.end) break;
+    }
+    assert.deepEqual(names.sort(), fs.readdirSync(heavy).sort());
+  });
+
+  test('the directory is opened by the first batch and closed after the last; reading on is refused', async () => {
+    const cursor = new DirectoryCursor(dir, 'none');
+    assert.equal(openOn(dir), 0, 'not opened before the first batch');
+    cursor.readNow(4);
+    assert.equal(openOn(dir), 1);
+    assert.equal((await cursor.read(100)).end, true);
+    assert.equal(openOn(dir), 0, 'closed with the last batch');
+    assert.throws(() => cursor.readNow(1), { code: 'ERR_LISTING_CLOSED' });
+    await assert.rejects(cursor.read(1), { code: 'ERR_LISTING_CLOSED' });
+    cursor.close(); // idempotent
+  });
+
+  test('a read while another is in flight is refused; the one in flight completes', async () => {
+    const cursor = new DirectoryCursor(dir, 'none');
+    const first = cursor.read(4);
+    assert.throws(() => cursor.readNow(4), { code: 'ERR_LISTING_BUSY' });
+    await assert.rejects(cursor.read(4), { code: 'ERR_LISTING_BUSY' });
+    assert.deepEqual(summary(await first), { count: 4, end: false });
+    assert.equal((await cursor.read(4)).count, 4, 'then reading goes on where it stopped');
+    cursor.close();
+    assert.equal(openOn(dir), 0);
+  });
+
+  test('close during a read: the batch is dropped with ECANCELED and the directory closed', async () => {
+    const cursor = new DirectoryCursor(dir, 'none');
+    cursor.readNow(1);
+    const inFlight = cursor.read(4);
+    cursor.close();
+    await assert.rejects(inFlight, { code: 'ECANCELED' });
+    assert.equal(openOn(dir), 0);
+    assert.throws(() => cursor.readNow(1), { code: 'ERR_LISTING_CLOSED' });
+  });
+
+  test('an error closes the listing: opendir failing, and a listing its consumer gives up on', async () => {
+    const missing = new DirectoryCursor(`${dir}/nowhere`, 'none');
+    await assert.rejects(missing.read(1), { code: 'ENOENT', syscall: 'opendir' });
+    assert.throws(() => missing.readNow(1), { code: 'ERR_LISTING_CLOSED' });
+    // The consumer fails at the first member, while the next batch is being read.
+    await assert.rejects(async () => {
+      for await (const batch of listDirectory(dir, { xattrs: 'none', batchMembers: 2 })) {
+        assert.equal(openOn(dir), 1);
+        throw new Error(`enough after ${[...batch].length} members`);
+      }
+    }, /enough after/);
+    await eventually(() => openOn(dir) === 0, 'closed once the batch in flight completed');
+  });
+
+  test('a cursor dropped before its end is closed by the garbage collector', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    (() => {
+      const cursor = new DirectoryCursor(dir, 'none');
+      cursor.readNow(1);
+    })();
+    assert.equal(openOn(dir), 1);
+    await eventually(() => {
+      gc();
+      return openOn(dir) === 0;
+    }, 'finalized and closed');
   });
 });
 
