@@ -15,6 +15,7 @@ import { TestUser, TestUsers, createUsers } from '../support/users';
 const BIG_MEMBERS = 150_000;
 /** Listed natively before and after: the per-entry cost to compare with. */
 const SMALL_MEMBERS = 20_000;
+const SMALL_REPEATS = 4;
 
 let users: TestUsers;
 let daemon: Daemon;
@@ -175,13 +176,14 @@ describe(`a directory of ${BIG_MEMBERS.toLocaleString('en')} members`, () => {
   test(`costs the worker no more CPU per entry than ${SMALL_MEMBERS.toLocaleString('en')} members do`, async () => {
     assert.ok(bigCpu > 0, 'the listing above was measured');
     const worker = workerOf(users.bob);
+    // Several times: one listing of the smaller directory is only a few 10 ms clock ticks.
     const cpuBefore = cpuSeconds(worker);
-    const small = await propfind('/small/', []);
+    for (let i = 0; i < SMALL_REPEATS; i++)
+      assert.equal((await propfind('/small/', [])).responses, SMALL_MEMBERS + 1);
     const smallCpu = cpuSeconds(worker) - cpuBefore;
-    assert.equal(small.responses, SMALL_MEMBERS + 1);
     const perEntry = (seconds: number, entries: number): number => (seconds / entries) * 1e6;
     const big = perEntry(bigCpu, BIG_MEMBERS);
-    const reference = perEntry(smallCpu, SMALL_MEMBERS);
+    const reference = perEntry(smallCpu, SMALL_MEMBERS * SMALL_REPEATS);
     process.stdout.write(
       `# worker CPU per entry: ${big.toFixed(2)} µs (big), ${reference.toFixed(2)} µs (small)\n`,
     );
