@@ -118,8 +118,10 @@ function logfmtLine(
 }
 
 const NEEDS_QUOTES = /[\s"=]/;
-const CONTROL = /[\x00-\x1f\x7f]/;
-const CONTROLS = /[\x00-\x1f\x7f]/g;
+/** Control characters (as "?") and lone surrogates (a name's byte that is not UTF-8; as U+FFFD). */
+const MAYBE_UNPRINTABLE = /[\x00-\x1f\x7f\uD800-\uDFFF]/;
+const UNPRINTABLES =
+  /[\x00-\x1f\x7f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** The same keys as logfmt: `time`, `level`, `role`, `pid`, `msg`, then the fields. */
 function jsonLine(
@@ -150,7 +152,11 @@ function jsonLine(
 
 function clean(text: string): string {
   const bounded = text.length > MAX_VALUE_CHARS ? text.slice(0, MAX_VALUE_CHARS) : text;
-  return CONTROL.test(bounded) ? bounded.replace(CONTROLS, '?') : bounded;
+  return MAYBE_UNPRINTABLE.test(bounded) ? bounded.replace(UNPRINTABLES, printable) : bounded;
+}
+
+function printable(char: string): string {
+  return char < ' ' || char === '\x7f' ? '?' : '\uFFFD';
 }
 
 /** JOURNAL_STREAM names the journal's socket as "device:inode"; it is ours only if fd 2 is that socket. */

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { xattrGet, xattrList, xattrRemove, xattrSet } from '../native/index';
 import { StorageError, type DeadProps, type PropPatchOp, type PropSelection } from '../common/storage';
+import { osPath } from './layout';
 
 /** `user.dav:{ns}name` holds the property XML. */
 const PLAIN_PREFIX = 'user.dav:';
@@ -72,7 +73,7 @@ function isOurs(attr: string): boolean {
 /** Attribute names on `fsPath`, or [] where the file cannot carry user xattrs or may not be read. */
 function listOrNothing(fsPath: string): string[] {
   try {
-    return xattrList(fsPath);
+    return xattrList(osPath(fsPath));
   } catch (error) {
     const code = errnoOf(error);
     if (isUnsupported(code) || code === 'EACCES') return [];
@@ -84,7 +85,7 @@ function listOrNothing(fsPath: string): string[] {
 function readRaw(fsPath: string, attr: string): Buffer | null {
   try {
     // One read into a buffer of the largest possible size: no size query, so no ERANGE race.
-    return xattrGet(fsPath, attr);
+    return xattrGet(osPath(fsPath), attr);
   } catch (error) {
     if (errnoOf(error) === 'ENODATA') return null;
     throw StorageError.from(error);
@@ -157,7 +158,7 @@ export function patchDeadProps(fsPath: string, ops: readonly PropPatchOp[]): voi
     const attr = xattrNameOf(op.name);
     try {
       if (!before.has(attr)) before.set(attr, readRaw(fsPath, attr));
-      if (op.op === 'set') xattrSet(fsPath, attr, encodeValue(attr, op.name, op.value));
+      if (op.op === 'set') xattrSet(osPath(fsPath), attr, encodeValue(attr, op.name, op.value));
       else removeQuietly(fsPath, attr);
     } catch (error) {
       restore(fsPath, before);
@@ -172,7 +173,7 @@ function restore(fsPath: string, before: Map<string, Buffer | null>): void {
   for (const [attr, raw] of before) {
     try {
       if (raw === null) removeQuietly(fsPath, attr);
-      else xattrSet(fsPath, attr, raw);
+      else xattrSet(osPath(fsPath), attr, raw);
     } catch {
       // Nothing more can be done: the filesystem refused to take back its own previous state.
     }
@@ -181,7 +182,7 @@ function restore(fsPath: string, before: Map<string, Buffer | null>): void {
 
 function removeQuietly(fsPath: string, attr: string): void {
   try {
-    xattrRemove(fsPath, attr);
+    xattrRemove(osPath(fsPath), attr);
   } catch (error) {
     if (errnoOf(error) !== 'ENODATA') throw error;
   }
@@ -198,7 +199,7 @@ export function copyUserXattrs(fromPath: string, toPath: string): void {
     const raw = readRaw(fromPath, attr);
     if (raw === null) continue;
     try {
-      xattrSet(toPath, attr, raw);
+      xattrSet(osPath(toPath), attr, raw);
     } catch (error) {
       if (isUnsupported(errnoOf(error))) return;
       throw StorageError.from(error);

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { StorageError, type Stat } from '../common/storage';
 import { type ListedNumbers } from '../native/index';
 import { errnoOf, storageError } from './errno';
+import { fromOsPath, osPath } from './layout';
 
 /** What toStat needs: node:fs's BigIntStats, or what the addon's listing reports (same values). */
 export type StatFields = Pick<
@@ -61,7 +62,7 @@ export function refuseNonFile(stats: fs.BigIntStats): void {
 // rename (commitUpload) and tree operations stay asynchronous.
 export async function statOrThrow(fsPath: string): Promise<fs.BigIntStats> {
   try {
-    return fs.statSync(fsPath, { bigint: true });
+    return fs.statSync(osPath(fsPath), { bigint: true });
   } catch (error) {
     throw storageError(error);
   }
@@ -70,7 +71,7 @@ export async function statOrThrow(fsPath: string): Promise<fs.BigIntStats> {
 /** null for a missing resource, including one below something that is not a directory. */
 export async function statOrNull(fsPath: string): Promise<fs.BigIntStats | null> {
   try {
-    return fs.statSync(fsPath, { bigint: true });
+    return fs.statSync(osPath(fsPath), { bigint: true });
   } catch (error) {
     const code = errnoOf(error);
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -80,7 +81,7 @@ export async function statOrNull(fsPath: string): Promise<fs.BigIntStats | null>
 
 export async function lstatOrNull(fsPath: string): Promise<fs.BigIntStats | null> {
   try {
-    return fs.lstatSync(fsPath, { bigint: true });
+    return fs.lstatSync(osPath(fsPath), { bigint: true });
   } catch (error) {
     const code = errnoOf(error);
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;
@@ -92,10 +93,15 @@ export async function fstat(fd: number): Promise<fs.BigIntStats> {
   return fs.fstatSync(fd, { bigint: true });
 }
 
+/** realpath(3) of `fsPath`, in the escaped form (a string answer would turn those bytes into U+FFFD). */
+export async function realPathOf(fsPath: string): Promise<string> {
+  return fromOsPath(await fs.promises.realpath(osPath(fsPath), { encoding: 'buffer' }));
+}
+
 /** The resolved path (libc realpath), as a StorageError when it cannot be resolved. */
 export function realPathSync(fsPath: string): string {
   try {
-    return fs.realpathSync.native(fsPath);
+    return fromOsPath(fs.realpathSync.native(osPath(fsPath), { encoding: 'buffer' }));
   } catch (error) {
     throw storageError(error);
   }

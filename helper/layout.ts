@@ -1,6 +1,9 @@
 // The single place where a DavPath becomes a filesystem path (like Dir.resolve in x/net/webdav).
 // Every LocalStorage operation goes through resolvePath; its input comes from the untrusted web process.
+// Filesystem paths stay in the DavPath's escaped form (common/name-bytes.ts) and become bytes at the
+// system call: every node:fs and addon call takes osPath(fsPath), never the string itself.
 
+import { decodeNameBytes, encodeNameBytes, hasEscapedBytes, nameByteLength } from '../common/name-bytes';
 import { isUserName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 import { StorageError, type DavPath } from '../common/storage';
 
@@ -12,9 +15,6 @@ export type LayoutConfig =
 
 export { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 
-/** A UTF-16 string with a lone surrogate would reach the filesystem as U+FFFD: another name. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
 /**
  * Checks that `davPath` is a well-formed DavPath and returns its segments ("/" has none).
  * Throws StorageError('BAD_PATH') otherwise. Pure: never touches the filesystem.
@@ -25,8 +25,11 @@ export function parseDavPath(davPath: unknown): string[] {
   }
   if (davPath === '/') return [];
   if (davPath.includes('\0')) throw badPath('NUL in path');
-  if (LONE_SURROGATE.test(davPath)) throw badPath('path is not valid Unicode');
-  if (Buffer.byteLength(davPath, 'utf8') > MAX_PATH_BYTES) throw badPath('path too long');
+  // Escaped bytes name exactly their bytes; any other lone surrogate, or escapes that would decode
+  // as characters, would reach the filesystem as another name (U+FFFD, or the UTF-8 spelling).
+  const bytes = nameByteLength(davPath);
+  if (bytes === -1) throw badPath('path is neither UTF-8 nor escaped bytes');
+  if (bytes > MAX_PATH_BYTES) throw badPath('path too long');
   const segments = davPath.slice(1).split('/');
   for (const segment of segments) {
     if (!isValidSegment(segment)) throw badPath('empty, "." or ".." segment, or segment too long');
@@ -45,7 +48,31 @@ export function isValidSegment(segment: string): boolean {
   if (segment.includes('/') || segment.includes('\0')) return false;
   if (segment.includes('\\') && segment.split('\\').some((piece) => piece === '.' || piece === '..'))
     return false;
-  return Buffer.byteLength(segment, 'utf8') <= MAX_SEGMENT_BYTES;
+  const bytes = nameByteLength(segment);
+  return bytes !== -1 && bytes <= MAX_SEGMENT_BYTES;
+}
+
+/**
+ * What node:fs and the addon are given for the filesystem path `fsPath` (resolvePath's result, or
+ * one built from it): the string itself, unless it carries escaped bytes — then those bytes, since
+ * a string reaches the kernel as UTF-8 and an escape would become U+FFFD, another name.
+ */
+export function osPath(fsPath: string): string | Buffer {
+  if (!hasEscapedBytes(fsPath)) return fsPath;
+  const bytes = encodeNameBytes(fsPath);
+  if (bytes === null) throw badPath('path is neither UTF-8 nor escaped bytes');
+  return bytes;
+}
+
+/** osPath, always as bytes (for code that joins names as Buffers). */
+export function osPathBytes(fsPath: string): Buffer {
+  const bytes = osPath(fsPath);
+  return typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
+}
+
+/** A path or name the filesystem gave as bytes (readdir, realpath), in the escaped form. */
+export function fromOsPath(bytes: Buffer): string {
+  return decodeNameBytes(bytes);
 }
 
 /** The absolute filesystem path a DavPath names; throws BAD_PATH or NOT_A_SHARE. */

@@ -15,7 +15,8 @@ import { listDirectory, type ListDirectoryOptions, type ListedMember as NativeMe
 import { readDeadProps, selectDeadProps } from './dead-props';
 import { protocolError, storageError } from './errno';
 import { identityOf, statOfListed, toStat, type StatFields } from './file-stat';
-import { childDavPath, isValidSegment, MAX_PATH_BYTES } from './layout';
+import { childDavPath, fromOsPath, isValidSegment, MAX_PATH_BYTES, osPath } from './layout';
+import { nameByteLength } from '../common/name-bytes';
 
 /**
  * The most members the addon reads in one batch (a batch also ends at 4 MiB): few enough that a
@@ -55,7 +56,7 @@ export function isRemoteFilesystem(statfsType: number): boolean {
 /** Whether a small directory on the filesystem of `fsPath` may be listed on the worker's own thread. */
 export function mayListAtOnce(fsPath: string): boolean {
   try {
-    return !isRemoteFilesystem(fs.statfsSync(fsPath).type);
+    return !isRemoteFilesystem(fs.statfsSync(osPath(fsPath)).type);
   } catch {
     return false;
   }
@@ -69,7 +70,7 @@ export function batchMembersFor(room: number, batchMembers = LIST_BATCH_MEMBERS)
   return Math.max(1, Math.min(batchMembers, room + 1));
 }
 
-/** Directory entry names are bytes: one that is not UTF-8 cannot be a DavPath segment. */
+/** Attribute names are bytes: one that is not UTF-8 cannot name a property. */
 export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface ListedMember {
@@ -93,8 +94,11 @@ export async function* listMembers(
   unreadableIsEmpty: boolean,
   room: number,
 ): AsyncGenerator<ListedMember> {
-  const pathBytes = Buffer.byteLength(dirPath, 'utf8');
-  const listed = listDirectory(dirFsPath, { xattrs: xattrsFor(props), batchMembers: batchMembersFor(room) });
+  const pathBytes = nameByteLength(dirPath);
+  const listed = listDirectory(osPath(dirFsPath), {
+    xattrs: xattrsFor(props),
+    batchMembers: batchMembersFor(room),
+  });
   try {
     for await (const batch of listed) {
       for (const member of batch) {
@@ -155,15 +159,13 @@ function propsOfListed(member: NativeMember, props: PropSelection): DeadProps {
   }
 }
 
-/** A directory entry's name as a DavPath segment, or null when no DavPath could name it. */
+/**
+ * A directory entry's name as a DavPath segment (bytes that are not UTF-8 escaped, so the href
+ * names exactly these bytes), or null when no DavPath could name it.
+ */
 function addressableName(raw: Buffer, parentBytes: number): string | null {
   if (parentBytes + 1 + raw.length > MAX_PATH_BYTES) return null;
-  let name: string;
-  try {
-    name = strictUtf8.decode(raw);
-  } catch {
-    return null; // not UTF-8: would come back as a different name
-  }
+  const name = fromOsPath(raw);
   return isValidSegment(name) ? name : null;
 }
 

@@ -29,6 +29,7 @@ import {
   identityOf,
   lstatOrNull,
   nsToMs,
+  realPathOf,
   realPathSync,
   refuseNonFile,
   statOrNull,
@@ -56,12 +57,15 @@ import {
   isSameOrInside,
   MAX_PATH_BYTES,
   MAX_SEGMENT_BYTES,
+  osPath,
+  osPathBytes,
   parentDavPath,
   resolvePath,
   shareRootOf,
   type LayoutConfig,
 } from './layout';
 import { wireRunOf, type WireRun } from '../common/protocol';
+import { nameByteLength } from '../common/name-bytes';
 
 export type { LayoutConfig } from './layout';
 export { isRemoteFilesystem, mayListAtOnce } from './listing';
@@ -92,7 +96,7 @@ export class LocalStorage implements Storage {
   async realPath(path: DavPath): Promise<string> {
     const fsPath = this.#resolve(path);
     try {
-      return await fsp.realpath(fsPath);
+      return await realPathOf(fsPath);
     } catch (error) {
       // A resource that does not exist yet is named by its (resolved) parent plus its name.
       if (errnoOf(error) !== 'ENOENT' || this.#isShareRoot(path)) throw storageError(error);
@@ -159,7 +163,7 @@ export class LocalStorage implements Storage {
       count += n;
       if (count > options.limit) throw new StorageError('LIMIT', 'too many entries');
     };
-    const pathBytes = Buffer.byteLength(path, 'utf8');
+    const pathBytes = nameByteLength(path);
     const room = options.limit - count;
     const wireOptions = {
       xattrs: xattrsFor(props),
@@ -178,7 +182,7 @@ export class LocalStorage implements Storage {
       maxRunBytes: bounds.bytes,
     };
     try {
-      for await (const batch of listDirectoryAsWire(fsPath, wireOptions)) {
+      for await (const batch of listDirectoryAsWire(osPath(fsPath), wireOptions)) {
         for (const item of batch) {
           if (item.member === undefined) {
             counted(item.count);
@@ -202,7 +206,7 @@ export class LocalStorage implements Storage {
     refuseNonFile(await statOrThrow(fsPath));
     let fd: number;
     try {
-      fd = fs.openSync(fsPath, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      fd = fs.openSync(osPath(fsPath), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     } catch (error) {
       throw storageError(error);
     }
@@ -228,19 +232,19 @@ export class LocalStorage implements Storage {
 
   async mkcol(path: DavPath): Promise<void> {
     const fsPath = this.#resolve(path);
-    await guard(fsp.mkdir(fsPath, 0o777));
+    await guard(fsp.mkdir(osPath(fsPath), 0o777));
   }
 
   async remove(path: DavPath): Promise<MemberError[]> {
     const fsPath = this.#resolve(path);
     if (this.#isShareRoot(path)) throw new StorageError('EPERM', 'a share root cannot be removed');
-    const stats = await guard(fsp.lstat(fsPath, { bigint: true }));
+    const stats = await guard(fsp.lstat(osPath(fsPath), { bigint: true }));
     if (!stats.isDirectory()) {
-      await guard(fsp.unlink(fsPath));
+      await guard(fsp.unlink(osPath(fsPath)));
       return [];
     }
-    const errors = await removeMembers(path, Buffer.from(fsPath));
-    if (errors.length === 0) await guard(fsp.rmdir(fsPath));
+    const errors = await removeMembers(path, osPathBytes(fsPath));
+    if (errors.length === 0) await guard(fsp.rmdir(osPath(fsPath)));
     return errors;
   }
 
@@ -249,7 +253,7 @@ export class LocalStorage implements Storage {
     const destination = this.#resolve(to);
     if (options?.depth !== 0 && options?.depth !== 'infinity') throw protocolError('bad copy depth');
     const stats = await statOrThrow(source); // a symlink copies what it points to
-    await this.#refuseOverlap(from, to, stats, await guard(fsp.realpath(source)));
+    await this.#refuseOverlap(from, to, stats, await guard(realPathOf(source)));
     const existing = await lstatOrNull(destination);
     if (existing !== null) {
       // RFC 4918 §9.8.4: replaced only with Overwrite: T.
@@ -277,7 +281,7 @@ export class LocalStorage implements Storage {
     if (this.#isShareRoot(from) || this.#isShareRoot(to)) {
       throw new StorageError('EPERM', 'a share root cannot be moved or replaced');
     }
-    const stats = await guard(fsp.lstat(source, { bigint: true })); // a symlink moves as itself
+    const stats = await guard(fsp.lstat(osPath(source), { bigint: true })); // a symlink moves as itself
     await this.#refuseOverlap(from, to, stats, await this.#entryLocation(from));
     const destinationStats = await lstatOrNull(destination);
     if (destinationStats !== null && options?.overwrite !== true) throw new StorageError('EEXIST');
@@ -287,7 +291,7 @@ export class LocalStorage implements Storage {
       const errors = await replaceWith(source, destination, destinationStats, stats.isDirectory(), to);
       // rename(2) between two hard links of one file does nothing: finish the move by hand.
       if (destinationStats !== null && identityOf(destinationStats) === identityOf(stats)) {
-        await guard(fsp.unlink(source));
+        await guard(fsp.unlink(osPath(source)));
       }
       return { created, errors };
     } catch (error) {
@@ -327,7 +331,7 @@ export class LocalStorage implements Storage {
   async checkWritable(path: DavPath): Promise<void> {
     try {
       // access(2) asks the kernel with the worker's (the user's) credentials: groups and ACLs count.
-      fs.accessSync(this.#resolve(path), fs.constants.W_OK);
+      fs.accessSync(osPath(this.#resolve(path)), fs.constants.W_OK);
     } catch (error) {
       throw storageError(error);
     }
@@ -343,7 +347,7 @@ export class LocalStorage implements Storage {
     const current = await statOrThrow(fsPath);
     const atime = atimeMs ?? nsToMs(current.atimeNs);
     const mtime = mtimeMs ?? nsToMs(current.mtimeNs);
-    await guard(fsp.utimes(fsPath, atime / 1000, mtime / 1000));
+    await guard(fsp.utimes(osPath(fsPath), atime / 1000, mtime / 1000));
   }
 
   async space(path: DavPath): Promise<Space> {
@@ -387,7 +391,7 @@ export class LocalStorage implements Storage {
 
   /** Where the directory entry `path` really is: its parent resolved, its own name kept (not followed). */
   async #entryLocation(path: DavPath): Promise<string> {
-    if (this.#isShareRoot(path)) return guard(fsp.realpath(this.#resolve(path)));
+    if (this.#isShareRoot(path)) return guard(realPathOf(this.#resolve(path)));
     const parent = await this.realPath(parentDavPath(path));
     return (parent === '/' ? '' : parent) + '/' + basename(this.#resolve(path));
   }

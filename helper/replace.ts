@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { TRANSFER_TEMPORARY_NAME } from '../common/names';
 import type { DavPath, MemberError } from '../common/storage';
+import { osPath, osPathBytes } from './layout';
 import { removeMembers } from './trees';
 
 const fsp = fs.promises;
@@ -46,16 +47,16 @@ export async function replaceWith(
 ): Promise<MemberError[]> {
   const needsAside = destinationStats !== null && (destinationStats.isDirectory() || replacementIsDirectory);
   if (!needsAside) {
-    await fsp.rename(replacement, destination);
+    await fsp.rename(osPath(replacement), osPath(destination));
     return [];
   }
   const aside = temporaryBeside(destination, 'old');
   try {
-    await fsp.rename(destination, aside);
+    await fsp.rename(osPath(destination), osPath(aside));
     try {
-      await fsp.rename(replacement, destination);
+      await fsp.rename(osPath(replacement), osPath(destination));
     } catch (error) {
-      await fsp.rename(aside, destination).catch(() => undefined);
+      await fsp.rename(osPath(aside), osPath(destination)).catch(() => undefined);
       throw error;
     }
   } catch (error) {
@@ -76,7 +77,8 @@ export async function replaceWith(
 export async function sweepTemporaries(directory: string): Promise<void> {
   let names: string[];
   try {
-    names = await fsp.readdir(directory);
+    // Reserved names are ASCII: a name that is not UTF-8 (read as U+FFFD here) is never one.
+    names = await fsp.readdir(osPath(directory));
   } catch {
     return;
   }
@@ -96,13 +98,13 @@ export async function removeTemporary(
   reportAs: DavPath = '/' + basename(fsPath),
 ): Promise<MemberError[]> {
   try {
-    const stats = await fsp.lstat(fsPath);
+    const stats = await fsp.lstat(osPath(fsPath));
     if (!stats.isDirectory()) {
-      await fsp.unlink(fsPath);
+      await fsp.unlink(osPath(fsPath));
       return [];
     }
-    const errors = await removeMembers(reportAs, Buffer.from(fsPath));
-    if (errors.length === 0) await fsp.rmdir(fsPath);
+    const errors = await removeMembers(reportAs, osPathBytes(fsPath));
+    if (errors.length === 0) await fsp.rmdir(osPath(fsPath));
     return errors;
   } catch {
     return [];

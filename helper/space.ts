@@ -4,9 +4,10 @@ import * as fs from 'node:fs';
 import type { Space } from '../common/storage';
 import { diskQuota, type DiskQuota } from '../native/index';
 import { guard } from './errno';
+import { osPath } from './layout';
 
 export async function spaceOf(fsPath: string): Promise<Space> {
-  const stats = await guard(fs.promises.statfs(fsPath, { bigint: true }));
+  const stats = await guard(fs.promises.statfs(osPath(fsPath), { bigint: true }));
   const filesystem = {
     availableBytes: Number(stats.bavail * stats.bsize),
     usedBytes: Number((stats.blocks - stats.bfree) * stats.bsize),
@@ -14,7 +15,7 @@ export async function spaceOf(fsPath: string): Promise<Space> {
   let quota: DiskQuota | null = null;
   try {
     // The worker runs as the user: its effective uid is whose quota counts.
-    quota = diskQuota(fsPath, process.geteuid!());
+    quota = diskQuota(osPath(fsPath), process.geteuid!());
   } catch {
     // The path cannot be opened for the query (e.g. a file without read permission): no quota view.
   }

@@ -5,8 +5,7 @@ import * as fs from 'node:fs';
 import { StorageError, type DavPath, type MemberError } from '../common/storage';
 import { copyUserXattrs } from './dead-props';
 import { errnoOf, guard, storageError } from './errno';
-import { childDavPath } from './layout';
-import { strictUtf8 } from './listing';
+import { childDavPath, fromOsPath, osPath, osPathBytes } from './layout';
 
 const fsp = fs.promises;
 
@@ -19,9 +18,9 @@ function joinBuffer(parent: Buffer, name: Buffer): Buffer {
   return Buffer.concat([parent, SLASH, name]);
 }
 
-/** A member's DavPath for an error report (lossy for names that are not UTF-8). */
+/** A member's DavPath for an error report (escaped bytes for a name that is not UTF-8). */
 function memberPath(parent: DavPath, name: Buffer): DavPath {
-  return childDavPath(parent, name.toString('utf8'));
+  return childDavPath(parent, fromOsPath(name));
 }
 
 async function readMembers(fsPath: Buffer): Promise<fs.Dirent<Buffer>[]> {
@@ -73,19 +72,19 @@ export async function copyResource(
   depth: 0 | 'infinity',
 ): Promise<MemberError[]> {
   if (stats.isSymbolicLink()) {
-    await guard(copySymlink(Buffer.from(source), Buffer.from(destination)));
+    await guard(copySymlink(osPathBytes(source), osPathBytes(destination)));
     return [];
   }
   if (stats.isFile()) {
-    await guard(copyFile(Buffer.from(source), Buffer.from(destination)));
+    await guard(copyFile(osPathBytes(source), osPathBytes(destination)));
     return [];
   }
   if (!stats.isDirectory()) throw new StorageError('EPERM', 'only files and collections can be copied');
-  await guard(fsp.mkdir(destination, 0o700));
+  await guard(fsp.mkdir(osPath(destination), 0o700));
   copyUserXattrs(source, destination);
   const errors =
-    depth === 'infinity' ? await copyMembers(Buffer.from(source), Buffer.from(destination), to) : [];
-  await guard(fsp.chmod(destination, Number(stats.mode) & 0o7777));
+    depth === 'infinity' ? await copyMembers(osPathBytes(source), osPathBytes(destination), to) : [];
+  await guard(fsp.chmod(osPath(destination), Number(stats.mode) & 0o7777));
   return errors;
 }
 
@@ -117,7 +116,7 @@ async function copyDirectory(source: Buffer, destination: Buffer, to: DavPath): 
   const stats = await fsp.stat(source);
   // Writable while its members arrive; its own mode is applied afterwards (it may be read-only).
   await fsp.mkdir(destination, 0o700);
-  copyXattrsIfNamed(source, destination);
+  copyXattrsBetween(source, destination);
   const errors = await copyMembers(source, destination, to);
   await fsp.chmod(destination, stats.mode & 0o7777);
   return errors;
@@ -126,7 +125,7 @@ async function copyDirectory(source: Buffer, destination: Buffer, to: DavPath): 
 async function copyFile(source: Buffer, destination: Buffer): Promise<void> {
   // libuv gives the copy the source's mode; FICLONE shares blocks where the filesystem can.
   await fsp.copyFile(source, destination, fs.constants.COPYFILE_EXCL | fs.constants.COPYFILE_FICLONE);
-  copyXattrsIfNamed(source, destination);
+  copyXattrsBetween(source, destination);
 }
 
 async function copySymlink(source: Buffer, destination: Buffer): Promise<void> {
@@ -134,17 +133,9 @@ async function copySymlink(source: Buffer, destination: Buffer): Promise<void> {
   await fsp.symlink(target, destination);
 }
 
-/** The xattr calls take string paths: a name that is not UTF-8 keeps its content but not its xattrs. */
-function copyXattrsIfNamed(source: Buffer, destination: Buffer): void {
-  let from: string;
-  let into: string;
-  try {
-    from = strictUtf8.decode(source);
-    into = strictUtf8.decode(destination);
-  } catch {
-    return;
-  }
-  copyUserXattrs(from, into);
+/** copyUserXattrs for Buffer paths (dead-props.ts takes paths in the escaped form). */
+function copyXattrsBetween(source: Buffer, destination: Buffer): void {
+  copyUserXattrs(fromOsPath(source), fromOsPath(destination));
 }
 
 /** Runs `work` over `items` with at most `limit` at once; results in item order. */

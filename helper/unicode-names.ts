@@ -4,6 +4,7 @@
 // replaces that file instead of creating a look-alike beside it. The exact spelling always wins
 // when it exists; listings keep names exactly as stored.
 import * as fs from 'node:fs';
+import { osPath } from './layout';
 
 const NON_ASCII = /[^\x00-\x7f]/;
 
@@ -35,7 +36,7 @@ export function storedSpelling(fsPath: string, root: string): string {
 /** Anything but "no such entry" counts as existing, so real errors surface from the operation itself. */
 function existsAsGiven(fsPath: string): boolean {
   try {
-    fs.lstatSync(fsPath);
+    fs.lstatSync(osPath(fsPath));
     return true;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
@@ -55,7 +56,7 @@ function equivalentName(directory: string, name: string): string | null {
   if (composed === name && decomposed === name) return null;
   let handle: fs.Dir;
   try {
-    handle = fs.opendirSync(directory);
+    handle = fs.opendirSync(osPath(directory));
   } catch {
     return null;
   }

@@ -9,6 +9,7 @@ import { commitUpload } from '../native/index';
 import { copyUserXattrs } from './dead-props';
 import { closeQuietly, errnoOf, guard, storageError } from './errno';
 import { fstat, refuseNonFile, statOrNull, toStat } from './file-stat';
+import { osPath } from './layout';
 
 /** open(2) flags O_TMPFILE | O_DIRECTORY; Node does not export the constant. */
 const O_TMPFILE = 0o20200000;
@@ -45,7 +46,7 @@ export class LocalUpload implements Upload {
     const directory = dirname(target);
     try {
       // Anonymous until commit: a killed worker leaves nothing behind. Mode 0666 & ~umask.
-      const fd = fs.openSync(directory, fs.constants.O_WRONLY | O_TMPFILE, 0o666);
+      const fd = fs.openSync(osPath(directory), fs.constants.O_WRONLY | O_TMPFILE, 0o666);
       return new LocalUpload(fd, target, existing, durable, null);
     } catch (error) {
       // Filesystems without O_TMPFILE (and kernels that ignore the flag) fall back to a named file.
@@ -56,7 +57,7 @@ export class LocalUpload implements Upload {
     }
     const temporary = temporaryNameFor(target);
     const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
-    const fd = await guard(call<number>((done) => fs.open(temporary, flags, 0o666, done)));
+    const fd = await guard(call<number>((done) => fs.open(osPath(temporary), flags, 0o666, done)));
     return new LocalUpload(fd, target, existing, durable, temporary);
   }
 
@@ -72,7 +73,11 @@ export class LocalUpload implements Upload {
       // concurrent uploads commit in parallel.
       const link = this.#temporaryPath === null;
       const temporary = this.#temporaryPath ?? temporaryNameFor(this.#target);
-      await commitUpload(this.fd, temporary, { link, target: this.#target, durable: this.#durable });
+      await commitUpload(this.fd, osPath(temporary), {
+        link,
+        target: osPath(this.#target),
+        durable: this.#durable,
+      });
       this.#temporaryPath = null;
       return toStat(await fstat(this.fd));
     } catch (error) {
@@ -118,7 +123,7 @@ export class LocalUpload implements Upload {
     closeQuietly(this.fd);
     if (this.#temporaryPath !== null) {
       try {
-        fs.unlinkSync(this.#temporaryPath);
+        fs.unlinkSync(osPath(this.#temporaryPath));
       } catch {
         // Already gone, or the directory went away: nothing is left behind either way.
       }

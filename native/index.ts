@@ -46,15 +46,15 @@ interface Addon extends ChannelBinding {
   readCached(fd: number, buffer: Buffer, position: number): number;
   dupFd(fd: number): number;
   groupList(user: string, gid: number): number[];
-  xattrList(path: string): string[];
-  xattrGet(path: string, name: string): Buffer;
-  xattrSet(path: string, name: string, value: Buffer): void;
-  xattrRemove(path: string, name: string): void;
+  xattrList(path: string | Buffer): string[];
+  xattrGet(path: string | Buffer, name: string): Buffer;
+  xattrSet(path: string | Buffer, name: string, value: Buffer): void;
+  xattrRemove(path: string | Buffer, name: string): void;
   commitUpload(
     fd: number,
-    temporary: string,
+    temporary: string | Buffer,
     link: boolean,
-    target: string,
+    target: string | Buffer,
     durable: boolean,
     callback: (error: NodeJS.ErrnoException | null) => void,
   ): void;
@@ -74,10 +74,10 @@ interface Addon extends ChannelBinding {
     length: number,
     callback: (error: NodeJS.ErrnoException | null, cloned: boolean, next: number) => void,
   ): void;
-  diskQuota(path: string, uid: number): DiskQuota | null;
+  diskQuota(path: string | Buffer, uid: number): DiskQuota | null;
   releaseListing(listing: PackedListing): void;
   listingOpen(
-    path: string,
+    path: string | Buffer,
     xattrs: 0 | 1 | 2,
     wire?: { prefix: string; maxNameBytes: number; props: boolean },
   ): ListingHandle;
@@ -150,8 +150,8 @@ export function tcpListen(host: string, port: number, backlog: number): number {
  */
 export function commitUpload(
   fd: number,
-  temporary: string,
-  options: { link: boolean; target: string; durable: boolean },
+  temporary: string | Buffer,
+  options: { link: boolean; target: string | Buffer; durable: boolean },
 ): Promise<void> {
   return new Promise((resolve, reject) =>
     addon.commitUpload(fd, temporary, options.link, options.target, options.durable, (error) =>
@@ -192,7 +192,7 @@ export interface DiskQuota {
  * filesystem keeps no user quotas (quotas off, or no quota support in the kernel). Synchronous: a
  * metadata call. Throws (node:fs-shaped errors) when the path cannot be opened.
  */
-export function diskQuota(path: string, uid: number): DiskQuota | null {
+export function diskQuota(path: string | Buffer, uid: number): DiskQuota | null {
   return addon.diskQuota(path, uid);
 }
 
@@ -276,21 +276,21 @@ export function readCached(fd: number, buffer: Buffer, position: number): number
 }
 
 /** Extended attribute names of `path` (following symlinks), e.g. `user.dav:{DAV:}x`. */
-export function xattrList(path: string): string[] {
+export function xattrList(path: string | Buffer): string[] {
   return addon.xattrList(path);
 }
 
 /** The value of one extended attribute; throws ENODATA when it is absent. */
-export function xattrGet(path: string, name: string): Buffer {
+export function xattrGet(path: string | Buffer, name: string): Buffer {
   return addon.xattrGet(path, name);
 }
 
-export function xattrSet(path: string, name: string, value: Buffer): void {
+export function xattrSet(path: string | Buffer, name: string, value: Buffer): void {
   addon.xattrSet(path, name, value);
 }
 
 /** Throws ENODATA when the attribute is absent. */
-export function xattrRemove(path: string, name: string): void {
+export function xattrRemove(path: string | Buffer, name: string): void {
   addon.xattrRemove(path, name);
 }
 
@@ -384,7 +384,8 @@ export type ListingBatch = PackedListing;
 export class DirectoryCursor {
   readonly #handle: ListingHandle;
 
-  constructor(path: string, xattrs: ListDirectoryOptions['xattrs'], wire?: WireListingOptions) {
+  /** `path`: a string, or a Buffer for a directory whose name is not UTF-8. */
+  constructor(path: string | Buffer, xattrs: ListDirectoryOptions['xattrs'], wire?: WireListingOptions) {
     this.#handle = addon.listingOpen(
       path,
       XATTR_MODES[xattrs],
@@ -458,7 +459,7 @@ async function* batchesOf<T>(
  * attributes) are valid until the next batch is asked for.
  */
 export function listDirectory(
-  path: string,
+  path: string | Buffer,
   options: ListDirectoryOptions,
 ): AsyncGenerator<Iterable<ListedMember>> {
   return batchesOf(new DirectoryCursor(path, options.xattrs), options, membersOfBatch);
@@ -492,7 +493,7 @@ export type WireItem = { text: Buffer; count: number; member?: undefined } | { m
  * written by the addon (no JavaScript object per member), the rest as members; batch by batch.
  */
 export function listDirectoryAsWire(
-  path: string,
+  path: string | Buffer,
   options: WireListingOptions,
 ): AsyncGenerator<Iterable<WireItem>> {
   return batchesOf(new DirectoryCursor(path, options.xattrs, options), options, (batch) =>

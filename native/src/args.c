@@ -36,6 +36,24 @@ char *privdav_get_c_string(napi_env env, napi_value value) {
   return text;
 }
 
+bool privdav_get_path(napi_env env, napi_value value, char *out, size_t capacity) {
+  size_t length;
+  bool is_buffer = false;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok) return false;
+  if (is_buffer) {
+    void *data;
+    if (napi_get_buffer_info(env, value, &data, &length) != napi_ok || length == 0 || length >= capacity) return false;
+    memcpy(out, data, length);
+    out[length] = '\0';
+  } else {
+    if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0 || length >= capacity)
+      return false;
+    napi_get_value_string_utf8(env, value, out, capacity, &length);
+  }
+  // An embedded NUL would silently name something else.
+  return strlen(out) == length;
+}
+
 bool privdav_get_args(napi_env env, napi_callback_info info, size_t expected, napi_value *argv) {
   size_t argc = expected;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;

@@ -12,6 +12,9 @@ bool privdav_get_int(napi_env env, napi_value value, int min, int max, int *out)
 bool privdav_get_fd(napi_env env, napi_value value, int *fd);
 // A fresh malloc'd copy of a JS string (the caller frees it); NULL for embedded NUL bytes.
 char *privdav_get_c_string(napi_env env, napi_value value);
+// A filesystem path: a JS string (as UTF-8) or a Buffer (its bytes: names that are not UTF-8),
+// 1 .. capacity-1 bytes without NUL, copied NUL-terminated into `out`. False (nothing thrown) otherwise.
+bool privdav_get_path(napi_env env, napi_value value, char *out, size_t capacity);
 // Exactly `expected` arguments into argv.
 bool privdav_get_args(napi_env env, napi_callback_info info, size_t expected, napi_value *argv);
 napi_value privdav_int_value(napi_env env, int number);

@@ -3,6 +3,7 @@
 // /proc/self/fd), and rename it over the target. Done on the event loop, the linkat alone cost
 // the worker ~14% of its time under a PUT load and serialised concurrent uploads behind it.
 #include "commit.h"
+#include "args.h"
 #include "errors.h"
 
 #include <errno.h>
@@ -73,20 +74,15 @@ static void commit_complete(napi_env env, napi_status status, void *data) {
   napi_close_handle_scope(env, scope);
 }
 
-// A string of 1 .. PATH_MAX-1 bytes without NUL, malloc'ed; NULL (and a thrown error) otherwise.
+// A path (string, or Buffer for a name that is not UTF-8) of 1 .. PATH_MAX-1 bytes without NUL,
+// malloc'ed; NULL (and a thrown error) otherwise.
 static char *path_argument(napi_env env, napi_value value, const char *what) {
-  size_t length;
-  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0 || length >= PATH_MAX) {
-    privdav_throw_type_error(env, what);
-    return NULL;
-  }
-  char *path = malloc(length + 1);
+  char *path = malloc(PATH_MAX);
   if (path == NULL) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  napi_get_value_string_utf8(env, value, path, length + 1, &length);
-  if (strlen(path) != length) {
+  if (!privdav_get_path(env, value, path, PATH_MAX)) {
     free(path);
     privdav_throw_type_error(env, what);
     return NULL;

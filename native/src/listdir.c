@@ -5,6 +5,7 @@
 // listing per member; batches keep its memory to one batch whatever the directory's size.
 // The work callback touches only C memory; JS values are built in the completion callback.
 #include "listdir.h"
+#include "args.h"
 #include "errors.h"
 
 #include <uv.h>
@@ -726,7 +727,7 @@ static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
   return true;
 }
 
-// listingOpen(path: string, xattrs: 0 | 1 | 2, wire?: {prefix, maxNameBytes, props}): the handle of
+// listingOpen(path: string | Buffer, xattrs: 0 | 1 | 2, wire?: {prefix, maxNameBytes, props}): the handle of
 // a listing of `path`, read with listingRead. The directory is opened by the first batch.
 napi_value privdav_listing_open(napi_env env, napi_callback_info info) {
   size_t argc = 3;
@@ -734,10 +735,6 @@ napi_value privdav_listing_open(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   if (argc < 2) return privdav_throw_type_error(env, "listingOpen(path, xattrs, wire?)");
 
-  size_t path_length;
-  if (napi_get_value_string_utf8(env, argv[0], NULL, 0, &path_length) != napi_ok)
-    return privdav_throw_type_error(env, "path must be a string");
-  if (path_length == 0 || path_length >= PATH_MAX) return privdav_throw_type_error(env, "path must be 1 to PATH_MAX - 1 bytes");
   double mode;
   napi_valuetype type;
   if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number ||
@@ -746,7 +743,7 @@ napi_value privdav_listing_open(napi_env env, napi_callback_info info) {
     return privdav_throw_type_error(env, "xattrs must be 0 (none), 1 (names) or 2 (values)");
 
   list_job *job = calloc(1, sizeof *job);
-  char *path = malloc(path_length + 1);
+  char *path = malloc(PATH_MAX);
   if (job == NULL || path == NULL) {
     free(job);
     free(path);
@@ -754,11 +751,11 @@ napi_value privdav_listing_open(napi_env env, napi_callback_info info) {
     return NULL;
   }
   job->path = path;
-  napi_get_value_string_utf8(env, argv[0], path, path_length + 1, &path_length);
-  // An embedded NUL would silently name another directory.
-  if (strlen(path) != path_length) {
+  // A string, or a Buffer for a directory whose name is not UTF-8; an embedded NUL would silently
+  // name another directory.
+  if (!privdav_get_path(env, argv[0], path, PATH_MAX)) {
     list_job_free(job);
-    return privdav_throw_type_error(env, "path must not contain NUL bytes");
+    return privdav_throw_type_error(env, "path must be a string or Buffer of 1 to PATH_MAX - 1 bytes without NUL");
   }
   job->xattrs = (enum xattr_mode)mode;
   if (argc >= 3 && napi_typeof(env, argv[2], &type) == napi_ok && type != napi_undefined &&

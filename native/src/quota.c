@@ -3,6 +3,7 @@
 // privileges, so the worker asks as itself. quotactl_fd (Linux 5.14) needs no device name; older
 // kernels get quotactl on /dev/block/MAJOR:MINOR of the path's filesystem.
 #include "quota.h"
+#include "args.h"
 #include "errors.h"
 
 #include <errno.h>
@@ -53,10 +54,8 @@ napi_value privdav_disk_quota(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
   if (argc < 2) return privdav_throw_type_error(env, "diskQuota(path, uid)");
   char path[PATH_MAX];
-  size_t length;
-  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok || length == 0 ||
-      length >= sizeof path - 1 || strlen(path) != length)
-    return privdav_throw_type_error(env, "path must be a string without NUL bytes");
+  if (!privdav_get_path(env, argv[0], path, sizeof path - 1))
+    return privdav_throw_type_error(env, "path must be a string or Buffer without NUL bytes");
   double uid;
   napi_valuetype type;
   if (napi_typeof(env, argv[1], &type) != napi_ok || type != napi_number ||

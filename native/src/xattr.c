@@ -4,6 +4,7 @@
 // which leaked on every get and every error, and which (as an ES module) cost ~10 ms of each
 // worker's start.
 #include "xattr.h"
+#include "args.h"
 #include "errors.h"
 
 #include <errno.h>
@@ -34,6 +35,13 @@ static bool string_argument(napi_env env, napi_value value, char *out, size_t ca
   return true;
 }
 
+// The same for a path argument, which may also be a Buffer (a name that is not UTF-8).
+static bool path_argument(napi_env env, napi_value value, char *out, size_t capacity) {
+  if (privdav_get_path(env, value, out, capacity)) return true;
+  privdav_throw_type_error(env, "path must be a string or Buffer without NUL bytes");
+  return false;
+}
+
 static bool get_arguments(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
   size_t argc = count;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
@@ -48,7 +56,7 @@ static bool get_arguments(napi_env env, napi_callback_info info, size_t count, n
 napi_value privdav_xattr_list(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   char path[PATH_MAX];
-  if (!get_arguments(env, info, 1, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string"))
+  if (!get_arguments(env, info, 1, argv) || !path_argument(env, argv[0], path, sizeof path))
     return NULL;
   char *names = malloc(LIST_MAX);
   if (names == NULL) return privdav_throw_errno(env, ENOMEM, "listxattr", path);
@@ -76,7 +84,7 @@ napi_value privdav_xattr_list(napi_env env, napi_callback_info info) {
 napi_value privdav_xattr_get(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX], name[NAME_MAX_BYTES + 1];
-  if (!get_arguments(env, info, 2, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
+  if (!get_arguments(env, info, 2, argv) || !path_argument(env, argv[0], path, sizeof path) ||
       !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
     return NULL;
   // One read into a buffer of the largest possible size: no size query, so no ERANGE race.
@@ -99,7 +107,7 @@ napi_value privdav_xattr_get(napi_env env, napi_callback_info info) {
 napi_value privdav_xattr_set(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   char path[PATH_MAX], name[NAME_MAX_BYTES + 1];
-  if (!get_arguments(env, info, 3, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
+  if (!get_arguments(env, info, 3, argv) || !path_argument(env, argv[0], path, sizeof path) ||
       !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
     return NULL;
   bool is_buffer = false;
@@ -116,7 +124,7 @@ napi_value privdav_xattr_set(napi_env env, napi_callback_info info) {
 napi_value privdav_xattr_remove(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX], name[NAME_MAX_BYTES + 1];
-  if (!get_arguments(env, info, 2, argv) || !string_argument(env, argv[0], path, sizeof path, "path must be a string") ||
+  if (!get_arguments(env, info, 2, argv) || !path_argument(env, argv[0], path, sizeof path) ||
       !string_argument(env, argv[1], name, sizeof name, "name must be a string of 1-255 bytes"))
     return NULL;
   if (removexattr(path, name) != 0) return privdav_throw_errno(env, errno, "removexattr", path);

@@ -8,9 +8,9 @@ export type LockScope = 'exclusive' | 'shared';
 export interface LockRecord {
   /** The lock token, a URI: `opaquelocktoken:<uuid>`. */
   token: string;
-  /** Storage.realPath of the lock root. */
+  /** Storage.realPath of the lock root, in realPathOf's form (src/dav/request.ts). */
   root: string;
-  /** The DavPath the lock was taken on (reported as DAV:lockroot). */
+  /** The DavPath the lock was taken on (reported as DAV:lockroot), in the same form. */
   rootPath: string;
   /** The principal who created the lock; only they may use its token. */
   principal: string;

@@ -1,5 +1,6 @@
 // Enforcement of locks and of the If: header for every method that changes state, and the XML of
 // active locks.
+import { escapedBytesAsPrivateUse, privateUseAsEscapedBytes } from '../../common/name-bytes';
 import { StorageError, type DavPath } from '../../common/storage';
 import { DavError } from './errors';
 import { evaluateIfHeader, submittedTokens, type IfList, type IfResourceState } from './if-header';
@@ -31,7 +32,7 @@ export async function authorizeWrite(request: DavRequest, intents: WriteIntent[]
   for (const intent of intents) {
     for (const lock of await locksAffecting(request, intent)) {
       if (!(lock.principal === request.principal && submitted.includes(lock.token))) {
-        blocking.add(encodeHref(lock.rootPath, false));
+        blocking.add(lockRootHref(lock));
       }
     }
   }
@@ -154,7 +155,13 @@ export async function lockIndexFor(
 }
 
 function joinReal(base: string, suffix: string): string {
-  return base.endsWith('/') ? base + suffix.slice(1) : base + suffix;
+  const key = escapedBytesAsPrivateUse(suffix); // in realPathOf's form
+  return base.endsWith('/') ? base + key.slice(1) : base + key;
+}
+
+/** The href of the resource a lock was taken on (DAV:lockroot); rootPath is stored in realPathOf's form. */
+export function lockRootHref(lock: LockRecord): string {
+  return encodeHref(privateUseAsEscapedBytes(lock.rootPath), false);
 }
 
 /** DAV:activelock for one lock (RFC 4918 §14.1). */
@@ -167,7 +174,7 @@ export function activeLockXml(lock: LockRecord, nowMs: number): string {
     lock.ownerXml +
     `<D:timeout>Second-${remainingS}</D:timeout>` +
     `<D:locktoken><D:href>${escapeXml(lock.token)}</D:href></D:locktoken>` +
-    `<D:lockroot><D:href>${escapeXml(encodeHref(lock.rootPath, false))}</D:href></D:lockroot>` +
+    `<D:lockroot><D:href>${escapeXml(lockRootHref(lock))}</D:href></D:lockroot>` +
     '</D:activelock>'
   );
 }

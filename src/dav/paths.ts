@@ -1,5 +1,6 @@
 // The one chokepoint between URLs and DavPaths: request targets, Destination headers and If:
 // resource tags are decoded here, and every href we send is encoded here.
+import { decodeNameBytes, encodeNameBytes, nameByteLength, readableName } from '../../common/name-bytes';
 import { MAX_DAV_PATH_BYTES, type DavPath } from '../../common/storage';
 import { DavError } from './errors';
 
@@ -10,8 +11,10 @@ export interface RequestTarget {
 }
 
 /**
- * Decodes the path of a request target exactly once, as UTF-8, and normalises it. Refuses what a
- * DavPath cannot represent or what would escape the namespace: NUL, an encoded "/", invalid UTF-8,
+ * Decodes the path of a request target exactly once and normalises it. Names are bytes: each
+ * segment is percent-decoded to bytes and read as UTF-8, a byte that is not part of valid UTF-8
+ * becoming an escape (common/name-bytes.ts), so a name that is not UTF-8 is reached by its own
+ * bytes. Refuses what would escape the namespace or name another resource: NUL, an encoded "/",
  * ".." above the root, a fragment. The storage re-validates, but nothing malformed gets that far.
  */
 export function parseRequestPath(rawTarget: string): RequestTarget {
@@ -33,15 +36,7 @@ function normalise(encoded: string): RequestTarget {
   const segments: string[] = [];
   for (const raw of encoded.split('/')) {
     if (raw === '' || raw === '.' || raw === '%2e' || raw === '%2E') continue;
-    let segment: string;
-    try {
-      segment = raw.includes('%') ? decodeURIComponent(raw) : raw;
-    } catch {
-      throw new DavError(400, 'invalid percent-encoding or UTF-8 in path');
-    }
-    if (segment.includes('\0')) throw new DavError(400, 'NUL in path');
-    // An encoded slash would name a different resource than the client sees; refuse it.
-    if (segment.includes('/')) throw new DavError(400, 'encoded "/" in path');
+    const segment = PLAIN_SEGMENT.test(raw) ? raw : decodeSegment(raw);
     if (segment === '.') continue;
     if (segment === '..') {
       if (segments.length === 0) throw new DavError(400, 'path escapes the root');
@@ -53,9 +48,38 @@ function normalise(encoded: string): RequestTarget {
   const trailingSlash = encoded.length > 1 && encoded.endsWith('/');
   const path = '/' + segments.join('/');
   // No filesystem path can be this long: refused here, before a worker is asked to resolve it.
-  if (path.length > MAX_DAV_PATH_BYTES / 3 && Buffer.byteLength(path, 'utf8') > MAX_DAV_PATH_BYTES)
+  if (path.length > MAX_DAV_PATH_BYTES / 3 && nameByteLength(path) > MAX_DAV_PATH_BYTES)
     throw new DavError(414, 'URL too long');
   return { path, trailingSlash };
+}
+
+/** Printable ASCII without "%": the segment is its own name (the common case, no decoding). */
+const PLAIN_SEGMENT = /^[\x21-\x24\x26-\x7e]*$/;
+
+/**
+ * One segment's bytes as a DavPath segment. Header values (Destination) reach us as latin1, one
+ * character per byte, so a raw byte above 0x7f counts as that byte; a character beyond 0xff cannot
+ * come from HTTP and is refused.
+ */
+function decodeSegment(raw: string): string {
+  const bytes = Buffer.allocUnsafe(raw.length);
+  let length = 0;
+  for (let at = 0; at < raw.length; at++) {
+    let byte = raw.charCodeAt(at);
+    if (byte === 0x25 /* % */) {
+      const hex = raw.slice(at + 1, at + 3);
+      if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw new DavError(400, 'invalid percent-encoding in path');
+      byte = parseInt(hex, 16);
+      at += 2;
+    } else if (byte > 0xff) {
+      throw new DavError(400, 'path is not a URL');
+    }
+    if (byte === 0) throw new DavError(400, 'NUL in path');
+    // An encoded slash would name a different resource than the client sees; refuse it.
+    if (byte === 0x2f) throw new DavError(400, 'encoded "/" in path');
+    bytes[length++] = byte;
+  }
+  return decodeNameBytes(bytes.subarray(0, length));
 }
 
 /** How this server is named: the Host the request arrived with, and server.public_url's origin. */
@@ -86,7 +110,8 @@ export function resolveUrlOnThisServer(
   if (url.startsWith('/')) return parseRequestPath(url);
   let parsed: URL;
   try {
-    parsed = new URL(url);
+    // Raw bytes in a header value (latin1) stay those bytes; the URL parser would re-encode them.
+    parsed = new URL(url.replace(/[\x80-\xff]/g, (byte) => percentEncoded(byte.charCodeAt(0))));
   } catch {
     throw new DavError(400, 'malformed URL');
   }
@@ -123,10 +148,24 @@ export function encodeHref(path: DavPath, isCollection: boolean): string {
 }
 
 const SAFE_SEGMENT = /^[A-Za-z0-9\-._~!$&'()*+,;=:@]*$/;
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
 
 function encodeSegment(segment: string): string {
   if (SAFE_SEGMENT.test(segment)) return segment;
-  return encodeURIComponent(segment);
+  if (!ANY_SURROGATE.test(segment)) return encodeURIComponent(segment);
+  // A name that is not UTF-8: its exact bytes, so that the href reaches it (parseRequestPath). A
+  // string in no escaped form (a worker's bug) goes out lossy, as U+FFFD, rather than throwing.
+  const bytes = encodeNameBytes(segment) ?? Buffer.from(segment, 'utf8');
+  let encoded = '';
+  for (const byte of bytes) {
+    const char = String.fromCharCode(byte);
+    encoded += byte < 0x80 && SAFE_SEGMENT.test(char) ? char : percentEncoded(byte);
+  }
+  return encoded;
+}
+
+function percentEncoded(byte: number): string {
+  return '%' + (byte < 16 ? '0' : '') + byte.toString(16).toUpperCase();
 }
 
 export function parentPath(path: DavPath): DavPath {
@@ -136,6 +175,14 @@ export function parentPath(path: DavPath): DavPath {
 
 export function baseName(path: DavPath): string {
   return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/**
+ * A path or name as text for people (displayname, the HTML listing, Content-Disposition): bytes
+ * that are not UTF-8 shown as U+FFFD, since XML and HTML cannot carry them. Hrefs carry the bytes.
+ */
+export function readablePath(path: DavPath): string {
+  return readableName(path);
 }
 
 /** True when `inner` is `outer` itself or lies below it. */

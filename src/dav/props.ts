@@ -3,7 +3,7 @@
 import type { Entry, Space, Stat } from '../../common/storage';
 import type { LockRecord } from './lock-store';
 import { activeLockXml, SUPPORTED_LOCK_XML } from './locks';
-import { baseName } from './paths';
+import { baseName, readablePath } from './paths';
 import { DAV_NS, escapeXmlText } from './xml';
 
 const D = `{${DAV_NS}}`;
@@ -112,7 +112,7 @@ export function allpropLiveXml(entry: Entry, sources: LivePropertySources): stri
 const creationdateXml = (stat: Stat): string =>
   `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
 const displaynameXml = (entry: Entry): string =>
-  `<D:displayname>${escapeXmlText(baseName(entry.path))}</D:displayname>`;
+  `<D:displayname>${escapeXmlText(readablePath(baseName(entry.path)))}</D:displayname>`;
 const getcontentlengthXml = (stat: Stat): string => `<D:getcontentlength>${stat.size}</D:getcontentlength>`;
 const getcontenttypeXml = (entry: Entry): string =>
   `<D:getcontenttype>${contentTypeFor(entry.path)}</D:getcontenttype>`;

@@ -1,6 +1,7 @@
 // The state one WebDAV request carries through its method handler, and the few ways a handler
 // writes a complete response. Every method file receives a DavRequest and nothing else.
 import type * as http from 'node:http';
+import { escapedBytesAsPrivateUse } from '../../common/name-bytes';
 import type { DavPath, Stat, Storage } from '../../common/storage';
 import type { HideList } from './hide';
 import type { IfHeader } from './if-header';
@@ -53,10 +54,14 @@ export interface DavRequest {
 
 export type MethodHandler = (request: DavRequest) => Promise<void>;
 
+/**
+ * The resource's real path as the lock store's key. Bytes that are not UTF-8 are kept as private-use
+ * characters (common/name-bytes.ts): the databases store text and would turn them all into U+FFFD.
+ */
 export async function realPathOf(request: DavRequest, path: DavPath): Promise<string> {
   let real = request.realPaths.get(path);
   if (real === undefined) {
-    real = await request.storage.realPath(path);
+    real = escapedBytesAsPrivateUse(await request.storage.realPath(path));
     request.realPaths.set(path, real);
   }
   return real;

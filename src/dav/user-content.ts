@@ -3,7 +3,7 @@
 // cached credentials of whoever opens it (alice) and could read and change her files.
 import type * as http from 'node:http';
 import type { DavPath } from '../../common/storage';
-import { baseName } from './paths';
+import { baseName, readablePath } from './paths';
 
 /** Media types a browser executes or renders with scripting: never inline on the shared origin. */
 const ACTIVE_TYPES = new Set([
@@ -53,7 +53,8 @@ export function userContentHeaders(
     'X-Content-Type-Options': 'nosniff',
     'Content-Security-Policy': 'sandbox',
   };
-  if (!inline && isActiveType(contentType)) headers['Content-Disposition'] = attachment(baseName(path));
+  if (!inline && isActiveType(contentType))
+    headers['Content-Disposition'] = attachment(readablePath(baseName(path)));
   return headers;
 }
 

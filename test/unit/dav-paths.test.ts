@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DavError } from '../../src/dav/errors';
-import { encodeHref, parseDestination, parseRequestPath } from '../../src/dav/paths';
+import { encodeHref, parseDestination, parseRequestPath, readablePath } from '../../src/dav/paths';
 
 function status(fn: () => unknown): number {
   try {
@@ -23,12 +23,14 @@ test('a request path is decoded once as UTF-8 and normalised', () => {
   assert.deepEqual(parseRequestPath('http://host:8080/x/y'), { path: '/x/y', trailingSlash: false });
 });
 
-test('NUL, invalid UTF-8, encoded slashes, escapes above the root and fragments give 400', () => {
+test('NUL, encoded slashes, escapes above the root, bad percent-encoding and fragments give 400', () => {
   for (const target of [
     '/a%00b',
-    '/%C3%28',
-    '/%E2%82',
     '/a%2Fb',
+    '/a%2fb',
+    '/%E9%2F%E9',
+    '/a%zz',
+    '/a%4',
     '/..',
     '/a/../../b',
     '/%2e%2e/x',
@@ -49,6 +51,45 @@ test('hrefs are percent-encoded per segment and collections end in a slash', () 
   assert.equal(encodeHref('/dir', true), '/dir/');
   assert.equal(encodeHref('/100%/x?y#z', false), '/100%25/x%3Fy%23z');
   assert.equal(parseRequestPath(encodeHref('/we ird/ä?#%', false)).path, '/we ird/ä?#%');
+});
+
+test('bytes that are not UTF-8 become escapes (U+DC80+byte) and go back out as the same bytes', () => {
+  assert.equal(parseRequestPath('/caf%E9.txt').path, '/caf\uDCE9.txt');
+  assert.equal(parseRequestPath('/%C3%28').path, '/\uDCC3(');
+  assert.equal(parseRequestPath('/%E2%82').path, '/\uDCE2\uDC82');
+  assert.equal(
+    parseRequestPath('/%ED%A0%80').path,
+    '/\uDCED\uDCA0\uDC80',
+    'an encoded surrogate is three bytes',
+  );
+  for (const href of ['/caf%E9.txt', '/%C3(', '/%E2%82/x', '/%FF%FEx', '/a%ED%A0%80b']) {
+    assert.equal(encodeHref(parseRequestPath(href).path, false), href);
+  }
+  assert.equal(encodeHref('/d\uDCE9r', true), '/d%E9r/');
+});
+
+test('é, its UTF-8 bytes and the escapes of those bytes are one name; other bytes another', () => {
+  assert.equal(parseRequestPath('/caf%C3%A9').path, '/café');
+  assert.equal(parseRequestPath('/caf\u00c3\u00a9').path, '/café', 'raw UTF-8 bytes in a header (latin1)');
+  assert.notEqual(parseRequestPath('/caf%E9').path, parseRequestPath('/caf%C3%A9').path);
+  assert.notEqual(parseRequestPath('/caf%E9').path, parseRequestPath('/caf%EF%BF%BD').path);
+  assert.equal(
+    status(() => parseRequestPath('/caf\u20ac')),
+    400,
+    'not a byte: not from HTTP',
+  );
+});
+
+test('a Destination with raw bytes or escapes names those bytes', () => {
+  const names = { host: '127.0.0.1:8080', publicOrigin: null };
+  assert.equal(parseDestination('http://127.0.0.1:8080/x%E9', names), '/x\uDCE9');
+  assert.equal(parseDestination('http://127.0.0.1:8080/x\u00e9', names), '/x\uDCE9');
+  assert.equal(parseDestination('/x\u00e9', names), '/x\uDCE9');
+});
+
+test('readable names show escaped bytes as U+FFFD', () => {
+  assert.equal(readablePath('/caf\uDCE9.txt'), '/caf\uFFFD.txt');
+  assert.equal(readablePath('/😀'), '/😀');
 });
 
 /** A request that arrived directly, with this Host header and no public_url. */

@@ -7,6 +7,7 @@ import {
   childDavPath,
   isSameOrInside,
   isValidSegment,
+  osPath,
   parentDavPath,
   resolvePath,
   shareRootOf,
@@ -37,7 +38,10 @@ describe('resolvePath refuses paths that are not DavPaths with BAD_PATH', () => 
     ['a NUL byte after a valid name', '/etc/passwd\0.txt'],
     ['".." between backslashes', '/a/..\\..\\etc'],
     ['a backslash-separated "."', '/a\\.\\b'],
-    ['a lone surrogate', '/a\uD800b'],
+    ['a lone high surrogate', '/a\uD800b'],
+    ['a lone low surrogate that is no escaped byte', '/a\uDC41b'],
+    ['escapes that spell a UTF-8 character ("é" twice over)', '/caf\uDCC3\uDCA9'],
+    ['an escaped NUL', '/a\uDC00b'],
     ['a segment over 255 bytes', '/' + 'x'.repeat(256)],
     ['a segment of 128 two-byte characters', '/' + 'é'.repeat(128)],
     ['a path over 4096 bytes', '/a'.repeat(2049)],
@@ -65,6 +69,33 @@ describe('home layout', () => {
     assert.equal(resolvePath(home, '/a\\b'), '/srv/alice/WebDAV/a\\b');
     assert.equal(resolvePath(home, '/%2e%2e'), '/srv/alice/WebDAV/%2e%2e');
     assert.equal(resolvePath(home, '/日本語'), '/srv/alice/WebDAV/日本語');
+  });
+  test('escaped bytes map to exactly those bytes; paths without escapes stay strings', () => {
+    const fsPath = resolvePath(home, '/d\uDCE9r/caf\uDCFF.txt');
+    assert.equal(fsPath, '/srv/alice/WebDAV/d\uDCE9r/caf\uDCFF.txt');
+    assert.deepEqual(
+      osPath(fsPath),
+      Buffer.concat([
+        Buffer.from('/srv/alice/WebDAV/d'),
+        Buffer.of(0xe9),
+        Buffer.from('r/caf'),
+        Buffer.of(0xff),
+        Buffer.from('.txt'),
+      ]),
+    );
+    assert.equal(osPath(resolvePath(home, '/café/😀')), '/srv/alice/WebDAV/café/😀');
+    assert.deepEqual(
+      osPath(resolvePath(home, '/caf\uDCE9')),
+      Buffer.from('/srv/alice/WebDAV/caf\xe9', 'latin1'),
+    );
+    assert.notDeepEqual(
+      osPath(resolvePath(home, '/caf\uDCE9')),
+      Buffer.from(resolvePath(home, '/caf\uFFFD')),
+    );
+  });
+  test('a segment of 255 escaped bytes is accepted: each counts as one byte', () => {
+    assert.ok(isValidSegment('\uDCE9'.repeat(255)));
+    assert.ok(!isValidSegment('\uDCE9'.repeat(256)));
   });
   test('a segment of exactly 255 bytes is accepted', () => {
     assert.equal(resolvePath(home, '/' + 'x'.repeat(255)), '/srv/alice/WebDAV/' + 'x'.repeat(255));

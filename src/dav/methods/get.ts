@@ -7,7 +7,7 @@ import { StorageError } from '../../../common/storage';
 import { checkPreconditions, ifRangeHolds, NotModified, parseRange } from '../conditional';
 import { checkIfHeader } from '../locks';
 import { isReservedPath } from '../hide';
-import { baseName, encodeHref, parentPath } from '../paths';
+import { baseName, encodeHref, parentPath, readablePath } from '../paths';
 import { contentTypeFor, httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
 import { isContentOrigin, userContentHeaders } from '../user-content';
@@ -159,7 +159,7 @@ async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
     return;
   }
   const path = request.target.path;
-  const title = escapeXml(path === '/' ? '/' : path + '/');
+  const title = escapeXml(readablePath(path === '/' ? '/' : path + '/'));
   const listing = new StreamedResponse(
     res,
     200,
@@ -189,7 +189,7 @@ async function sendCollection(request: DavRequest, stat: Stat): Promise<void> {
   })) {
     if (entry.path === path || isReservedPath(entry.path) || request.hide.hidesPath(entry.path)) continue;
     const isCollection = entry.stat.kind === 'directory';
-    const name = baseName(entry.path) + (isCollection ? '/' : '');
+    const name = readablePath(baseName(entry.path)) + (isCollection ? '/' : '');
     const size = isCollection ? '' : String(entry.stat.size);
     const backpressure = listing.add(
       `<tr><td><a href="${escapeXml(encodeHref(entry.path, isCollection))}">${escapeXml(name)}</a></td>` +

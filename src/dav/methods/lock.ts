@@ -1,6 +1,7 @@
 // LOCK: new exclusive or shared write locks (Depth 0 or infinity; an unmapped URL gets an empty
 // file, 201), and refreshes of existing ones named in the If: header.
 import { randomUUID } from 'node:crypto';
+import { escapedBytesAsPrivateUse } from '../../../common/name-bytes';
 import { StorageError } from '../../../common/storage';
 import { DavError } from '../errors';
 import { submittedTokens } from '../if-header';
@@ -10,9 +11,9 @@ import {
   authorizeWrite,
   checkIfHeader,
   grantedTimeoutS,
+  lockRootHref,
   realPathIfParentExists,
 } from '../locks';
-import { encodeHref } from '../paths';
 import { headerValue, forgetPath, realPathOf, sendXml, statOf, type DavRequest } from '../request';
 import {
   childElements,
@@ -62,7 +63,7 @@ export async function handleLock(request: DavRequest): Promise<void> {
   const lock: LockRecord = {
     token: `opaquelocktoken:${randomUUID()}`,
     root,
-    rootPath: path,
+    rootPath: escapedBytesAsPrivateUse(path),
     principal: request.principal,
     scope: info.scope,
     depth,
@@ -72,7 +73,7 @@ export async function handleLock(request: DavRequest): Promise<void> {
   };
   const conflicts = await acquireWithinBounds(request, lock);
   if (conflicts.length > 0) {
-    const hrefs = [...new Set(conflicts.map((other) => encodeHref(other.rootPath, false)))];
+    const hrefs = [...new Set(conflicts.map(lockRootHref))];
     throw DavError.noConflictingLock(hrefs);
   }
   if (stat === null) {
