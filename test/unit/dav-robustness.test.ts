@@ -118,7 +118,7 @@ test('an XML body over maxXmlBytes gives 413, declared or chunked', async () => 
 });
 
 test('malformed URLs and headers give 400, never a crash', async () => {
-  for (const target of ['/%00', '/%C3%28', '/a/../../etc/passwd', '/%2e%2e/%2e%2e/']) {
+  for (const target of ['/%00', '/a%2Fb', '/%zz', '/a/../../etc/passwd', '/%2e%2e/%2e%2e/']) {
     assert.equal((await davRequest(server, 'GET', target)).status, 400, target);
   }
   assert.equal(

@@ -185,17 +185,15 @@ describe('list', () => {
     );
   });
 
-  test('leaves out names no DavPath can address and dangling symlinks', async () => {
+  test('leaves out names no DavPath can address and dangling symlinks; a Latin-1 name is listed escaped', async () => {
     fs.mkdirSync(`${root}/odd`);
     fs.writeFileSync(Buffer.from(`${root}/odd/latin1-\xe9`, 'latin1'), '');
     fs.writeFileSync(`${root}/odd/..\\x`, '');
     fs.symlinkSync('/nonexistent', `${root}/odd/dangling`);
     fs.writeFileSync(`${root}/odd/fine`, '');
     const entries = await collect(storage.list('/odd', 1, { props: 'none', limit: 100 }));
-    assert.deepEqual(
-      entries.map((entry) => entry.path),
-      ['/odd', '/odd/fine'],
-    );
+    const paths = entries.map((entry) => entry.path);
+    assert.deepEqual([paths[0], ...paths.slice(1).sort()], ['/odd', '/odd/fine', '/odd/latin1-\uDCE9']);
   });
 
   test('a missing collection gives ENOENT', async () => {

@@ -61,6 +61,19 @@ describe('log lines', () => {
     assert.equal(records[1]!.path, '/x?y');
   });
 
+  test("a name's byte that is not UTF-8 (a lone surrogate) is logged as U+FFFD; pairs stay", () => {
+    for (const format of ['logfmt', 'json']) {
+      const out = stderrOf(
+        `new log.Logger('web').info('x', { path: '/caf\\udce9 \\ud83d\\ude00 \\ud800' });`,
+        {
+          PRIVDAV_LOG_FORMAT: format,
+        },
+      );
+      assert.ok(out.includes('/caf\uFFFD \u{1F600} \uFFFD'), `${format}: ${out}`);
+      assert.ok(!/\\ud[89a-f]/i.test(out), 'no surrogate escapes in the line');
+    }
+  });
+
   test('access lines are written below the level that hides info', () => {
     const out = stderrOf(
       `const l = new log.Logger('web', 'warn'); l.info('hidden'); l.access({ status: 200 }, Date.now());`,

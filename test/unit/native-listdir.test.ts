@@ -415,8 +415,8 @@ describe('LocalStorage listings through the addon', () => {
     // Two names no DavPath can carry: the addon sees 5 members, the listing has 1 + 3 entries.
     const dir = makeRoot();
     for (const name of ['a', 'b', 'c']) fs.writeFileSync(`${dir}/${name}`, '');
-    fs.writeFileSync(Buffer.from(`${dir}/\xff`, 'latin1'), '');
-    fs.writeFileSync(Buffer.from(`${dir}/\xfe`, 'latin1'), '');
+    fs.writeFileSync(`${dir}/..\\x`, ''); // ".." to Windows clients
+    fs.writeFileSync(`${dir}/a\\..\\b`, '');
     const local = new LocalStorage({ layout: { kind: 'home', root: dir } });
     const entries: Entry[] = [];
     for await (const entry of local.list('/', 'infinity', { props: 'none', limit: 4 })) entries.push(entry);
