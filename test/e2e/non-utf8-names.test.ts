@@ -201,6 +201,16 @@ for (const layout of ['home', 'tilde'] as const) {
       assert.equal((await send(`/lock-${layout}-%E9`, { method: 'PUT', body: 'w' })).status, 204);
     });
 
+    test('quota properties of a collection whose name is not UTF-8', async () => {
+      const reply = await send('/d%E9r/', {
+        method: 'PROPFIND',
+        headers: { Depth: '0', 'Content-Type': 'application/xml' },
+        body: '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:quota-available-bytes/></D:prop></D:propfind>',
+      });
+      assert.equal(reply.status, 207);
+      assert.match(reply.text, /<D:quota-available-bytes>\d+<\/D:quota-available-bytes>/);
+    });
+
     test('NUL and "/" cannot be smuggled in as bytes', async () => {
       assert.equal((await send('/a%00b')).status, 400);
       assert.equal((await send('/d%E9r%2Finner%FF.txt')).status, 400);

@@ -21,6 +21,19 @@ test('set, list, get and remove a user attribute, binary values intact', () => {
   assert.ok(!xattrList(file).includes('user.dav:{urn:x}p'));
 });
 
+test('a Buffer path reaches a name that is not UTF-8; a NUL in it or an empty one is a TypeError', () => {
+  const latin1 = Buffer.concat([Buffer.from(dir + '/caf'), Buffer.of(0xe9)]);
+  writeFileSync(latin1, 'x');
+  xattrSet(latin1, 'user.dav:{urn:x}p', Buffer.from('v'));
+  assert.deepEqual(xattrList(latin1), ['user.dav:{urn:x}p']);
+  assert.deepEqual(xattrGet(latin1, 'user.dav:{urn:x}p'), Buffer.from('v'));
+  assert.throws(() => xattrList(dir + '/caf\uFFFD'), { code: 'ENOENT' }, 'the string form is another name');
+  xattrRemove(latin1, 'user.dav:{urn:x}p');
+  assert.deepEqual(xattrList(latin1), []);
+  assert.throws(() => xattrList(Buffer.concat([latin1, Buffer.of(0), Buffer.from('x')])), TypeError);
+  assert.throws(() => xattrList(Buffer.alloc(0)), TypeError);
+});
+
 test('a value of the largest size the kernel allows on this filesystem comes back whole', () => {
   const value = Buffer.alloc(3000, 0x61);
   xattrSet(file, 'user.big', value);
