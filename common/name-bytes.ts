@@ -63,6 +63,11 @@ export function encodeNameBytes(text: string): Buffer | null {
   return decodeNameBytes(bytes) === text ? bytes : null;
 }
 
+/** True when `text` is in the escaped form: some name's bytes decode to exactly it. */
+export function isEscapedForm(text: string): boolean {
+  return !ANY_SURROGATE.test(text) || encodeNameBytes(text) !== null;
+}
+
 /** True when `text` carries escaped bytes (a name that is not UTF-8); cheap for the common case. */
 export function hasEscapedBytes(text: string): boolean {
   if (!ANY_SURROGATE.test(text)) return false;

@@ -3,7 +3,13 @@
 // Filesystem paths stay in the DavPath's escaped form (common/name-bytes.ts) and become bytes at the
 // system call: every node:fs and addon call takes osPath(fsPath), never the string itself.
 
-import { decodeNameBytes, encodeNameBytes, hasEscapedBytes, nameByteLength } from '../common/name-bytes';
+import {
+  decodeNameBytes,
+  encodeNameBytes,
+  hasEscapedBytes,
+  isEscapedForm,
+  nameByteLength,
+} from '../common/name-bytes';
 import { isUserName, MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '../common/names';
 import { StorageError, type DavPath } from '../common/storage';
 
@@ -27,9 +33,10 @@ export function parseDavPath(davPath: unknown): string[] {
   if (davPath.includes('\0')) throw badPath('NUL in path');
   // Escaped bytes name exactly their bytes; any other lone surrogate, or escapes that would decode
   // as characters, would reach the filesystem as another name (U+FFFD, or the UTF-8 spelling).
-  const bytes = nameByteLength(davPath);
-  if (bytes === -1) throw badPath('path is neither UTF-8 nor escaped bytes');
-  if (bytes > MAX_PATH_BYTES) throw badPath('path too long');
+  if (!isEscapedForm(davPath)) throw badPath('path is neither UTF-8 nor escaped bytes');
+  // A UTF-16 unit is at most 3 bytes: only a long path needs counting.
+  if (davPath.length * 3 > MAX_PATH_BYTES && nameByteLength(davPath) > MAX_PATH_BYTES)
+    throw badPath('path too long');
   const segments = davPath.slice(1).split('/');
   for (const segment of segments) {
     if (!isValidSegment(segment)) throw badPath('empty, "." or ".." segment, or segment too long');
@@ -48,6 +55,7 @@ export function isValidSegment(segment: string): boolean {
   if (segment.includes('/') || segment.includes('\0')) return false;
   if (segment.includes('\\') && segment.split('\\').some((piece) => piece === '.' || piece === '..'))
     return false;
+  if (segment.length * 3 <= MAX_SEGMENT_BYTES) return true; // at most 3 bytes a UTF-16 unit
   const bytes = nameByteLength(segment);
   return bytes !== -1 && bytes <= MAX_SEGMENT_BYTES;
 }

@@ -55,6 +55,7 @@ function normalise(encoded: string): RequestTarget {
 
 /** Printable ASCII without "%": the segment is its own name (the common case, no decoding). */
 const PLAIN_SEGMENT = /^[\x21-\x24\x26-\x7e]*$/;
+const ASCII_SEGMENT = /^[\x21-\x7e]*$/;
 
 /**
  * One segment's bytes as a DavPath segment. Header values (Destination) reach us as latin1, one
@@ -62,6 +63,21 @@ const PLAIN_SEGMENT = /^[\x21-\x24\x26-\x7e]*$/;
  * come from HTTP and is refused.
  */
 function decodeSegment(raw: string): string {
+  // The common case, UTF-8 throughout: decodeURIComponent gives the same characters (it refuses
+  // invalid UTF-8, which is then decoded byte by byte below), natively.
+  if (ASCII_SEGMENT.test(raw)) {
+    let decoded: string | null;
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      decoded = null;
+    }
+    if (decoded !== null) {
+      if (decoded.includes('\0')) throw new DavError(400, 'NUL in path');
+      if (decoded.includes('/')) throw new DavError(400, 'encoded "/" in path');
+      return decoded;
+    }
+  }
   const bytes = Buffer.allocUnsafe(raw.length);
   let length = 0;
   for (let at = 0; at < raw.length; at++) {
