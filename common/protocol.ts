@@ -195,6 +195,38 @@ export function encodeMessage(message: object): Buffer {
   return payload;
 }
 
+/**
+ * File content that rides in a storage request after its JSON (putSmall's body), unencoded: the
+ * JSON, one NUL byte, then the bytes. JSON text never holds a raw NUL (JSON.stringify escapes every control character
+ * and UTF-8 has no 0 byte in other characters), so the first NUL is the boundary. Messages of the
+ * monitor never carry one: decodeMessage refuses them.
+ */
+export const TAIL_SEPARATOR = 0;
+
+export function encodeTailedMessage(message: object, tail: Buffer): Buffer {
+  const json = Buffer.from(JSON.stringify(message), 'utf8');
+  const length = json.length + 1 + tail.length;
+  if (length > MAX_MESSAGE_BYTES) throw new RangeError(`message of ${length} bytes is too large`);
+  const payload = Buffer.allocUnsafe(length);
+  json.copy(payload, 0);
+  payload[json.length] = TAIL_SEPARATOR;
+  tail.copy(payload, json.length + 1);
+  return payload;
+}
+
+/** A storage message with its tail (null when it has none; a view of `payload`), or null when malformed. */
+export function decodeTailedMessage(
+  payload: Buffer,
+): { message: Record<string, unknown>; tail: Buffer | null } | null {
+  const boundary = payload.indexOf(TAIL_SEPARATOR);
+  if (boundary < 0) {
+    const message = decodeMessage(payload);
+    return message === null ? null : { message, tail: null };
+  }
+  const message = decodeMessage(payload.subarray(0, boundary));
+  return message === null ? null : { message, tail: payload.subarray(boundary + 1) };
+}
+
 /** Parses one message; null when it is not a JSON object of bounded size. */
 export function decodeMessage(payload: Buffer): Record<string, unknown> | null {
   if (payload.length === 0 || payload.length > MAX_MESSAGE_BYTES) return null;

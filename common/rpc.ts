@@ -14,7 +14,7 @@
 
 import { Channel } from './channel';
 import { closeFd } from '../native';
-import { decodeMessage, encodeMessage, isRequestId } from './protocol';
+import { decodeMessage, encodeMessage, encodeTailedMessage, isRequestId } from './protocol';
 
 export interface Reply {
   message: Record<string, unknown>;
@@ -120,10 +120,18 @@ export class RpcClient {
     return this.#pending.size;
   }
 
-  /** One request, one reply. The fds are the channel's from this call on (closed if it fails). */
-  call(message: Record<string, unknown>, fds: number[] = [], deadlineMs = this.#deadlineMs): Promise<Reply> {
+  /**
+   * One request, one reply. The fds are the channel's from this call on (closed if it fails);
+   * `tail`, file content, is sent after the message's JSON.
+   */
+  call(
+    message: Record<string, unknown>,
+    fds: number[] = [],
+    deadlineMs = this.#deadlineMs,
+    tail: Buffer | null = null,
+  ): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
-      const pending = this.#start(message, fds, false, reject, deadlineMs);
+      const pending = this.#start(message, fds, false, reject, deadlineMs, tail);
       if (pending === null) return;
       pending.resolve = resolve;
       pending.reject = reject;
@@ -200,6 +208,7 @@ export class RpcClient {
     stream: boolean,
     reject: (error: Error) => void,
     deadlineMs: number,
+    tail: Buffer | null = null,
   ): Pending | null {
     if (this.#closed !== null) {
       closeAll(fds);
@@ -209,7 +218,8 @@ export class RpcClient {
     const id = this.#nextId++;
     let payload: Buffer;
     try {
-      payload = encodeMessage({ ...message, id });
+      payload =
+        tail === null ? encodeMessage({ ...message, id }) : encodeTailedMessage({ ...message, id }, tail);
     } catch (error) {
       closeAll(fds); // never handed to the channel: still ours to close
       reject(error instanceof Error ? error : new Error(String(error)));

@@ -7,7 +7,8 @@
 // Adding an operation is one declaration here plus its implementations:
 //   1. the method in the Storage interface (common/storage.ts) and in LocalStorage;
 //   2. an entry in STORAGE_PROTOCOL below (`args`, `result`, `replyFds`, `retryable`; `parts` for
-//      an answer that may come in several messages, `tree` for one that may take as long as a tree);
+//      an answer that may come in several messages, `tree` for one that may take as long as a tree,
+//      `requestTail` for file content carried after the request's JSON);
 //   3. its handler in helper/storage-server.ts's HANDLERS and its method in PrivsepStorage —
 //      both are typed from this table, and TypeScript refuses to compile while either misses one.
 
@@ -22,6 +23,7 @@ import {
   type MemberError,
   type PropPatchOp,
   type PropSelection,
+  type PutResult,
   type ResourceKind,
   type Space,
   type Stat,
@@ -40,6 +42,12 @@ const MAX_REAL_PATH_BYTES = 2 * MAX_PATH_BYTES;
 const MAX_ETAG_BYTES = 128;
 /** Member failures sent ahead of a tree operation's last reply, bytes per message (see `parts`). */
 export const MEMBER_ERROR_BATCH_BYTES = 96 * 1024;
+/**
+ * The most file content one message carries (putSmall's request): with the longest path
+ * JSON-escaped it still fits MAX_MESSAGE_BYTES. Small files only: bulk data goes through
+ * descriptors, so a big transfer never occupies the channel.
+ */
+export const MAX_INLINE_BYTES = 64 * 1024;
 
 /** What a decoder returns for a value it refuses (no result is ever `undefined`: void ops give null). */
 type Decoder<T> = (value: unknown) => T | undefined;
@@ -58,6 +66,8 @@ export interface OperationSpec<A extends readonly unknown[], R, P = never> {
   parts?: Decoder<P[]>;
   /** Descriptors a successful reply carries. */
   replyFds: 0 | 1;
+  /** The request carries file content after its JSON (handed to the handler, checked by it). */
+  requestTail?: true;
   /** Safe to send again after the worker went away: doing it twice undoes nothing. */
   retryable: boolean;
   /** Works on a whole tree (DELETE, COPY, MOVE): waits for the tree deadline, not the call deadline. */
@@ -107,6 +117,10 @@ const isTimes: Check<Times> = (value): value is Times =>
 const isUploadId: Check<number> = isRequestId;
 const isOptionalSize: Check<number | undefined> = (value): value is number | undefined =>
   value === undefined || isRequestId(value);
+const isInlineSize: Check<number> = (value): value is number =>
+  isRequestId(value) && value <= MAX_INLINE_BYTES;
+const isPutOptions: Check<{ mtimeMs?: number }> = (value): value is { mtimeMs?: number } =>
+  isObject(value) && isTime(value.mtimeMs);
 
 /** Arguments matched one checker each, by position (a missing optional one is `undefined`). */
 function tuple<A extends readonly unknown[]>(
@@ -174,6 +188,12 @@ const decodeOpened: Decoder<{ stat: Stat }> = (value) => {
   return stat === undefined ? undefined : { stat };
 };
 
+const decodePut: Decoder<PutResult> = (value) => {
+  if (!isObject(value) || typeof value.created !== 'boolean') return undefined;
+  const stat = decodeStat(value.stat);
+  return stat === undefined ? undefined : { stat, created: value.created };
+};
+
 const decodeUpload: Decoder<{ uploadId: number; existing: Stat | null }> = (value) => {
   if (!isObject(value) || !isUploadId(value.uploadId)) return undefined;
   const existing = value.existing === undefined ? null : decodeNullableStat(value.existing);
@@ -210,6 +230,18 @@ export const STORAGE_PROTOCOL = {
   }),
   /** The reply carries a read-only descriptor of the file. */
   openRead: operation({ args: tuple<[DavPath]>(isPath), result: decodeOpened, replyFds: 1, retryable: true }),
+  /**
+   * A whole small upload in one call: [path, size, options], the request's tail its `size` bytes,
+   * written, synced and renamed into place by the worker. Not retryable: a second run would
+   * answer "replaced" for a file the first one created.
+   */
+  putSmall: operation({
+    args: tuple<[DavPath, number, { mtimeMs?: number }]>(isPath, isInlineSize, isPutOptions),
+    result: decodePut,
+    replyFds: 0,
+    requestTail: true,
+    retryable: false,
+  }),
   /** The reply carries the write end of the upload's temporary file. */
   openWrite: operation({
     args: tuple<[DavPath]>(isPath),

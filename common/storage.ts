@@ -78,6 +78,12 @@ export interface OpenedFile {
   stat: Stat;
 }
 
+/** What putSmall did: the file as it now is, and whether it was created (201) or replaced (204). */
+export interface PutResult {
+  stat: Stat;
+  created: boolean;
+}
+
 /** One member of a collection operation that failed; the others went ahead. */
 export interface MemberError {
   path: DavPath;
@@ -121,6 +127,12 @@ export interface Storage {
   list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry>;
   openRead(path: DavPath): Promise<OpenedFile>;
   openWrite(path: DavPath): Promise<Upload>;
+  /**
+   * A whole upload of at most MAX_INLINE_BYTES in one call, as atomic as openWrite + commit: the
+   * content goes to a temporary file beside the target, synced, then renamed over it; with
+   * `mtimeMs` the new file gets that modification time before it becomes visible.
+   */
+  putSmall(path: DavPath, content: Buffer, options: { mtimeMs?: number }): Promise<PutResult>;
   mkcol(path: DavPath): Promise<void>;
   /** Recursive for collections; members that could not be removed are returned. */
   remove(path: DavPath): Promise<MemberError[]>;

@@ -11,7 +11,7 @@ import {
   LIST_BATCH_BYTES,
   LIST_BATCH_ENTRIES,
   MAX_MESSAGE_BYTES,
-  decodeMessage,
+  decodeTailedMessage,
   encodeMessage,
   isRequestId,
   wireRunOf,
@@ -69,10 +69,12 @@ interface Outcome<O extends StorageOp> {
   fds?: number[];
   parts?: PartOf<O>[];
 }
+/** `tail`: the request's file content, present exactly for operations declaring `requestTail`. */
 type Handler<O extends StorageOp> = (
   storage: Storage,
   args: ArgsOf<O>,
   context: Context,
+  tail: Buffer | null,
 ) => Promise<Outcome<O>>;
 /** Every operation but `list`, which streams its entries itself (streamList). */
 type TableOp = Exclude<StorageOp, 'list'>;
@@ -86,6 +88,12 @@ const HANDLERS: { [O in TableOp]: Handler<O> } = {
   openRead: async (s, [path]) => {
     const opened = await s.openRead(path);
     return { result: { stat: opened.stat }, fds: [opened.fd] };
+  },
+  putSmall: async (s, [path, size, options], _context, tail) => {
+    // The declared size and the bytes that came must agree: the web process is not trusted.
+    if (tail === null || tail.length !== size) throw new StorageError('PROTOCOL', 'putSmall content size');
+    const mtimeMs = options.mtimeMs;
+    return { result: await s.putSmall(path, tail, mtimeMs === undefined ? {} : { mtimeMs }) };
   },
   openWrite: async (s, [path], context) => {
     if (context.uploads.size >= MAX_UPLOADS_PER_CHANNEL)
@@ -123,11 +131,14 @@ function runOperation<O extends TableOp>(
   args: readonly unknown[],
   storage: Storage,
   context: Context,
+  tail: Buffer | null,
 ): Promise<Outcome<O>> {
   const spec: OperationSpec<ArgsOf<O>, ResultOf<O>, PartOf<O>> = PROTOCOL[op];
   const handler: Handler<O> = HANDLERS[op];
   if (!spec.args(args)) throw new StorageError('PROTOCOL', `bad arguments for ${op}`);
-  return handler(storage, args, context);
+  if ((tail !== null) !== (spec.requestTail === true))
+    throw new StorageError('PROTOCOL', `${op} ${tail === null ? 'without its' : 'with unexpected'} content`);
+  return handler(storage, args, context, tail);
 }
 const PROTOCOL: { [O in StorageOp]: OperationSpec<ArgsOf<O>, ResultOf<O>, PartOf<O>> } = STORAGE_PROTOCOL;
 
@@ -359,9 +370,10 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     // Requests never legitimately carry descriptors.
     closeAll(fds);
     options.onActivity();
-    const message = decodeMessage(payload);
+    const decoded = decodeTailedMessage(payload);
+    const message = decoded?.message ?? null;
     const id = message?.id;
-    if (message === null || !isRequestId(id)) {
+    if (decoded === null || message === null || !isRequestId(id)) {
       options.log('warn', 'malformed message from the web process refused');
       return;
     }
@@ -380,10 +392,11 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
     }
     try {
       if (op === 'list') {
+        if (decoded.tail !== null) throw new StorageError('PROTOCOL', 'list with unexpected content');
         await streamList(id, args);
         return;
       }
-      const outcome = await runOperation(op, args, options.storage, context);
+      const outcome = await runOperation(op, args, options.storage, context, decoded.tail);
       if (outcome.parts !== undefined) await sendParts(id, outcome.parts);
       reply({ id, ok: true, result: outcome.result }, outcome.fds);
     } catch (error) {

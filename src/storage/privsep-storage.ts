@@ -12,6 +12,7 @@ import {
   closeAll,
 } from '../../common/rpc';
 import {
+  MAX_INLINE_BYTES,
   STORAGE_PROTOCOL,
   isStorageErrorCode,
   type ArgsOf,
@@ -29,6 +30,7 @@ import {
   MemberError,
   OpenedFile,
   PropPatchOp,
+  PutResult,
   Space,
   Stat,
   Storage,
@@ -219,6 +221,12 @@ export class PrivsepStorage implements Storage {
     };
   }
 
+  async putSmall(path: DavPath, content: Buffer, options: { mtimeMs?: number }): Promise<PutResult> {
+    if (content.length > MAX_INLINE_BYTES) throw new StorageError('INTERNAL', 'putSmall content too large');
+    const args: ArgsOf<'putSmall'> = [path, content.length, options.mtimeMs === undefined ? {} : options];
+    return (await this.#call('putSmall', args, undefined, undefined, content)).result;
+  }
+
   async mkcol(path: DavPath): Promise<void> {
     await this.#call('mkcol', [path]);
   }
@@ -281,6 +289,7 @@ export class PrivsepStorage implements Storage {
     args: ArgsOf<O>,
     pinned?: RpcClient,
     used?: (rpc: RpcClient) => void,
+    content: Buffer | null = null,
   ): Promise<Answer<O>> {
     const spec = PROTOCOL[op];
     for (let attempt = 0; ; attempt++) {
@@ -292,7 +301,7 @@ export class PrivsepStorage implements Storage {
         const request = { op, cookie: this.#session.cookie, args };
         const started = performance.now();
         if (spec.parts === undefined) {
-          const reply = await rpc.call(request, [], deadlineMs);
+          const reply = await rpc.call(request, [], deadlineMs, content);
           this.#channels.observeCall(op, (performance.now() - started) / 1000);
           return { result: decodeReply(op, reply), parts: [], fds: reply.fds };
         }

@@ -249,6 +249,14 @@ test('on a full disk MKCOL, PUT and PROPPATCH give 507 where the kernel says ENO
   const put = await request(daemon!, '/small.txt', { method: 'PUT', body: 'x'.repeat(5000), user: alice });
   assert.equal(put.status, 507, put.text);
   assert.ok(!existsSync(join(share, 'small.txt')));
+  // Small bodies are stored in one worker call (putSmall): its ENOSPC is a 507 too, the old file whole.
+  const replace = await request(daemon!, '/keep.txt', {
+    method: 'PUT',
+    body: 'y'.repeat(60_000),
+    user: alice,
+  });
+  assert.equal(replace.status, 507, replace.text);
+  assert.equal(keepContent(), 'old content on a full disk\n');
 
   // A value this size needs an xattr block of its own (the inode has room for ~100 bytes).
   const value = 'v'.repeat(700);

@@ -8,6 +8,7 @@ import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { readProcStatus } from '../../common/proc-status';
+import { INLINE_PUT_BYTES } from '../../src/dav/methods/put';
 import { startRawPut, type RawUpload } from '../support/clients';
 import { Daemon, alive, request, sleep, startDaemon } from '../support/daemon';
 import { TestUsers, createUsers } from '../support/users';
@@ -37,7 +38,9 @@ test('a PUT refused because too many uploads are open is a plain 403, without pr
     for (let i = 0; i < MAX_UPLOADS_PER_CHANNEL; i++)
       open.push(await startRawPut(daemon.port, `/pending-${i}.bin`, alice, 10));
     await sleep(2000); // every one of them has its upload open in the worker
-    const refused = await request(daemon, '/one-too-many.bin', { method: 'PUT', user: alice, body: 'x' });
+    // Larger than a small upload, which is stored in one call and holds no upload open.
+    const body = 'x'.repeat(INLINE_PUT_BYTES + 1);
+    const refused = await request(daemon, '/one-too-many.bin', { method: 'PUT', user: alice, body });
     assert.equal(refused.status, 403);
     assert.doesNotMatch(refused.text, /propfind-finite-depth/);
   } finally {

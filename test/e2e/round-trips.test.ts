@@ -1,16 +1,18 @@
 // How many channel round trips a request costs, through the real worker program (spawned as
 // root, dropped to alice) and the real PrivsepStorage. The test plays the monitor's part of
-// CONNECT (handing over a fresh channel end) so it can count what crosses the worker channel.
+// CONNECT (handing over a fresh channel end) so it can count what crosses the worker channel,
+// and send the worker file content it must refuse.
 
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
-import { chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Channel } from '../../common/channel';
 import { deriveUserKey, issueCookie, newMasterKey } from '../../helper/cookie';
 import { lookUpAccount, workerIdentity } from '../../helper/accounts';
 import { encodeMessage, WorkerSettings } from '../../common/protocol';
+import { MAX_INLINE_BYTES } from '../../common/storage-protocol';
 import { closeFd, socketpair } from '../../native';
 import { PrivsepStorage, Session, WorkerChannels } from '../../src/storage/privsep-storage';
 import { DavTestServer, davRequest, startDavTestServer } from '../support/dav-test-server';
@@ -114,4 +116,43 @@ test('GET of a file is one round trip and the bytes come through the passed desc
   assert.equal(response.status, 200);
   assert.equal(response.body, 'entry 42\n');
   assert.equal(rpc.stats.requests - before.requests, 1);
+});
+
+test('PUT of a small file is one round trip; X-OC-Mtime rides along', async () => {
+  const rpc = await channels.get(session);
+  const before = { ...rpc.stats };
+  const put = await davRequest(server, 'PUT', '/many/put.txt', {
+    body: 'small body',
+    headers: { 'X-OC-Mtime': '1600000000' },
+  });
+  assert.equal(put.status, 201);
+  assert.equal(rpc.stats.requests - before.requests, 1);
+  const stat = statSync(join(users.alice.home, 'many', 'put.txt'));
+  assert.equal(stat.mtimeMs, 1_600_000_000_000);
+  assert.equal(stat.uid, users.alice.uid);
+  assert.equal(readFileSync(join(users.alice.home, 'many', 'put.txt'), 'utf8'), 'small body');
+});
+
+test('the worker refuses content it was not promised or of another size than declared, and keeps serving', async () => {
+  const rpc = await channels.get(session);
+  const call = async (op: string, args: unknown[], tail: Buffer | null = null) => {
+    const reply = await rpc.call({ op, cookie: session.cookie, args }, [], 5000, tail);
+    assert.equal(reply.fds.length, 0);
+    return reply.message;
+  };
+  const target = '/many/hostile.txt';
+  const content = Buffer.from('twelve bytes');
+  assert.equal(
+    (await call('putSmall', [target, 11, {}], content)).code,
+    'PROTOCOL',
+    'size and content disagree',
+  );
+  assert.equal((await call('putSmall', [target, 12, {}])).code, 'PROTOCOL', 'no content');
+  assert.equal((await call('putSmall', [target, MAX_INLINE_BYTES + 1, {}], content)).code, 'PROTOCOL');
+  assert.equal((await call('putSmall', [target, 12, { mtimeMs: 'now' }], content)).code, 'PROTOCOL');
+  assert.equal((await call('stat', [target], content)).code, 'PROTOCOL', 'content where none belongs');
+  assert.equal(existsSync(join(users.alice.home, 'many', 'hostile.txt')), false, 'nothing was written');
+  const stored = await call('putSmall', [target, 12, {}], content);
+  assert.equal(stored.ok, true);
+  assert.equal(readFileSync(join(users.alice.home, 'many', 'hostile.txt'), 'utf8'), 'twelve bytes');
 });

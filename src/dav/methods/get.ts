@@ -99,6 +99,13 @@ async function sendFile(request: DavRequest, opened: OpenedFile, handOver: () =>
   }
   if (length <= SMALL_BODY) {
     const body = readFromCache(fd, start, length) ?? (await readExactly(fd, start, length));
+    if (body.length < length) {
+      // The file shrank since its stat: the headers must describe the bytes sent, or the client
+      // waits for bytes that never come and reads the next answer as the rest of this one.
+      headers['Content-Length'] = body.length;
+      if (status === 206 && body.length > 0)
+        headers['Content-Range'] = `bytes ${start}-${start + body.length - 1}/${size}`;
+    }
     res.writeHead(status, headers);
     res.end(body);
     return;

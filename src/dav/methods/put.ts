@@ -1,7 +1,8 @@
 // PUT: the body is streamed into the temporary file storage opened and committed atomically;
-// any failure on the way (client gone, too large, a refused precondition) aborts the upload.
+// any failure on the way (client gone, too large, a refused precondition) aborts the upload. A
+// small body that has already arrived in full is stored in one call (putSmall) instead.
 import type * as http from 'node:http';
-import type { Upload } from '../../../common/storage';
+import type { PutResult, Upload } from '../../../common/storage';
 import { checkPreconditions } from '../conditional';
 import { DavError } from '../errors';
 import { authorizeWrite } from '../locks';
@@ -22,6 +23,7 @@ export async function handlePut(request: DavRequest): Promise<void> {
   if (target.path === '/') throw new DavError(405, 'cannot PUT onto a collection');
   const mtimeMs = clientMtimeMs(req);
   await refuseWhatCannotFit(request);
+  if (await putInOneCall(request, mtimeMs)) return;
 
   let upload: Upload;
   let written: number;
@@ -58,6 +60,98 @@ export async function handlePut(request: DavRequest): Promise<void> {
   }
   headers.ETag = stat.etag;
   sendEmpty(res, upload.existing === null ? 201 : 204, headers);
+}
+
+/**
+ * Bodies up to this size (at most MAX_INLINE_BYTES of common/storage-protocol.ts) with a
+ * Content-Length, already received in full, are sent with the one call that stores them.
+ */
+export const INLINE_PUT_BYTES = 64 * 1024;
+
+/**
+ * The small-upload path: one call that writes, syncs and renames, instead of an open, writes
+ * into the passed descriptor and a commit. Taken only for a body the HTTP parser has already
+ * received in full (a slow upload is opened at its start, as any other: it holds no memory here,
+ * and it finishes with the permissions it started with), and where the usual path's decisions
+ * need no knowledge of the existing file — no If-Match, If-None-Match or If-Unmodified-Since, and
+ * no lock whose verdict depends on whether the file is new — so every answer stays what the usual
+ * path would give. False when the usual path must run (nothing was read or changed then).
+ */
+async function putInOneCall(request: DavRequest, mtimeMs: number | null): Promise<boolean> {
+  const { req, res, target } = request;
+  const length = smallDeclaredLength(req);
+  if (length === null || hasPreconditions(req) || !(await bodyCameWithHead(req))) return false;
+  try {
+    // As if the file were new: that also checks the parent's depth-0 locks, a superset of the
+    // locks a replacement must hold the tokens of.
+    await authorizeWrite(request, [{ path: target.path, membership: true, tree: false }]);
+  } catch (error) {
+    if (error instanceof DavError && error.status === 423) return false;
+    throw error;
+  }
+  const content = await readWholeBody(req, length);
+  let result: PutResult;
+  try {
+    result = await request.storage.putSmall(target.path, content, mtimeMs === null ? {} : { mtimeMs });
+  } catch (error) {
+    throw putOpenError(error);
+  }
+  const headers: Record<string, string> = {};
+  if (mtimeMs !== null) headers['X-OC-Mtime'] = 'accepted';
+  headers.ETag = result.stat.etag;
+  sendEmpty(res, result.created ? 201 : 204, headers);
+  return true;
+}
+
+/**
+ * Whether the parser has the whole body by the end of this event-loop turn: a body that came in
+ * the same read as the request head (Node announces the request before it parses the rest of
+ * that read). A body still on its way is left unread for the usual path.
+ */
+async function bodyCameWithHead(req: http.IncomingMessage): Promise<boolean> {
+  if (req.complete) return true;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  return req.complete;
+}
+
+/** The body's declared length when it is small enough for putSmall, else null. */
+function smallDeclaredLength(req: http.IncomingMessage): number | null {
+  const declared = req.headers['content-length'];
+  if (declared === undefined || req.headers['transfer-encoding'] !== undefined) return null;
+  if (!/^\d{1,6}$/.test(declared)) return null;
+  const length = Number(declared);
+  return length <= INLINE_PUT_BYTES ? length : null;
+}
+
+/** Preconditions judged on the existing file, which only the usual path knows before it writes. */
+function hasPreconditions(req: http.IncomingMessage): boolean {
+  const headers = req.headers;
+  return (
+    headers['if-match'] !== undefined ||
+    headers['if-none-match'] !== undefined ||
+    headers['if-unmodified-since'] !== undefined
+  );
+}
+
+/** The whole body, `length` bytes (bounded by INLINE_PUT_BYTES); 400 when the client stops short. */
+function readWholeBody(req: http.IncomingMessage, length: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const incomplete = (): void => reject(new DavError(400, 'request body incomplete'));
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= length) chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (received !== length) return incomplete();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length));
+    });
+    req.on('error', incomplete);
+    req.on('close', () => {
+      if (!req.complete) incomplete();
+    });
+  });
 }
 
 /**
