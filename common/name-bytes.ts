@@ -4,7 +4,8 @@
 
 import { TextDecoder } from 'node:util';
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/** The one strict UTF-8 decoder: throws on any byte sequence that is not valid UTF-8. */
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 const ANY_SURROGATE = /[\uD800-\uDFFF]/;
 /** An escaped byte: a low surrogate U+DC80..U+DCFF that is not the second half of a pair. */

@@ -2,7 +2,6 @@
 // directory, as Entries; which directories are listed on the worker's own thread.
 
 import * as fs from 'node:fs';
-import { TextDecoder } from 'node:util';
 import {
   type DavPath,
   type DeadProps,
@@ -16,7 +15,7 @@ import { readDeadProps, selectDeadProps } from './dead-props';
 import { protocolError, storageError } from './errno';
 import { identityOf, statOfListed, toStat, type StatFields } from './file-stat';
 import { childDavPath, fromOsPath, isValidSegment, MAX_PATH_BYTES, osPath } from './layout';
-import { nameByteLength } from '../common/name-bytes';
+import { nameByteLength, strictUtf8 } from '../common/name-bytes';
 
 /**
  * The most members the addon reads in one batch (a batch also ends at 4 MiB): few enough that a
@@ -69,9 +68,6 @@ export function mayListAtOnce(fsPath: string): boolean {
 export function batchMembersFor(room: number, batchMembers = LIST_BATCH_MEMBERS): number {
   return Math.max(1, Math.min(batchMembers, room + 1));
 }
-
-/** Attribute names are bytes: one that is not UTF-8 cannot name a property. */
-export const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface ListedMember {
   entry: Entry;

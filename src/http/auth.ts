@@ -5,6 +5,7 @@
 
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { MonitorClient } from '../monitor-client';
+import { strictUtf8 } from '../../common/name-bytes';
 import { MAX_PASSWORD_BYTES, MAX_USER_BYTES } from '../../common/names';
 import { Session } from '../storage/privsep-storage';
 
@@ -14,7 +15,6 @@ export interface Credentials {
 }
 
 const MAX_CACHE_ENTRIES = 10_000;
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 /** Renew a little before expiry so a long request does not start with a cookie about to lapse. */
 const RENEW_MARGIN_MS = 5_000;
 
@@ -30,7 +30,7 @@ export function parseBasic(header: string | undefined): Credentials | null {
   const bytes = Buffer.from(match[1]!, 'base64');
   let text: string;
   try {
-    text = STRICT_UTF8.decode(bytes);
+    text = strictUtf8.decode(bytes);
   } catch {
     return null;
   }
