@@ -79,7 +79,7 @@ interface Addon extends ChannelBinding {
   listingOpen(
     path: string | Buffer,
     xattrs: 0 | 1 | 2,
-    wire?: { prefix: string; maxNameBytes: number; props: boolean },
+    wire?: { prefix: string; maxNameBytes: number; props: boolean; xml?: XmlTemplate },
   ): ListingHandle;
   listingRead(
     handle: ListingHandle,
@@ -391,7 +391,7 @@ export class DirectoryCursor {
       XATTR_MODES[xattrs],
       wire === undefined
         ? undefined
-        : { prefix: wire.prefix, maxNameBytes: wire.maxNameBytes, props: wire.props },
+        : { prefix: wire.prefix, maxNameBytes: wire.maxNameBytes, props: wire.props, xml: wire.xml },
     );
   }
 
@@ -465,6 +465,12 @@ export function listDirectory(
   return batchesOf(new DirectoryCursor(path, options.xattrs), options, membersOfBatch);
 }
 
+export interface XmlTemplate {
+  pieces: string[];
+  types: string[];
+  hide: string[];
+}
+
 export interface WireListingOptions extends ListDirectoryOptions {
   /**
    * The JSON text of the directory's DavPath followed by "/", without the closing quote (e.g.
@@ -475,6 +481,12 @@ export interface WireListingOptions extends ListDirectoryOptions {
   maxNameBytes: number;
   /** Entries carry dead properties (`{}` when a member has none) — common/protocol.ts entryToWire. */
   props: boolean;
+  /**
+   * When set, a member's text is its PROPFIND allprop response (native/src/listing_xml.c) instead
+   * of its JSON: the pieces around its variable parts, props.ts's content types (extension, type,
+   * ...) and the hide patterns whose members are left to JavaScript.
+   */
+  xml?: XmlTemplate;
   /** Bounds of one run of text. */
   maxRunEntries: number;
   maxRunBytes: number;

@@ -7,6 +7,7 @@
 #include "listdir.h"
 #include "args.h"
 #include "errors.h"
+#include "listing_xml.h"
 
 #include <uv.h>
 
@@ -36,6 +37,10 @@
 // A batch ends once it holds this much (names, attribute names and values, wire text; a single
 // member may take it past): the next member is read by the next batch.
 #define MAX_BATCH_BYTES (4u * 1024 * 1024)
+// A rendered listing's batch (listing_xml.c: ~750 bytes a member) ends sooner: its buffers then
+// stay below glibc's mmap threshold and TRIM_AFTER_BYTES, so that listing after listing reuses
+// the same heap memory instead of faulting in fresh pages (which cost more than the rendering).
+#define MAX_XML_BATCH_BYTES (96u * 1024)
 // Listings whose buffers grew this large give their freed memory back to the system at close.
 #define TRIM_AFTER_BYTES (256u * 1024)
 
@@ -86,6 +91,9 @@ typedef struct {
   size_t wire_prefix_length;
   uint32_t wire_max_name_bytes;  // longer names would make too long a DavPath: left to JavaScript
   bool wire_props;               // entries end in {} (no dead properties) rather than without
+  // Set when the wire text is PROPFIND allprop responses (listing_xml.c) rather than JSON.
+  xml_template *xml;
+  size_t xml_room;  // the most one member's response takes
   // The open directory and what reading it needs, from the first batch until the last.
   DIR *dir;
   bool opened;           // the first batch opened it (or failed to)
@@ -134,7 +142,7 @@ static bool batch_full(const list_job *job) {
   return job->count >= job->max_members ||
          job->bytes.length + job->members.length + job->stats.length + job->attrs.length + job->numbers.length +
                  job->wire.length >=
-             MAX_BATCH_BYTES;
+             (job->xml != NULL ? MAX_XML_BATCH_BYTES : MAX_BATCH_BYTES);
 }
 
 // listxattrat(2) (Linux 6.13): the member's attributes by name relative to its directory's
@@ -259,27 +267,7 @@ static double milliseconds(__int128 ns) {
 
 // The length of the UTF-8 sequence at `at` (at most `left` bytes) as a strict decoder (TextDecoder
 // with fatal: true) accepts it — no overlong forms, no surrogates, nothing above U+10FFFF — or 0.
-static size_t utf8_sequence(const unsigned char *at, size_t left) {
-  unsigned char lead = at[0];
-  size_t length;
-  unsigned char low = 0x80, high = 0xbf;  // the allowed range of the second byte
-  if (lead < 0x80) return 1;
-  if (lead >= 0xc2 && lead <= 0xdf) length = 2;
-  else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    if (lead == 0xe0) low = 0xa0;
-    if (lead == 0xed) high = 0x9f;
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    if (lead == 0xf0) low = 0x90;
-    if (lead == 0xf4) high = 0x8f;
-  } else
-    return 0;
-  if (left < length || at[1] < low || at[1] > high) return 0;
-  for (size_t i = 2; i < length; i++)
-    if (at[i] < 0x80 || at[i] > 0xbf) return 0;
-  return length;
-}
+#define utf8_sequence privdav_utf8_sequence
 
 // Appends `name` as JSON string content (without quotes), or returns false when it is not a name
 // this text can carry as the JavaScript path would: not strict UTF-8, control characters (they
@@ -309,9 +297,20 @@ static bool put_json_name(growable *out, const char *name, size_t length) {
 static bool put_number(growable *out, double value) {
   char text[40];
   int n;
-  if (value > -EXACT_INTEGER && value < EXACT_INTEGER && value == (double)(int64_t)value)
-    n = snprintf(text, sizeof text, "%lld", (long long)(int64_t)value);
-  else
+  if (value > -EXACT_INTEGER && value < EXACT_INTEGER && value == (double)(int64_t)value) {
+    // By hand: snprintf took a tenth of a big listing's time on the threadpool.
+    char digits[24];
+    int64_t integer = (int64_t)value;
+    uint64_t magnitude = integer < 0 ? -(uint64_t)integer : (uint64_t)integer;
+    int d = 0;
+    n = 0;
+    do {
+      digits[d++] = (char)('0' + magnitude % 10);
+      magnitude /= 10;
+    } while (magnitude != 0);
+    if (integer < 0) text[n++] = '-';
+    while (d > 0) text[n++] = digits[--d];
+  } else
     n = snprintf(text, sizeof text, "%.17g", value);
   return growable_append(out, ",", 1) != NULL && growable_append(out, text, (size_t)n) != NULL;
 }
@@ -345,6 +344,24 @@ static bool put_wire_entry(list_job *job, const char *name, size_t name_length, 
   ok = ok && (job->wire_props ? growable_append(out, ",{}],", 5) : growable_append(out, "],", 2)) != NULL;
   if (!ok) out->length = start;
   return ok;
+}
+
+// Writes the member's PROPFIND allprop response (listing_xml.c) as its wire text. Returns false
+// (and writes nothing) when JavaScript must make this member's entry: a member with dead
+// properties, one that is neither a file nor a directory, or one listing_xml.c leaves to it.
+static bool put_xml_entry(list_job *job, const char *name, size_t name_length, const double *numbers,
+                          const char *etag, size_t etag_length, uint32_t attribute_count) {
+  unsigned mode = (unsigned)numbers[3];
+  if (name_length > job->wire_max_name_bytes || attribute_count > 0 || !(S_ISREG(mode) || S_ISDIR(mode)))
+    return false;
+  growable *out = &job->wire;
+  size_t start = out->length;
+  char *at = growable_append(out, NULL, job->xml_room);
+  if (at == NULL) return false;
+  xml_member member = {S_ISDIR(mode), numbers[0], numbers[1], numbers[2], etag, etag_length};
+  size_t length = xml_render_member(at, job->xml, name, name_length, &member);
+  out->length = start + length;
+  return length > 0;
 }
 
 // Closes the directory (if open) and frees what reading it took. Safe to call twice.
@@ -473,7 +490,9 @@ static void list_execute(napi_env env, void *data) {
     if (job->wire_prefix != NULL) {
       size_t wire_start = job->wire.length;
       wired = stored &&
-              put_wire_entry(job, name, name_length, numbers, mtime_ns, birth_ns, etag, etag_length, member[4]);
+              (job->xml != NULL
+                   ? put_xml_entry(job, name, name_length, numbers, etag, etag_length, member[4])
+                   : put_wire_entry(job, name, name_length, numbers, mtime_ns, birth_ns, etag, etag_length, member[4]));
       if (wired) {
         // Everything JavaScript needs of this member is in its wire text: its name, ETag, stat
         // and numbers are not kept (a third of a big listing's memory).
@@ -571,6 +590,8 @@ static void list_job_free(list_job *job) {
   close_listing(job);
   free(job->path);
   free(job->wire_prefix);
+  if (job->xml != NULL) xml_template_free(job->xml);
+  free(job->xml);
   free(job);
 }
 
@@ -700,8 +721,91 @@ napi_value privdav_release_array_buffer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// A string as UTF-8 in new memory (NUL-terminated), at most `max` bytes; NULL when it is not.
+static char *utf8_copy(napi_env env, napi_value value, size_t max, size_t *length) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok || type != napi_string ||
+      napi_get_value_string_utf8(env, value, NULL, 0, length) != napi_ok || *length > max)
+    return NULL;
+  char *text = malloc(*length + 1);
+  if (text != NULL) napi_get_value_string_utf8(env, value, text, *length + 1, length);
+  return text;
+}
+
+// An array of at most `max_items` strings without NUL, joined as "a\0b\0" into new memory.
+static char *joined_strings(napi_env env, napi_value array, uint32_t max_items, size_t max_item_bytes,
+                            size_t max_bytes, size_t *joined_length) {
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, array, &count) != napi_ok || count > max_items)
+    return NULL;
+  char *joined = malloc(1);
+  size_t used = 0;
+  for (uint32_t i = 0; i < count && joined != NULL; i++) {
+    napi_value item;
+    size_t length = 0;
+    char *text =
+        napi_get_element(env, array, i, &item) == napi_ok ? utf8_copy(env, item, max_item_bytes, &length) : NULL;
+    bool fits = text != NULL && strlen(text) == length && used + length + 1 <= max_bytes;
+    char *grown = fits ? realloc(joined, used + length + 2) : NULL;
+    if (grown == NULL) {
+      free(joined);
+      joined = NULL;
+    } else {
+      joined = grown;
+      memcpy(joined + used, text, length + 1);
+      used += length + 1;
+    }
+    free(text);
+  }
+  *joined_length = used;
+  return joined;
+}
+
+// Reads wire.xml: {pieces: string[XML_PIECES], types: string[] (extension, type, ...), hide:
+// string[]}; false when it is malformed.
+static bool get_xml_template(napi_env env, napi_value options, list_job *job) {
+  napi_value pieces, types, hide;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_get_named_property(env, options, "pieces", &pieces) != napi_ok ||
+      napi_get_named_property(env, options, "types", &types) != napi_ok ||
+      napi_get_named_property(env, options, "hide", &hide) != napi_ok ||
+      napi_is_array(env, pieces, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, pieces, &count) != napi_ok || count != XML_PIECES)
+    return false;
+  xml_template *template = calloc(1, sizeof *template);
+  if (template == NULL) return false;
+  job->xml = template;
+  size_t total = 0;
+  for (uint32_t i = 0; i < XML_PIECES; i++) {
+    napi_value piece;
+    // The first piece holds the parent's href: as long as a path, percent-encoded and escaped.
+    size_t max = i == 0 ? 16 * PATH_MAX : 4096;
+    if (napi_get_element(env, pieces, i, &piece) != napi_ok ||
+        (template->pieces[i] = utf8_copy(env, piece, max, &template->piece_lengths[i])) == NULL)
+      return false;
+    total += template->piece_lengths[i];
+  }
+  // The hide bounds are common/storage-protocol.ts's (MAX_RENDER_HIDE_*), with each NUL counted.
+  template->types = joined_strings(env, types, 1024, 256, 64 * 1024, &template->types_length);
+  template->hide = joined_strings(env, hide, 256, 1024, 16 * 1024 + 256, &template->hide_length);
+  if (template->types == NULL || template->hide == NULL) return false;
+  // Types come in pairs, and are written as they are: no character that would need an escape.
+  uint32_t strings = 0;
+  for (size_t i = 0; i < template->types_length; i++) {
+    char c = template->types[i];
+    if (c == '\0') strings++;
+    if (c == '<' || c == '>' || c == '&') return false;
+  }
+  if (strings % 2 != 0) return false;
+  job->xml_room = total + XML_MEMBER_ROOM;
+  return true;
+}
+
 // Reads listingOpen's optional wire argument {prefix: string, maxNameBytes: number, props:
-// boolean} into the job; false (with a TypeError thrown) when it is malformed.
+// boolean, xml?: {...}} into the job; false (with a TypeError thrown) when it is malformed.
 static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
   napi_value prefix, max_name_bytes, props;
   napi_valuetype type;
@@ -724,6 +828,17 @@ static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
   }
   napi_get_value_string_utf8(env, prefix, job->wire_prefix, length + 1, &job->wire_prefix_length);
   job->wire_max_name_bytes = (uint32_t)max;
+  // xml: absent or undefined for JSON wire text.
+  bool has_xml = false;
+  napi_value xml = NULL;
+  napi_valuetype xml_type = napi_undefined;
+  if (napi_has_named_property(env, options, "xml", &has_xml) != napi_ok ||
+      (has_xml && (napi_get_named_property(env, options, "xml", &xml) != napi_ok ||
+                   napi_typeof(env, xml, &xml_type) != napi_ok)) ||
+      (xml_type != napi_undefined && (xml_type != napi_object || !get_xml_template(env, xml, job)))) {
+    privdav_throw_type_error(env, "wire.xml must be {pieces: string[10], types: string[], hide: string[]}");
+    return false;
+  }
   return true;
 }
 
