@@ -290,6 +290,8 @@ export function entryToWire(entry: Entry): string {
 export interface WireRun {
   text: Buffer;
   count: number;
+  /** The text is `count` rendered <D:response> elements (a listRendered listing), not JSON entries. */
+  xml?: boolean;
 }
 
 export function wireRunOf(entry: Entry): WireRun {

@@ -14,11 +14,13 @@
 
 import { Channel } from './channel';
 import { closeFd } from '../native';
-import { decodeMessage, encodeMessage, encodeTailedMessage, isRequestId } from './protocol';
+import { decodeTailedMessage, encodeMessage, encodeTailedMessage, isRequestId } from './protocol';
 
 export interface Reply {
   message: Record<string, unknown>;
   fds: number[];
+  /** Bytes after the message's JSON, past a NUL (a rendered listing's responses); null when none. */
+  tail: Buffer | null;
 }
 
 export class RpcClosedError extends Error {
@@ -280,7 +282,9 @@ export class RpcClient {
 
   #receive(payload: Buffer, fds: number[]): void {
     this.stats.replies++;
-    const message = decodeMessage(payload);
+    const decoded = decodeTailedMessage(payload);
+    const message = decoded?.message ?? null;
+    const tail = decoded?.tail ?? null;
     const id = message?.id;
     if (message !== null && id === undefined && this.#onNotice !== null) {
       this.#onNotice(message, fds);
@@ -299,14 +303,14 @@ export class RpcClient {
       if (this.#closeWhenIdle && this.#pending.size === 0) queueMicrotask(() => this.close());
     }
     if (!pending.stream) {
-      pending.resolve?.({ message, fds });
+      pending.resolve?.({ message, fds, tail });
       return;
     }
     if (pending.done) {
       closeAll(fds);
       return;
     }
-    pending.queue.push({ message, fds });
+    pending.queue.push({ message, fds, tail });
     if (last) pending.done = true;
     else if (pending.queue.length >= STREAM_QUEUE_HIGH) this.#setCongested(pending, true);
     else if (!this.#congested.has(pending)) this.#arm(pending);

@@ -19,6 +19,7 @@ import {
   type DavPath,
   type Depth,
   type Entry,
+  type RenderTemplate,
   type ListOptions,
   type MemberError,
   type PropPatchOp,
@@ -94,8 +95,35 @@ const isSelection: Check<PropSelection> = (value): value is PropSelection =>
     value.every((name) => isBoundedString(name, MAX_PROP_NAME_BYTES)));
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
+/** The first piece holds the parent collection's href, percent-encoded and escaped. */
+const MAX_FIRST_PIECE_BYTES = 16 * MAX_PATH_BYTES;
+const MAX_PIECE_BYTES = 4096;
+const RENDER_PIECES = 10;
+/**
+ * shares.hide patterns are at most 255 characters; beyond these bounds the web process renders
+ * the listing itself. They bound the addon's matching per member (a glob match is O(name × pattern)).
+ */
+export const MAX_RENDER_HIDE_PATTERNS = 256;
+export const MAX_RENDER_HIDE_BYTES = 16 * 1024;
+const MAX_HIDE_PATTERN_BYTES = 1024;
+const isRenderTemplate = (value: unknown): value is RenderTemplate =>
+  isObject(value) &&
+  Array.isArray(value.pieces) &&
+  value.pieces.length === RENDER_PIECES &&
+  value.pieces.every((piece, i) =>
+    isBoundedString(piece, i === 0 ? MAX_FIRST_PIECE_BYTES : MAX_PIECE_BYTES),
+  ) &&
+  Array.isArray(value.hide) &&
+  value.hide.length <= MAX_RENDER_HIDE_PATTERNS &&
+  value.hide.every((pattern) => isBoundedString(pattern, MAX_HIDE_PATTERN_BYTES)) &&
+  value.hide.reduce((sum: number, pattern: string) => sum + Buffer.byteLength(pattern), 0) <=
+    MAX_RENDER_HIDE_BYTES;
 const isListOptions: Check<ListOptions> = (value): value is ListOptions =>
-  isObject(value) && isSelection(value.props) && isRequestId(value.limit) && value.limit >= 1;
+  isObject(value) &&
+  isSelection(value.props) &&
+  isRequestId(value.limit) &&
+  value.limit >= 1 &&
+  (value.render === undefined || (value.props === 'all' && isRenderTemplate(value.render)));
 const isTransfer: Check<TransferOptions> = (value): value is TransferOptions =>
   isObject(value) &&
   typeof value.overwrite === 'boolean' &&

@@ -51,6 +51,27 @@ export interface ListOptions {
   props: PropSelection;
   /** Refuse (StorageError 'LIMIT') rather than return more entries than this. */
   limit: number;
+  /** On the channel only: listRendered's template (Depth 1, props 'all'). */
+  render?: RenderTemplate;
+}
+
+/**
+ * What the worker needs to render a Depth 1 PROPFIND allprop's members itself (listRendered): the
+ * fixed text between the variable parts of a <D:response> (native/src/listing_xml.h lists them),
+ * and the names the web process may hide (shares.hide's patterns, reserved names), whose members
+ * it gets as entries to judge.
+ */
+export interface RenderTemplate {
+  pieces: string[];
+  hide: string[];
+}
+
+/** `count` members' <D:response> elements, rendered by the worker, as UTF-8. */
+export interface RenderedResponses {
+  rendered: Buffer;
+  count: number;
+  /** Frees `rendered` once its bytes were copied out (they are unusable after). */
+  release(): void;
 }
 
 export interface Upload {
@@ -125,6 +146,16 @@ export interface Storage {
   realPath(path: DavPath): Promise<string>;
   /** Depth 0: the resource itself; 1: it and its members; 'infinity': the whole tree. */
   list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry>;
+  /**
+   * list() at Depth 1 with props 'all', where members the worker can render as `template` says
+   * come as rendered responses; the others (and the collection itself) as entries. Storage that
+   * cannot render has no such method.
+   */
+  listRendered?(
+    path: DavPath,
+    options: ListOptions,
+    template: RenderTemplate,
+  ): AsyncIterable<Entry | RenderedResponses>;
   openRead(path: DavPath): Promise<OpenedFile>;
   openWrite(path: DavPath): Promise<Upload>;
   /**

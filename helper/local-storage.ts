@@ -68,6 +68,7 @@ import {
 } from './layout';
 import { wireRunOf, type WireRun } from '../common/protocol';
 import { nameByteLength } from '../common/name-bytes';
+import { CONTENT_TYPE_PAIRS } from '../common/content-types';
 
 export type { LayoutConfig } from './layout';
 export { isRemoteFilesystem, mayListAtOnce } from './listing';
@@ -182,13 +183,18 @@ export class LocalStorage implements Storage {
       props: props !== 'none',
       maxRunEntries: bounds.entries,
       maxRunBytes: bounds.bytes,
+      xml:
+        options.render === undefined || props !== 'all'
+          ? undefined
+          : { pieces: options.render.pieces, hide: options.render.hide, types: [...CONTENT_TYPE_PAIRS] },
     };
+    const xml = wireOptions.xml !== undefined;
     try {
       for await (const batch of listDirectoryAsWire(osPath(fsPath), wireOptions)) {
         for (const item of batch) {
           if (item.member === undefined) {
             counted(item.count);
-            yield item;
+            yield xml ? { text: item.text, count: item.count, xml } : item;
             continue;
           }
           const member = listedMember(item.member, path, fsPath, props, pathBytes);

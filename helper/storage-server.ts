@@ -197,22 +197,37 @@ const EMPTY: Buffer = Buffer.alloc(0);
 const spareReplyBuffers: Buffer[] = [];
 const SPARE_REPLY_BUFFERS = 4;
 /** Room before the entries for the reply's head, written last (right-aligned). */
-const REPLY_HEAD_ROOM = 64;
-const REPLY_BUFFER_BYTES = REPLY_HEAD_ROOM + LIST_BATCH_BYTES + 2;
+const REPLY_HEAD_ROOM = 96;
+/** Room before a reply's rendered responses for its JSON, which is then copied there. */
+const XML_JSON_ROOM = 4096;
+const REPLY_BUFFER_BYTES = XML_JSON_ROOM + LIST_BATCH_BYTES + 2;
 
 /**
  * One list reply being filled: `{"id":…,"ok":true,"more":…,"result":[<entries>]}` in one buffer
  * of a batch's size, entries copied in as they come. The head is written last, right-aligned in
- * the room left for it, because `more` is known only then.
+ * the room left for it, because `more` is known only then. Rendered responses (a listRendered
+ * listing) are gathered apart and sent after the JSON, past a NUL: `"xml":N` in the head counts
+ * their members.
  */
 class ListReply {
   readonly #id: number;
   #buffer: Buffer = EMPTY;
-  entries = 0;
-  bytes = 0;
+  #xml: Buffer = EMPTY;
+  #jsonEntries = 0;
+  #jsonBytes = 0;
+  #xmlEntries = 0;
+  #xmlBytes = 0;
 
   constructor(id: number) {
     this.#id = id;
+  }
+
+  get entries(): number {
+    return this.#jsonEntries + this.#xmlEntries;
+  }
+
+  get bytes(): number {
+    return this.#jsonBytes + this.#xmlBytes;
   }
 
   /**
@@ -220,13 +235,16 @@ class ListReply {
    * large entry); after it, the batch stays within LIST_BATCH_BYTES.
    */
   add(run: WireRun): void {
-    if (this.#buffer === EMPTY)
-      this.#buffer =
-        run.text.length <= LIST_BATCH_BYTES
-          ? (spareReplyBuffers.pop() ?? Buffer.allocUnsafeSlow(REPLY_BUFFER_BYTES))
-          : Buffer.allocUnsafeSlow(REPLY_HEAD_ROOM + run.text.length + 2);
-    this.bytes += run.text.copy(this.#buffer, REPLY_HEAD_ROOM + this.bytes);
-    this.entries += run.count;
+    if (run.xml === true) {
+      // After room for the JSON and the NUL that separates the two (copied in front at the end).
+      if (this.#xml === EMPTY) this.#xml = replyBuffer(run.text.length, XML_JSON_ROOM);
+      this.#xmlBytes += run.text.copy(this.#xml, XML_JSON_ROOM + this.#xmlBytes);
+      this.#xmlEntries += run.count;
+      return;
+    }
+    if (this.#buffer === EMPTY) this.#buffer = replyBuffer(run.text.length);
+    this.#jsonBytes += run.text.copy(this.#buffer, REPLY_HEAD_ROOM + this.#jsonBytes);
+    this.#jsonEntries += run.count;
   }
 
   /**
@@ -235,24 +253,58 @@ class ListReply {
    */
   send(channel: Channel, more: boolean): void {
     const buffer = this.#buffer;
-    const payload = this.#finish(more);
-    const release = buffer.length > Buffer.poolSize ? (buffer.buffer as ArrayBuffer) : null;
-    if (channel.send(payload, [], release) && buffer.length === REPLY_BUFFER_BYTES) {
-      if (spareReplyBuffers.length < SPARE_REPLY_BUFFERS) spareReplyBuffers.push(buffer);
+    const xml = this.#xml;
+    let payload = this.#finish(more);
+    let sent = buffer;
+    if (xml !== EMPTY) {
+      // The JSON goes in front of the rendered responses: copied there when it fits (it is
+      // mostly the head alone), or else both into a new buffer.
+      const start = XML_JSON_ROOM - 1 - payload.length;
+      const end = XML_JSON_ROOM + this.#xmlBytes;
+      if (start >= 0) {
+        payload.copy(xml, start);
+        xml[XML_JSON_ROOM - 1] = 0;
+        payload = xml.subarray(start, end);
+        sent = xml;
+      } else {
+        xml[XML_JSON_ROOM - 1] = 0;
+        payload = Buffer.concat([payload, xml.subarray(XML_JSON_ROOM - 1, end)]);
+        sent = payload;
+        keepSpare(xml);
+      }
+      keepSpare(buffer);
     }
-    this.#buffer = EMPTY;
+    const release = sent.length > Buffer.poolSize ? (sent.buffer as ArrayBuffer) : null;
+    if (channel.send(payload, [], release) && (sent === buffer || sent === xml)) keepSpare(sent);
+    this.#buffer = this.#xml = EMPTY;
   }
 
   #finish(more: boolean): Buffer {
     if (this.#buffer === EMPTY) this.#buffer = Buffer.allocUnsafe(REPLY_HEAD_ROOM + 2);
-    const head = `{"id":${this.#id},"ok":true,"more":${more},"result":[`;
+    const xml = this.#xmlEntries > 0 ? `"xml":${this.#xmlEntries},` : '';
+    const head = `{"id":${this.#id},"ok":true,"more":${more},${xml}"result":[`;
     const start = REPLY_HEAD_ROOM - head.length;
     this.#buffer.write(head, start, 'latin1');
     // The last entry's comma becomes the array's end.
-    const end = REPLY_HEAD_ROOM + Math.max(0, this.bytes - 1);
+    const end = REPLY_HEAD_ROOM + Math.max(0, this.#jsonBytes - 1);
     this.#buffer.write(']}', end, 'latin1');
     return this.#buffer.subarray(start, end + 2);
   }
+}
+
+/**
+ * A buffer for a reply's entries after `room` bytes: a spare one of a batch's size, or one large
+ * enough for a big first entry.
+ */
+function replyBuffer(firstRunBytes: number, room = REPLY_HEAD_ROOM): Buffer {
+  return firstRunBytes <= LIST_BATCH_BYTES
+    ? (spareReplyBuffers.pop() ?? Buffer.allocUnsafeSlow(REPLY_BUFFER_BYTES))
+    : Buffer.allocUnsafeSlow(room + firstRunBytes + 2);
+}
+
+function keepSpare(buffer: Buffer): void {
+  if (buffer.length === REPLY_BUFFER_BYTES && spareReplyBuffers.length < SPARE_REPLY_BUFFERS)
+    spareReplyBuffers.push(buffer);
 }
 
 export function serveStorage(channel: Channel, options: StorageServerOptions): StorageServerState {
@@ -336,7 +388,7 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
 
   const streamList = async (id: number, args: readonly unknown[]): Promise<void> => {
     if (!STORAGE_PROTOCOL.list.args(args)) throw new StorageError('PROTOCOL', 'bad arguments for list');
-    const [path, depth, { props: selection, limit: requested }] = args;
+    const [path, depth, { props: selection, limit: requested, render }] = args;
     // The configured bound is for Depth: infinity; a Depth 1 listing of a big directory is fine.
     const limit = depth === 'infinity' ? Math.min(requested, options.maxInfinityEntries) : requested;
     // Runs of entries already in wire form (each followed by a comma) are copied into the reply
@@ -347,7 +399,7 @@ export function serveStorage(channel: Channel, options: StorageServerOptions): S
       if (!peerGone) reply.send(channel, more);
       reply = new ListReply(id);
     };
-    const listArgs = { props: selection, limit };
+    const listArgs = { props: selection, limit, render };
     const bounds = { entries: LIST_BATCH_ENTRIES, bytes: LIST_BATCH_BYTES };
     const runs =
       options.storage.listWire?.(path, depth, listArgs, bounds) ??

@@ -13,8 +13,12 @@ export class HideList {
    * a pattern matching only one spelling would leave the file reachable under the other.
    */
   constructor(patterns: readonly string[]) {
-    this.#patterns = patterns.map((pattern) => globToRegExp(pattern.normalize('NFC')));
+    this.patterns = patterns.map((pattern) => pattern.normalize('NFC'));
+    this.#patterns = this.patterns.map(globToRegExp);
   }
+
+  /** The patterns, in NFC. */
+  readonly patterns: readonly string[];
 
   get isEmpty(): boolean {
     return this.#patterns.length === 0;
@@ -54,6 +58,16 @@ function globToRegExp(pattern: string): RegExp {
  */
 const FINDER_PROBES = new Set(['.Spotlight-V100', '._.', 'mach_kernel', 'Backups.backupdb']);
 const SHARE_ROOT_NAME = /^(?:\/~[^/]+)?\/([^/]+)$/;
+
+/**
+ * Patterns for names that may be hidden among the members of `dirPath` (shares.hide's, and the
+ * Finder probes at a share's root): the worker leaves such members to the web process to judge
+ * when it renders a listing (common/storage.ts RenderTemplate). The temporaries' names it knows.
+ */
+export function mayHideAmong(dirPath: DavPath, hide: HideList): string[] {
+  const atRoot = isFinderProbe(`${dirPath === '/' ? '' : dirPath}/mach_kernel`);
+  return atRoot ? [...hide.patterns, ...FINDER_PROBES] : [...hide.patterns];
+}
 
 export function isFinderProbe(path: string): boolean {
   const match = SHARE_ROOT_NAME.exec(path);

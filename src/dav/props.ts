@@ -5,6 +5,9 @@ import type { LockRecord } from './lock-store';
 import { activeLockXml, SUPPORTED_LOCK_XML } from './locks';
 import { baseName, readablePath } from './paths';
 import { DAV_NS, escapeXmlText } from './xml';
+import { contentTypeFor } from '../../common/content-types';
+
+export { contentTypeFor };
 
 const D = `{${DAV_NS}}`;
 
@@ -109,6 +112,28 @@ export function allpropLiveXml(entry: Entry, sources: LivePropertySources): stri
   );
 }
 
+/**
+ * The text around allpropLiveXml's variable parts for a member without locks, in the order of
+ * native/src/listing_xml.h: the worker renders a listing's members between these pieces.
+ * `hrefOpen` comes before the member's href segment, `afterHref` between the href and the
+ * properties, `close` after them.
+ */
+export function allpropPieces(hrefOpen: string, afterHref: string, close: string): string[] {
+  const rest = '<D:lockdiscovery></D:lockdiscovery>' + SUPPORTEDLOCK_XML + close;
+  return [
+    hrefOpen,
+    afterHref + '<D:creationdate>',
+    '</D:creationdate><D:displayname>',
+    '</D:displayname><D:getcontentlength>',
+    '</D:getcontentlength><D:getcontenttype>',
+    '</D:getcontenttype><D:getetag>',
+    '</D:displayname><D:getetag>',
+    '</D:getetag><D:getlastmodified>',
+    '</D:getlastmodified>' + resourcetypeXml(false) + rest,
+    '</D:getlastmodified>' + resourcetypeXml(true) + rest,
+  ];
+}
+
 const creationdateXml = (stat: Stat): string =>
   `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
 const displaynameXml = (entry: Entry): string =>
@@ -155,59 +180,6 @@ function cachedDate(cache: Map<number, string>, second: number, format: () => st
 export function httpDate(ms: number): string {
   const second = Math.floor(ms / 1000);
   return cachedDate(httpDates, second, () => new Date(second * 1000).toUTCString());
-}
-
-const CONTENT_TYPES: Record<string, string> = {
-  txt: 'text/plain; charset=utf-8',
-  html: 'text/html; charset=utf-8',
-  htm: 'text/html; charset=utf-8',
-  xhtml: 'application/xhtml+xml',
-  css: 'text/css; charset=utf-8',
-  csv: 'text/csv; charset=utf-8',
-  md: 'text/markdown; charset=utf-8',
-  xml: 'application/xml',
-  js: 'text/javascript; charset=utf-8',
-  mjs: 'text/javascript; charset=utf-8',
-  json: 'application/json',
-  pdf: 'application/pdf',
-  zip: 'application/zip',
-  gz: 'application/gzip',
-  tar: 'application/x-tar',
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  gif: 'image/gif',
-  webp: 'image/webp',
-  svg: 'image/svg+xml',
-  ico: 'image/vnd.microsoft.icon',
-  mp3: 'audio/mpeg',
-  ogg: 'audio/ogg',
-  wav: 'audio/wav',
-  mp4: 'video/mp4',
-  webm: 'video/webm',
-  doc: 'application/msword',
-  docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
-  xls: 'application/vnd.ms-excel',
-  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
-  ppt: 'application/vnd.ms-powerpoint',
-  pptx: 'application/vnd.openxmlformats-officedocument.presentationml.presentation',
-  odt: 'application/vnd.oasis.opendocument.text',
-  ods: 'application/vnd.oasis.opendocument.spreadsheet',
-};
-
-// A Map, not the object: "x.constructor" or "x.__proto__" must not find Object's own members.
-const CONTENT_TYPE_BY_EXTENSION = new Map(Object.entries(CONTENT_TYPES));
-
-export function contentTypeFor(path: string): string {
-  const dot = path.lastIndexOf('.');
-  if (dot === -1 || dot < path.lastIndexOf('/')) return 'application/octet-stream';
-  const extension = path.slice(dot + 1);
-  // Most names spell their extension in lower case: looked up as is before it is lowered.
-  return (
-    CONTENT_TYPE_BY_EXTENSION.get(extension) ??
-    CONTENT_TYPE_BY_EXTENSION.get(extension.toLowerCase()) ??
-    'application/octet-stream'
-  );
 }
 
 /** Weak validator for Last-Modified comparisons: mtime truncated to whole seconds. */

@@ -2,7 +2,7 @@
 // worker (pipelined on one channel per user), answered with plain data and, for open calls, a
 // descriptor. The web process never opens a user's file itself. Listings arrive in batches.
 
-import { Channel } from '../../common/channel';
+import { Channel, releaseMessage } from '../../common/channel';
 import {
   RpcClient,
   RpcClosedError,
@@ -21,6 +21,7 @@ import {
   type ResultOf,
   type StorageOp,
 } from '../../common/storage-protocol';
+import { isRequestId } from '../../common/protocol';
 import { MonitorClient } from '../monitor-client';
 import {
   DavPath,
@@ -31,6 +32,8 @@ import {
   OpenedFile,
   PropPatchOp,
   PutResult,
+  RenderTemplate,
+  RenderedResponses,
   Space,
   Stat,
   Storage,
@@ -163,21 +166,42 @@ export class PrivsepStorage implements Storage {
   }
 
   list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry> {
-    return entriesOf(this.#listBatches(path, depth, options));
+    return entriesOf<Entry>(this.#listBatches<never>(path, depth, options, noRendered));
   }
 
-  async *#listBatches(path: DavPath, depth: Depth, options: ListOptions): AsyncGenerator<Entry[]> {
+  listRendered(
+    path: DavPath,
+    options: ListOptions,
+    template: RenderTemplate,
+  ): AsyncIterable<Entry | RenderedResponses> {
+    return entriesOf(this.#listBatches(path, 1, { ...options, props: 'all', render: template }, renderedOf));
+  }
+
+  async *#listBatches<T>(
+    path: DavPath,
+    depth: Depth,
+    options: ListOptions,
+    rendered: (reply: Reply) => T | null,
+  ): AsyncGenerator<Array<Entry | T>> {
     const args: ArgsOf<'list'> = [path, depth, options];
     for (let attempt = 0; ; attempt++) {
       const rpc = await this.#connect(attempt);
       let first = true;
       try {
         const request = { op: 'list', cookie: this.#session.cookie, args };
+        const started = performance.now();
         for await (const reply of rpc.stream(request, this.#channels.deadlines().callMs)) {
-          const entries = decodeReply('list', reply);
+          const entries: Array<Entry | T> = decodeReply('list', reply);
+          const responses = rendered(reply);
+          if (responses !== null) entries.push(responses);
           first = false;
           yield entries;
         }
+        // From the request to the last reply (a slow client's backpressure included).
+        this.#channels.observeCall(
+          options.render === undefined ? 'list' : 'listRendered',
+          (performance.now() - started) / 1000,
+        );
         return;
       } catch (error) {
         // Only a failure before the first batch can be retried without repeating entries.
@@ -319,16 +343,37 @@ export class PrivsepStorage implements Storage {
   }
 }
 
+/** A plain listing's replies carry no rendered responses. */
+function noRendered(reply: Reply): never | null {
+  if (reply.tail !== null || reply.message.xml !== undefined) throw protocolError('list');
+  return null;
+}
+
+/**
+ * The rendered responses after a listRendered reply's JSON: `"xml": N` members' worth (they are
+ * the user's own listing, written out as they are), or null when the reply has none.
+ */
+function renderedOf(reply: Reply): RenderedResponses | null {
+  const count = reply.message.xml;
+  if (count === undefined && reply.tail === null) return null;
+  if (!isRequestId(count) || count < 1 || reply.tail === null || reply.tail.length === 0)
+    throw protocolError('list');
+  const tail = reply.tail;
+  // The tail is the end of the message's own buffer (channel.ts gives each message one).
+  const message = Buffer.from(tail.buffer, 0, tail.byteOffset + tail.length);
+  return { rendered: tail, count, release: () => releaseMessage(message) };
+}
+
 /**
  * The entries of a listing's batches one by one. An entry already at hand is one resolved promise
  * away, where an async generator's `yield*` costs several turns of the microtask queue per entry:
  * a 10,000-entry PROPFIND iterates 10,000 times.
  */
-function entriesOf(batches: AsyncGenerator<Entry[]>): AsyncIterable<Entry> {
-  let batch: Entry[] = [];
+function entriesOf<T>(batches: AsyncGenerator<T[]>): AsyncIterable<T> {
+  let batch: T[] = [];
   let index = 0;
-  const iterator: AsyncIterator<Entry> = {
-    async next(): Promise<IteratorResult<Entry>> {
+  const iterator: AsyncIterator<T> = {
+    async next(): Promise<IteratorResult<T>> {
       while (index === batch.length) {
         const next = await batches.next();
         if (next.done === true) return { done: true, value: undefined };
@@ -337,7 +382,7 @@ function entriesOf(batches: AsyncGenerator<Entry[]>): AsyncIterable<Entry> {
       }
       return { done: false, value: batch[index++]! };
     },
-    async return(): Promise<IteratorResult<Entry>> {
+    async return(): Promise<IteratorResult<T>> {
       // A consumer that stops early ends the stream too (the channel drops the rest of its replies).
       await batches.return(undefined);
       return { done: true, value: undefined };

@@ -20,7 +20,9 @@ export interface DaemonOptions {
   /** Listen on this port (e.g. one a proxy in front was already pointed at); default: a free one. */
   port?: number;
   /** Extra TOML lines appended to the named sections: { auth: ['min_uid = 1000'] }. */
-  extra?: Partial<Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'locks' | 'log', string[]>>;
+  extra?: Partial<
+    Record<'server' | 'auth' | 'shares' | 'limits' | 'storage' | 'locks' | 'log' | 'metrics', string[]>
+  >;
   /** Start through bash with these redirections after the command, e.g. "30</etc/shadow". */
   redirections?: string;
   /** The config sets tls_cert and tls_key: readiness is checked over TLS. */
@@ -74,6 +76,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     section('storage', []),
     section('locks', []),
     section('log', ['level = "info"']),
+    ...(extra.metrics === undefined ? [] : [section('metrics', [])]),
   ].join('\n');
   const configPath = join(dir, 'privdav.toml');
   // 0600: a [locks] database URL may carry a password (check-config refuses it world-readable).

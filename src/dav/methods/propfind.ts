@@ -6,17 +6,21 @@ import {
   type Depth,
   type Entry,
   type PropSelection,
+  type RenderedResponses,
+  type RenderTemplate,
   type Space,
 } from '../../../common/storage';
+import { MAX_RENDER_HIDE_BYTES, MAX_RENDER_HIDE_PATTERNS } from '../../../common/storage-protocol';
 import { isRenderablePropertyName, renderableDeadProperty } from '../dead-property';
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
 import { MultistatusWriter } from '../multistatus';
-import { isReservedPath } from '../hide';
+import { isReservedPath, mayHideAmong } from '../hide';
 import { encodeHref } from '../paths';
 import {
   ALLPROP_LIVE,
   allpropLiveXml,
+  allpropPieces,
   isLiveProperty,
   livePropertyXml,
   QUOTA_AVAILABLE,
@@ -78,12 +82,32 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
   };
 
   const limit = depth === 'infinity' ? request.limits.maxInfinityEntries : Number.MAX_SAFE_INTEGER;
-  const listing = storage.list(target.path, depth, { props: deadSelection(query), limit });
+  const listOptions = { props: deadSelection(query), limit };
+  // Members of a Depth 1 allprop without locks are rendered by the worker where it can.
+  const template =
+    storage.listRendered !== undefined &&
+    depth === 1 &&
+    query.kind === 'allprop' &&
+    query.include.length === 0 &&
+    lockIndex === null &&
+    !isHidden(request, target.path)
+      ? renderTemplate(request, target.path)
+      : null;
+  const listing: AsyncIterable<Entry | RenderedResponses> =
+    template !== null
+      ? storage.listRendered!(target.path, listOptions, template)
+      : storage.list(target.path, depth, listOptions);
   const multistatus = new MultistatusWriter(res);
   const dropped = { count: 0 };
   const hrefs = new HrefWriter();
   try {
     for await (const entry of listing) {
+      if ('rendered' in entry) {
+        const backpressure = multistatus.add('', entry.rendered);
+        entry.release();
+        if (backpressure !== undefined) await backpressure;
+        continue;
+      }
       if (isHidden(request, entry.path)) continue;
       const backpressure = renderResponse(entry, query, sources, dropped, hrefs, multistatus);
       if (backpressure !== undefined) await backpressure;
@@ -102,6 +126,25 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
       url: req.url,
       count: dropped.count,
     });
+}
+
+/**
+ * What the worker needs to render the members of `dirPath` as renderResponse does for allprop;
+ * null when shares.hide has more patterns than a request may carry.
+ */
+function renderTemplate(request: DavRequest, dirPath: DavPath): RenderTemplate | null {
+  const hide = mayHideAmong(dirPath, request.hide);
+  const hideBytes = hide.reduce((sum, pattern) => sum + Buffer.byteLength(pattern), 0);
+  if (hide.length > MAX_RENDER_HIDE_PATTERNS || hideBytes > MAX_RENDER_HIDE_BYTES) return null;
+  const parentXml = dirPath === '/' ? '' : escapeXml(encodeHref(dirPath, false));
+  return {
+    pieces: allpropPieces(
+      `<D:response><D:href>${parentXml}/`,
+      '</D:href><D:propstat><D:prop>',
+      `</D:prop>${OK_LINE}</D:propstat></D:response>`,
+    ),
+    hide,
+  };
 }
 
 /** Bounds the work one small body can ask for: every name is rendered for every member. */
