@@ -70,6 +70,8 @@ export interface RunMetadata {
   mode: string;
   rounds: number;
   wrkSeconds: number;
+  /** Unmeasured wrk run of the same load before each wrk turn. */
+  warmupSeconds: number;
   streamTransfers: number;
   host: string;
   cpus: string;
@@ -351,7 +353,8 @@ export function renderMarkdown(report: BenchReport): string {
   const lines: string[] = [
     `# privdav beside Apache mod_dav_fs — ${metadata.startedAt}`,
     '',
-    `${metadata.mode}, ${metadata.rounds} round(s), wrk ${metadata.wrkSeconds} s per turn, ` +
+    `${metadata.mode}, ${metadata.rounds} round(s), wrk ${metadata.wrkSeconds} s per turn ` +
+      `(after ${metadata.warmupSeconds ?? 0} s of the same load, unmeasured), ` +
       `${metadata.streamTransfers} transfer(s) per big-stream turn; servers alternate turns within each round.`,
     `Host: ${metadata.host}, ${metadata.cpus}, ${metadata.kernel}; ${metadata.node}; ${metadata.apache}; ${metadata.wrk}.`,
     `privdav: ${metadata.servers.privdav ?? 'not run'}. Apache: ${metadata.servers.apache ?? 'not run'}.`,

@@ -36,6 +36,7 @@ const usage = `Usage: npm run bench -- [options]
   --smoke             1 round, small data, 1 s turns: proves the harness works (CI); exit 1 on a wrong answer
   --only NAME         run one server only: apache or privdav
   --seconds S         wrk run length per turn (default 5)
+  --warmup S          unmeasured wrk run of the same load before each turn's (default 1; smoke: 0)
   --workloads IDS     comma-separated workload ids to run (default all)
   --privdav-standin   use a second Apache with Basic auth in place of privdav (while the daemon is unfinished)
   --no-durable        privdav with storage.durable = false (no fsync per upload, like Apache)
@@ -49,6 +50,7 @@ interface Options {
   mode: 'full' | 'quick' | 'smoke';
   rounds: number;
   seconds: number;
+  warmupSeconds: number;
   streamTransfers: number;
   only: ServerName | null;
   workloadIds: string[] | null;
@@ -65,6 +67,7 @@ function parseOptions(argv: string[]): Options {
     mode: 'full',
     rounds: 5,
     seconds: 5,
+    warmupSeconds: 1,
     streamTransfers: 5,
     only: null,
     workloadIds: null,
@@ -76,6 +79,7 @@ function parseOptions(argv: string[]): Options {
   };
   let rounds: number | null = null;
   let seconds: number | null = null;
+  let warmupSeconds: number | null = null;
   let webProcesses: number[] | null = null;
   for (let index = 0; index < argv.length; index++) {
     const argument = argv[index];
@@ -90,6 +94,12 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--seconds':
         seconds = positiveInteger(argument, value());
+        break;
+      case '--warmup':
+        {
+          const text = value();
+          warmupSeconds = text === '0' ? 0 : positiveInteger(argument, text);
+        }
         break;
       case '--quick':
         options.mode = 'quick';
@@ -135,9 +145,16 @@ function parseOptions(argv: string[]): Options {
   }
   if (options.mode === 'quick') Object.assign(options, { rounds: 2, seconds: 2, streamTransfers: 3 });
   if (options.mode === 'smoke')
-    Object.assign(options, { rounds: 1, seconds: 1, streamTransfers: 2, webProcesses: [1, 2] });
+    Object.assign(options, {
+      rounds: 1,
+      seconds: 1,
+      warmupSeconds: 0,
+      streamTransfers: 2,
+      webProcesses: [1, 2],
+    });
   if (rounds !== null) options.rounds = rounds;
   if (seconds !== null) options.seconds = seconds;
+  if (warmupSeconds !== null) options.warmupSeconds = warmupSeconds;
   if (webProcesses !== null) options.webProcesses = webProcesses;
   if (webProcesses !== null && webProcesses.length > 0 && (options.only === 'apache' || options.standin))
     fail('--web-processes runs privdav itself: not with --only apache or --privdav-standin');
@@ -345,6 +362,7 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
     crowd,
     sizes,
     durationSeconds: options.seconds,
+    warmupSeconds: options.warmupSeconds,
     streamTransfers: options.streamTransfers,
     scratchDirectory: scratch,
   };
@@ -385,6 +403,7 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
       mode: options.mode,
       rounds: options.rounds,
       wrkSeconds: options.seconds,
+      warmupSeconds: options.warmupSeconds,
       streamTransfers: options.streamTransfers,
       host: os.hostname(),
       cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}`,
