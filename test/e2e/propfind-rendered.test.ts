@@ -13,6 +13,7 @@ import http from 'node:http';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
+import { childElements, parseXml } from '../../src/dav/xml';
 import { Daemon, freePort, request, startDaemon } from '../support/daemon';
 import { TestUser, TestUsers, createUsers } from '../support/users';
 
@@ -229,5 +230,74 @@ describe('PROPFIND allprop rendered by the worker', () => {
     );
     await propfind('/many/', null);
     assert.equal(await renderedListings(), before + 1, 'rendered again once the lock is gone');
+  });
+});
+
+describe("names bob chose, in the listing alice's worker renders (invariant 9)", () => {
+  let tilde: Daemon;
+  let tildeMetrics: number;
+  // Each tries to open elements or markup of its own (a name cannot hold "/", so no closing tag):
+  // they must stay text.
+  const FORGERIES = [
+    '<D:response><D:href>forged',
+    '<D:href>also-forged<D:status>HTTP 1.1 200 OK',
+    '"><D:x y="',
+    ']]>&amp;<!--',
+    '<?xml version="1.0"?>',
+    '&#60;D:response&#62;',
+  ];
+  before(async () => {
+    tildeMetrics = await freePort();
+    tilde = await startDaemon({
+      layout: 'tilde',
+      extra: { metrics: [`listen = ["127.0.0.1:${tildeMetrics}"]`] },
+    });
+    const bob = users.bob;
+    execFileSync('chmod', ['0755', bob.home]);
+    const shared = join(bob.home, 'shared');
+    mkdirSync(shared);
+    chownSync(shared, bob.uid, bob.gid);
+    for (const name of FORGERIES) {
+      writeFileSync(join(shared, name), 'x');
+      chownSync(join(shared, name), bob.uid, bob.gid);
+    }
+  });
+  after(async () => {
+    await tilde.stop();
+  });
+
+  test('each is one member whose href and displayname carry exactly its name; nothing is forged', async () => {
+    const path = `/~${users.bob.name}/shared/`;
+    const answer = await request(tilde, path, { method: 'PROPFIND', headers: { Depth: '1' }, user: alice });
+    assert.equal(answer.status, 207, answer.text);
+    const document = parseXml(answer.body);
+    const members = childElements(document).map((response) => {
+      const [href, ...propstats] = childElements(response);
+      const text = (node: { children: unknown[] }): string =>
+        node.children.filter((c) => typeof c === 'string').join('');
+      const prop = childElements(propstats[0]!)[0]!;
+      const displayname = childElements(prop).find((element) => element.local === 'displayname');
+      return { href: decodeURIComponent(text(href!)), displayname: displayname && text(displayname) };
+    });
+    assert.equal(members.length, FORGERIES.length + 1, JSON.stringify(members));
+    assert.deepEqual(
+      members
+        .slice(1)
+        .map((member) => member.href)
+        .sort(),
+      FORGERIES.map((name) => `${path}${name}`).sort(),
+    );
+    for (const member of members.slice(1)) assert.equal(`${path}${member.displayname}`, member.href);
+    const metrics = await new Promise<string>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: tildeMetrics, path: '/metrics' }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => resolve(text));
+        })
+        .on('error', reject);
+    });
+    assert.equal(metric(metrics, 'privdav_channel_call_duration_seconds_count{op="listRendered"}'), 1);
   });
 });
