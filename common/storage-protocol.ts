@@ -19,6 +19,8 @@ import {
   type DavPath,
   type Depth,
   type Entry,
+  RENDER_SLOT,
+  type RenderOp,
   type RenderTemplate,
   type ListOptions,
   type MemberError,
@@ -95,10 +97,6 @@ const isSelection: Check<PropSelection> = (value): value is PropSelection =>
     value.every((name) => isBoundedString(name, MAX_PROP_NAME_BYTES)));
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
-/** The first piece holds the parent collection's href, percent-encoded and escaped. */
-const MAX_FIRST_PIECE_BYTES = 16 * MAX_PATH_BYTES;
-const MAX_PIECE_BYTES = 4096;
-const RENDER_PIECES = 10;
 /**
  * shares.hide patterns are at most 255 characters; beyond these bounds the web process renders
  * the listing itself. They bound the addon's matching per member (a glob match is O(name × pattern)).
@@ -106,13 +104,24 @@ const RENDER_PIECES = 10;
 export const MAX_RENDER_HIDE_PATTERNS = 256;
 export const MAX_RENDER_HIDE_BYTES = 16 * 1024;
 const MAX_HIDE_PATTERN_BYTES = 1024;
+/** As native/src/listdir.c's MAX_PROGRAM_OPS and MAX_PROGRAM_LITERAL_BYTES. */
+const MAX_PROGRAM_OPS = 512;
+const MAX_PROGRAM_LITERAL_BYTES = 128 * 1024;
+const SLOTS = new Set<unknown>(Object.values(RENDER_SLOT));
+const isProgram = (value: unknown): value is RenderOp[] => {
+  if (!Array.isArray(value) || value.length > MAX_PROGRAM_OPS) return false;
+  let literalBytes = 0;
+  for (const op of value) {
+    if (SLOTS.has(op)) continue;
+    if (!isBoundedString(op, MAX_PROGRAM_LITERAL_BYTES)) return false;
+    literalBytes += Buffer.byteLength(op);
+  }
+  return literalBytes <= MAX_PROGRAM_LITERAL_BYTES;
+};
 const isRenderTemplate = (value: unknown): value is RenderTemplate =>
   isObject(value) &&
-  Array.isArray(value.pieces) &&
-  value.pieces.length === RENDER_PIECES &&
-  value.pieces.every((piece, i) =>
-    isBoundedString(piece, i === 0 ? MAX_FIRST_PIECE_BYTES : MAX_PIECE_BYTES),
-  ) &&
+  isProgram(value.file) &&
+  isProgram(value.directory) &&
   Array.isArray(value.hide) &&
   value.hide.length <= MAX_RENDER_HIDE_PATTERNS &&
   value.hide.every((pattern) => isBoundedString(pattern, MAX_HIDE_PATTERN_BYTES)) &&
@@ -123,7 +132,7 @@ const isListOptions: Check<ListOptions> = (value): value is ListOptions =>
   isSelection(value.props) &&
   isRequestId(value.limit) &&
   value.limit >= 1 &&
-  (value.render === undefined || (value.props === 'all' && isRenderTemplate(value.render)));
+  (value.render === undefined || (value.props !== 'names' && isRenderTemplate(value.render)));
 const isTransfer: Check<TransferOptions> = (value): value is TransferOptions =>
   isObject(value) &&
   typeof value.overwrite === 'boolean' &&

@@ -51,18 +51,29 @@ export interface ListOptions {
   props: PropSelection;
   /** Refuse (StorageError 'LIMIT') rather than return more entries than this. */
   limit: number;
-  /** On the channel only: listRendered's template (Depth 1, props 'all'). */
+  /** On the channel only: listRendered's template (Depth 1). */
   render?: RenderTemplate;
 }
 
 /**
- * What the worker needs to render a Depth 1 PROPFIND allprop's members itself (listRendered): the
- * fixed text between the variable parts of a <D:response> (native/src/listing_xml.h lists them),
- * and the names the web process may hide (shares.hide's patterns, reserved names), whose members
- * it gets as entries to judge.
+ * The values of a member a RenderTemplate's programs put in their place (native/src/listing_xml.h
+ * enum xml_slot): the name as an href segment, the creation date (RFC 3339), the name as text, the
+ * size, the content type, the ETag, the modification date (IMF-fixdate).
+ */
+export const RENDER_SLOT = { href: 0, created: 1, name: 2, size: 3, type: 4, etag: 5, modified: 6 } as const;
+export type RenderSlot = (typeof RENDER_SLOT)[keyof typeof RENDER_SLOT];
+/** Literal text (already XML), or a member's value. */
+export type RenderOp = string | RenderSlot;
+
+/**
+ * What the worker needs to render the members of a Depth 1 PROPFIND itself (listRendered): a
+ * member's <D:response> as a program for files and one for collections, and the names the web
+ * process may hide (shares.hide's patterns, reserved names), whose members it gets as entries to
+ * judge, as it gets any member with dead properties.
  */
 export interface RenderTemplate {
-  pieces: string[];
+  file: RenderOp[];
+  directory: RenderOp[];
   hide: string[];
 }
 
@@ -147,8 +158,8 @@ export interface Storage {
   /** Depth 0: the resource itself; 1: it and its members; 'infinity': the whole tree. */
   list(path: DavPath, depth: Depth, options: ListOptions): AsyncIterable<Entry>;
   /**
-   * list() at Depth 1 with props 'all', where members the worker can render as `template` says
-   * come as rendered responses; the others (and the collection itself) as entries. Storage that
+   * list() at Depth 1, where members the worker can render as `template` says come as rendered
+   * responses; the others (and the collection itself) as entries. Storage that
    * cannot render has no such method.
    */
   listRendered?(

@@ -184,9 +184,14 @@ export class LocalStorage implements Storage {
       maxRunEntries: bounds.entries,
       maxRunBytes: bounds.bytes,
       xml:
-        options.render === undefined || props !== 'all'
+        options.render === undefined || props === 'names'
           ? undefined
-          : { pieces: options.render.pieces, hide: options.render.hide, types: [...CONTENT_TYPE_PAIRS] },
+          : {
+              file: options.render.file,
+              directory: options.render.directory,
+              hide: options.render.hide,
+              types: [...CONTENT_TYPE_PAIRS],
+            },
     };
     const xml = wireOptions.xml !== undefined;
     try {

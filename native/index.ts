@@ -466,7 +466,9 @@ export function listDirectory(
 }
 
 export interface XmlTemplate {
-  pieces: string[];
+  /** Literal text and slot numbers (native/src/listing_xml.h enum xml_slot). */
+  file: Array<string | number>;
+  directory: Array<string | number>;
   types: string[];
   hide: string[];
 }
@@ -482,9 +484,9 @@ export interface WireListingOptions extends ListDirectoryOptions {
   /** Entries carry dead properties (`{}` when a member has none) — common/protocol.ts entryToWire. */
   props: boolean;
   /**
-   * When set, a member's text is its PROPFIND allprop response (native/src/listing_xml.c) instead
-   * of its JSON: the pieces around its variable parts, props.ts's content types (extension, type,
-   * ...) and the hide patterns whose members are left to JavaScript.
+   * When set, a member's text is its PROPFIND response (native/src/listing_xml.c) instead of its
+   * JSON: the programs for files and collections, props.ts's content types (extension, type, ...)
+   * and the hide patterns whose members are left to JavaScript.
    */
   xml?: XmlTemplate;
   /** Bounds of one run of text. */

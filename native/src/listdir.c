@@ -91,7 +91,7 @@ typedef struct {
   size_t wire_prefix_length;
   uint32_t wire_max_name_bytes;  // longer names would make too long a DavPath: left to JavaScript
   bool wire_props;               // entries end in {} (no dead properties) rather than without
-  // Set when the wire text is PROPFIND allprop responses (listing_xml.c) rather than JSON.
+  // Set when the wire text is PROPFIND responses (listing_xml.c) rather than JSON.
   xml_template *xml;
   size_t xml_room;  // the most one member's response takes
   // The open directory and what reading it needs, from the first batch until the last.
@@ -346,7 +346,7 @@ static bool put_wire_entry(list_job *job, const char *name, size_t name_length, 
   return ok;
 }
 
-// Writes the member's PROPFIND allprop response (listing_xml.c) as its wire text. Returns false
+// Writes the member's PROPFIND response (listing_xml.c) as its wire text. Returns false
 // (and writes nothing) when JavaScript must make this member's entry: a member with dead
 // properties, one that is neither a file nor a directory, or one listing_xml.c leaves to it.
 static bool put_xml_entry(list_job *job, const char *name, size_t name_length, const double *numbers,
@@ -763,31 +763,60 @@ static char *joined_strings(napi_env env, napi_value array, uint32_t max_items, 
   return joined;
 }
 
-// Reads wire.xml: {pieces: string[XML_PIECES], types: string[] (extension, type, ...), hide:
-// string[]}; false when it is malformed.
-static bool get_xml_template(napi_env env, napi_value options, list_job *job) {
-  napi_value pieces, types, hide;
+// Limits of a program (common/storage-protocol.ts checks the same before the worker calls here).
+#define MAX_PROGRAM_OPS 512
+#define MAX_PROGRAM_LITERAL_BYTES (128 * 1024)
+
+// One program: an array of literal strings and slot numbers (enum xml_slot); false when malformed.
+static bool get_program(napi_env env, napi_value array, xml_program *program) {
   bool is_array = false;
   uint32_t count = 0;
-  if (napi_get_named_property(env, options, "pieces", &pieces) != napi_ok ||
+  if (napi_is_array(env, array, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, array, &count) != napi_ok || count > MAX_PROGRAM_OPS)
+    return false;
+  program->ops = calloc(count == 0 ? 1 : count, sizeof *program->ops);
+  if (program->ops == NULL) return false;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    napi_valuetype type;
+    xml_op *op = &program->ops[program->count];
+    if (napi_get_element(env, array, i, &item) != napi_ok || napi_typeof(env, item, &type) != napi_ok) return false;
+    if (type == napi_number) {
+      double slot;
+      if (napi_get_value_double(env, item, &slot) != napi_ok || !(slot >= 0 && slot < XML_SLOTS) ||
+          slot != (double)(int)slot)
+        return false;
+      op->slot = (int)slot;
+      program->uses[op->slot] = true;
+      program->slot_ops++;
+    } else {
+      op->slot = XML_LITERAL;
+      if ((op->text = utf8_copy(env, item, MAX_PROGRAM_LITERAL_BYTES, &op->length)) == NULL) return false;
+      program->literal_bytes += op->length;
+      if (program->literal_bytes > MAX_PROGRAM_LITERAL_BYTES) {
+        program->count++;  // freed with the others
+        return false;
+      }
+    }
+    program->count++;
+  }
+  return true;
+}
+
+// Reads wire.xml: {file: program, directory: program, types: string[] (extension, type, ...),
+// hide: string[]}; false when it is malformed.
+static bool get_xml_template(napi_env env, napi_value options, list_job *job) {
+  napi_value file, directory, types, hide;
+  if (napi_get_named_property(env, options, "file", &file) != napi_ok ||
+      napi_get_named_property(env, options, "directory", &directory) != napi_ok ||
       napi_get_named_property(env, options, "types", &types) != napi_ok ||
-      napi_get_named_property(env, options, "hide", &hide) != napi_ok ||
-      napi_is_array(env, pieces, &is_array) != napi_ok || !is_array ||
-      napi_get_array_length(env, pieces, &count) != napi_ok || count != XML_PIECES)
+      napi_get_named_property(env, options, "hide", &hide) != napi_ok)
     return false;
   xml_template *template = calloc(1, sizeof *template);
   if (template == NULL) return false;
   job->xml = template;
-  size_t total = 0;
-  for (uint32_t i = 0; i < XML_PIECES; i++) {
-    napi_value piece;
-    // The first piece holds the parent's href: as long as a path, percent-encoded and escaped.
-    size_t max = i == 0 ? 16 * PATH_MAX : 4096;
-    if (napi_get_element(env, pieces, i, &piece) != napi_ok ||
-        (template->pieces[i] = utf8_copy(env, piece, max, &template->piece_lengths[i])) == NULL)
-      return false;
-    total += template->piece_lengths[i];
-  }
+  if (!get_program(env, file, &template->file) || !get_program(env, directory, &template->directory))
+    return false;
   // The hide bounds are common/storage-protocol.ts's (MAX_RENDER_HIDE_*), with each NUL counted.
   template->types = joined_strings(env, types, 1024, 256, 64 * 1024, &template->types_length);
   template->hide = joined_strings(env, hide, 256, 1024, 16 * 1024 + 256, &template->hide_length);
@@ -800,7 +829,7 @@ static bool get_xml_template(napi_env env, napi_value options, list_job *job) {
     if (c == '<' || c == '>' || c == '&') return false;
   }
   if (strings % 2 != 0) return false;
-  job->xml_room = total + XML_MEMBER_ROOM;
+  job->xml_room = xml_member_room(template);
   return true;
 }
 
@@ -836,7 +865,7 @@ static bool get_wire_options(napi_env env, napi_value options, list_job *job) {
       (has_xml && (napi_get_named_property(env, options, "xml", &xml) != napi_ok ||
                    napi_typeof(env, xml, &xml_type) != napi_ok)) ||
       (xml_type != napi_undefined && (xml_type != napi_object || !get_xml_template(env, xml, job)))) {
-    privdav_throw_type_error(env, "wire.xml must be {pieces: string[10], types: string[], hide: string[]}");
+    privdav_throw_type_error(env, "wire.xml must be {file, directory: (string | slot)[], types: string[], hide: string[]}");
     return false;
   }
   return true;

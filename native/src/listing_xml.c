@@ -1,5 +1,5 @@
-// listing_xml.c — one listed member's PROPFIND allprop <D:response>, rendered here from what
-// listdir.c read (name, stat, ETag), between fixed pieces of text the web process made. The
+// listing_xml.c — one listed member's PROPFIND <D:response>, rendered here from what listdir.c
+// read (name, stat, ETag) by a program of literal text and values the web process made. The
 // worker sends these bytes and the web process writes them out as they are: a member of a big
 // listing then costs no JavaScript object, JSON text or XML string on either side.
 //
@@ -93,10 +93,6 @@ static bool may_be_hidden(const xml_template *template, const char *name, size_t
 static char *put(char *out, const void *bytes, size_t length) {
   memcpy(out, bytes, length);
   return out + length;
-}
-
-static char *put_piece(char *out, const xml_template *template, int index) {
-  return put(out, template->pieces[index], template->piece_lengths[index]);
 }
 
 static char *put_decimal(char *out, int64_t value) {
@@ -258,47 +254,52 @@ static const char *content_type(const xml_template *template, const char *name, 
   return fallback;
 }
 
+size_t xml_member_room(const xml_template *template) {
+  size_t file = template->file.literal_bytes + template->file.slot_ops * XML_SLOT_ROOM;
+  size_t directory = template->directory.literal_bytes + template->directory.slot_ops * XML_SLOT_ROOM;
+  return file > directory ? file : directory;
+}
+
 size_t xml_render_member(char *out, const xml_template *template, const char *name, size_t name_length,
                          const xml_member *member) {
   bool ascii;
   if (!is_plain_name((const unsigned char *)name, name_length, &ascii) ||
       may_be_hidden(template, name, name_length, ascii))
     return 0;
-  struct tm birth, modified;
-  if (!utc_time(member->birthtime_ms, &birth) || !utc_time(member->mtime_ms, &modified)) return 0;
+  const xml_program *program = member->is_directory ? &template->directory : &template->file;
+  // Every value the program uses is checked before anything is written.
+  struct tm created, modified;
+  if (program->uses[XML_CREATED] && !utc_time(member->birthtime_ms, &created)) return 0;
+  if (program->uses[XML_MODIFIED] && !utc_time(member->mtime_ms, &modified)) return 0;
   const char *type = NULL;
   size_t type_length = 0;
-  bool is_file = !member->is_directory;
-  if (is_file) {
-    type = content_type(template, name, name_length, &type_length);
-    if (type == NULL || !(member->size >= 0 && member->size < 9007199254740992.0)) return 0;
-  }
+  if (program->uses[XML_TYPE] && (type = content_type(template, name, name_length, &type_length)) == NULL) return 0;
+  if (program->uses[XML_SIZE] && !(member->size >= 0 && member->size < 9007199254740992.0)) return 0;
   char *at = out;
-  at = put_piece(at, template, 0);
-  at = put_href_segment(at, (const unsigned char *)name, name_length);
-  if (member->is_directory) *at++ = '/';
-  at = put_piece(at, template, 1);
-  at = put_iso_date(at, &birth);
-  at = put_piece(at, template, 2);
-  at = put_text(at, name, name_length);
-  if (is_file) {
-    at = put_piece(at, template, 3);
-    at = put_decimal(at, (int64_t)member->size);
-    at = put_piece(at, template, 4);
-    at = put(at, type, type_length);
-    at = put_piece(at, template, 5);
-  } else {
-    at = put_piece(at, template, 6);
+  for (size_t i = 0; i < program->count; i++) {
+    const xml_op *op = &program->ops[i];
+    switch (op->slot) {
+      case XML_LITERAL: at = put(at, op->text, op->length); break;
+      case XML_HREF: at = put_href_segment(at, (const unsigned char *)name, name_length); break;
+      case XML_CREATED: at = put_iso_date(at, &created); break;
+      case XML_NAME: at = put_text(at, name, name_length); break;
+      case XML_SIZE: at = put_decimal(at, (int64_t)member->size); break;
+      case XML_TYPE: at = put(at, type, type_length); break;
+      case XML_ETAG: at = put(at, member->etag, member->etag_length); break;
+      case XML_MODIFIED: at = put_http_date(at, &modified); break;
+    }
   }
-  at = put(at, member->etag, member->etag_length);
-  at = put_piece(at, template, 7);
-  at = put_http_date(at, &modified);
-  at = put_piece(at, template, is_file ? 8 : 9);
   return (size_t)(at - out);
 }
 
+static void program_free(xml_program *program) {
+  for (size_t i = 0; i < program->count; i++) free(program->ops[i].text);
+  free(program->ops);
+}
+
 void xml_template_free(xml_template *template) {
-  for (int i = 0; i < XML_PIECES; i++) free(template->pieces[i]);
+  program_free(&template->file);
+  program_free(&template->directory);
   free(template->types);
   free(template->hide);
   memset(template, 0, sizeof *template);

@@ -1,6 +1,6 @@
 // Live properties (RFC 4918 §15, RFC 4331 quota): which exist, which are protected, and their XML
 // for one resource. Dead properties come from storage as ready-made XML and are not handled here.
-import type { Entry, Space, Stat } from '../../common/storage';
+import { RENDER_SLOT, type Entry, type RenderOp, type Space, type Stat } from '../../common/storage';
 import type { LockRecord } from './lock-store';
 import { activeLockXml, SUPPORTED_LOCK_XML } from './locks';
 import { baseName, readablePath } from './paths';
@@ -113,26 +113,56 @@ export function allpropLiveXml(entry: Entry, sources: LivePropertySources): stri
 }
 
 /**
- * The text around allpropLiveXml's variable parts for a member without locks, in the order of
- * native/src/listing_xml.h: the worker renders a listing's members between these pieces.
- * `hrefOpen` comes before the member's href segment, `afterHref` between the href and the
- * properties, `close` after them.
+ * What livePropertyXml gives for `name`, for a member of this kind with no locks, as a program the
+ * worker runs for each member (common/storage.ts RENDER_SLOT puts the member's values in place);
+ * null where livePropertyXml gives null. The same text: test/e2e/propfind-rendered.test.ts
+ * compares the two renderings.
  */
-export function allpropPieces(hrefOpen: string, afterHref: string, close: string): string[] {
-  const rest = '<D:lockdiscovery></D:lockdiscovery>' + SUPPORTEDLOCK_XML + close;
-  return [
-    hrefOpen,
-    afterHref + '<D:creationdate>',
-    '</D:creationdate><D:displayname>',
-    '</D:displayname><D:getcontentlength>',
-    '</D:getcontentlength><D:getcontenttype>',
-    '</D:getcontenttype><D:getetag>',
-    '</D:displayname><D:getetag>',
-    '</D:getetag><D:getlastmodified>',
-    '</D:getlastmodified>' + resourcetypeXml(false) + rest,
-    '</D:getlastmodified>' + resourcetypeXml(true) + rest,
-  ];
+export function livePropertyOps(
+  name: string,
+  isCollection: boolean,
+  sources: Pick<LivePropertySources, 'space'>,
+): RenderOp[] | null {
+  switch (name) {
+    case CREATIONDATE:
+      return ['<D:creationdate>', RENDER_SLOT.created, '</D:creationdate>'];
+    case DISPLAYNAME:
+      return ['<D:displayname>', RENDER_SLOT.name, '</D:displayname>'];
+    case GETCONTENTLENGTH:
+      return isCollection ? null : ['<D:getcontentlength>', RENDER_SLOT.size, '</D:getcontentlength>'];
+    case GETCONTENTTYPE:
+      return isCollection ? null : ['<D:getcontenttype>', RENDER_SLOT.type, '</D:getcontenttype>'];
+    case GETETAG:
+      return ['<D:getetag>', RENDER_SLOT.etag, '</D:getetag>'];
+    case GETLASTMODIFIED:
+      return ['<D:getlastmodified>', RENDER_SLOT.modified, '</D:getlastmodified>'];
+    case LOCKDISCOVERY:
+      return [NO_LOCKS_XML];
+    default: {
+      // The rest do not vary by member: resourcetype, supportedlock, the quota properties.
+      const xml = livePropertyXml(name, isCollection ? COLLECTION_PROBE : FILE_PROBE, {
+        nowMs: 0,
+        locksFor: () => [],
+        space: sources.space,
+      });
+      return xml === null ? null : [xml];
+    }
+  }
 }
+
+/** allpropLiveXml as a program (livePropertyOps), in its order. */
+export function allpropLiveOps(isCollection: boolean): RenderOp[] {
+  const ops: RenderOp[] = [];
+  for (const name of ALLPROP_LIVE) ops.push(...(livePropertyOps(name, isCollection, { space: null }) ?? []));
+  return ops;
+}
+
+/** Members whose properties livePropertyOps renders without their values (only their kind counts). */
+const FILE_PROBE: Entry = {
+  path: '/',
+  stat: { kind: 'file', size: 0, mtimeMs: 0, birthtimeMs: 0, etag: '""' },
+};
+const COLLECTION_PROBE: Entry = { path: '/', stat: { ...FILE_PROBE.stat, kind: 'directory' } };
 
 const creationdateXml = (stat: Stat): string =>
   `<D:creationdate>${isoDate(stat.birthtimeMs)}</D:creationdate>`;
@@ -148,9 +178,11 @@ const resourcetypeXml = (isCollection: boolean): string =>
   isCollection ? '<D:resourcetype><D:collection/></D:resourcetype>' : '<D:resourcetype/>';
 const SUPPORTEDLOCK_XML = `<D:supportedlock>${SUPPORTED_LOCK_XML}</D:supportedlock>`;
 
+const NO_LOCKS_XML = '<D:lockdiscovery></D:lockdiscovery>';
+
 function lockdiscoveryXml(entry: Entry, sources: LivePropertySources): string {
   const locks = sources.locksFor(entry);
-  if (locks.length === 0) return '<D:lockdiscovery></D:lockdiscovery>';
+  if (locks.length === 0) return NO_LOCKS_XML;
   let xml = '<D:lockdiscovery>';
   for (const lock of locks) xml += activeLockXml(lock, sources.nowMs);
   return xml + '</D:lockdiscovery>';

@@ -11,8 +11,8 @@ import { after, describe, test } from 'node:test';
 import { xattrSet } from '../../native/index';
 import { LocalStorage } from '../../helper/local-storage';
 import { type WireRun } from '../../common/protocol';
-import { type RenderTemplate } from '../../common/storage';
-import { allpropPieces } from '../../src/dav/props';
+import { RENDER_SLOT, type RenderTemplate } from '../../common/storage';
+import { allpropLiveOps } from '../../src/dav/props';
 import { childElements, parseXml } from '../../src/dav/xml';
 
 const roots: string[] = [];
@@ -46,14 +46,15 @@ function makeTree(): string {
   return root;
 }
 
-const TEMPLATE: RenderTemplate = {
-  pieces: allpropPieces(
-    '<D:response><D:href>/',
-    '</D:href><D:propstat><D:prop>',
-    '</D:prop></D:propstat></D:response>',
-  ),
-  hide: ['*.tmp', 'é*'],
-};
+/** An allprop response's program, without the status line (what the web process sends). */
+const program = (isCollection: boolean): RenderTemplate['file'] => [
+  '<D:response><D:href>/',
+  RENDER_SLOT.href,
+  `${isCollection ? '/' : ''}</D:href><D:propstat><D:prop>`,
+  ...allpropLiveOps(isCollection),
+  '</D:prop></D:propstat></D:response>',
+];
+const TEMPLATE: RenderTemplate = { file: program(false), directory: program(true), hide: ['*.tmp', 'é*'] };
 /** Names that are not ASCII: rendered only when there is no hide pattern (JavaScript compares in NFC). */
 const UNICODE = [utf8('ünïcödé ✓'), utf8('😀.txt'), utf8('e\u0301-nfd')];
 
@@ -161,8 +162,9 @@ describe('LocalStorage.listWire with a render template', () => {
 
   test('the addon refuses a malformed template', async () => {
     const bad = [
-      { ...TEMPLATE, pieces: TEMPLATE.pieces.slice(1) },
-      { ...TEMPLATE, pieces: [...TEMPLATE.pieces.slice(0, 9), 'x'.repeat(5000)] },
+      { ...TEMPLATE, file: [...TEMPLATE.file, 7] }, // no such slot
+      { ...TEMPLATE, directory: [...TEMPLATE.directory, 'x'.repeat(200 * 1024)] }, // too much text
+      { ...TEMPLATE, file: new Array(600).fill('x') }, // too many parts
       { ...TEMPLATE, hide: [42] },
     ] as unknown as RenderTemplate[];
     // The addon's TypeError, as the worker's storage reports it (its protocol check refuses these first).

@@ -6,7 +6,9 @@ import {
   type Depth,
   type Entry,
   type PropSelection,
+  RENDER_SLOT,
   type RenderedResponses,
+  type RenderOp,
   type RenderTemplate,
   type Space,
 } from '../../../common/storage';
@@ -19,9 +21,10 @@ import { isReservedPath, mayHideAmong } from '../hide';
 import { encodeHref } from '../paths';
 import {
   ALLPROP_LIVE,
+  allpropLiveOps,
   allpropLiveXml,
-  allpropPieces,
   isLiveProperty,
+  livePropertyOps,
   livePropertyXml,
   QUOTA_AVAILABLE,
   QUOTA_USED,
@@ -83,15 +86,10 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
 
   const limit = depth === 'infinity' ? request.limits.maxInfinityEntries : Number.MAX_SAFE_INTEGER;
   const listOptions = { props: deadSelection(query), limit };
-  // Members of a Depth 1 allprop without locks are rendered by the worker where it can.
+  // Members of a Depth 1 listing without locks are rendered by the worker where it can.
   const template =
-    storage.listRendered !== undefined &&
-    depth === 1 &&
-    query.kind === 'allprop' &&
-    query.include.length === 0 &&
-    lockIndex === null &&
-    !isHidden(request, target.path)
-      ? renderTemplate(request, target.path)
+    storage.listRendered !== undefined && depth === 1 && lockIndex === null && !isHidden(request, target.path)
+      ? renderTemplate(request, query, target.path, sources)
       : null;
   const listing: AsyncIterable<Entry | RenderedResponses> =
     template !== null
@@ -129,22 +127,70 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
 }
 
 /**
- * What the worker needs to render the members of `dirPath` as renderResponse does for allprop;
- * null when shares.hide has more patterns than a request may carry.
+ * Above this much literal text per member the web process renders the listing itself: copying a
+ * block every member repeats (200 unknown properties' 404s) costs it less than receiving the
+ * block per member from the worker.
  */
-function renderTemplate(request: DavRequest, dirPath: DavPath): RenderTemplate | null {
+const MAX_RENDERED_LITERAL_BYTES = 4096;
+
+/**
+ * What the worker needs to render the members of `dirPath` as renderResponse does, for a member
+ * without dead properties or locks (the worker leaves any member with dead properties to us, and
+ * a listing with locks is not rendered there); null when the query or shares.hide is beyond what
+ * a template carries.
+ */
+function renderTemplate(
+  request: DavRequest,
+  query: PropfindQuery,
+  dirPath: DavPath,
+  sources: LivePropertySources,
+): RenderTemplate | null {
+  if (query.kind === 'propname' || (query.kind === 'allprop' && query.include.length > 0)) return null;
   const hide = mayHideAmong(dirPath, request.hide);
   const hideBytes = hide.reduce((sum, pattern) => sum + Buffer.byteLength(pattern), 0);
   if (hide.length > MAX_RENDER_HIDE_PATTERNS || hideBytes > MAX_RENDER_HIDE_BYTES) return null;
-  const parentXml = dirPath === '/' ? '' : escapeXml(encodeHref(dirPath, false));
-  return {
-    pieces: allpropPieces(
-      `<D:response><D:href>${parentXml}/`,
-      '</D:href><D:propstat><D:prop>',
-      `</D:prop>${OK_LINE}</D:propstat></D:response>`,
-    ),
-    hide,
-  };
+  const hrefOpen = `<D:response><D:href>${dirPath === '/' ? '' : escapeXml(encodeHref(dirPath, false))}/`;
+  const file = responseProgram(query, false, sources, hrefOpen);
+  const directory = responseProgram(query, true, sources, hrefOpen);
+  const literalBytes = (program: RenderOp[]): number =>
+    program.reduce<number>((sum, op) => sum + (typeof op === 'string' ? Buffer.byteLength(op) : 0), 0);
+  if (Math.max(literalBytes(file), literalBytes(directory)) > MAX_RENDERED_LITERAL_BYTES) return null;
+  return { file, directory, hide };
+}
+
+/** renderResponse's text for a member of this kind without dead properties or locks, as a program. */
+function responseProgram(
+  query: Exclude<PropfindQuery, { kind: 'propname' }>,
+  isCollection: boolean,
+  sources: LivePropertySources,
+  hrefOpen: string,
+): RenderOp[] {
+  const head: RenderOp[] = [hrefOpen, RENDER_SLOT.href, `${isCollection ? '/' : ''}</D:href>`];
+  const found: RenderOp[] = [];
+  let missing = '';
+  if (query.kind === 'allprop') found.push(...allpropLiveOps(isCollection));
+  else {
+    for (const index of query.deadMissing === null ? query.names.keys() : query.live) {
+      const ops = livePropertyOps(query.names[index]!, isCollection, sources);
+      if (ops === null) missing += query.empty[index];
+      else found.push(...ops);
+    }
+  }
+  const ok: RenderOp[] = [`<D:propstat><D:prop>`, ...found, `</D:prop>${OK_LINE}</D:propstat>`];
+  if (query.kind === 'prop' && query.deadMissing !== null) {
+    // As renderResponse's shared 404 block: the missing live names, then every dead one.
+    return [
+      ...head,
+      ...(found.length === 0 ? [] : ok),
+      `<D:propstat><D:prop>${missing}`,
+      query.deadMissing.toString('utf8'),
+    ];
+  }
+  const program = [...head];
+  if (found.length > 0 || missing === '') program.push(...ok);
+  if (missing !== '') program.push(`<D:propstat><D:prop>${missing}</D:prop>${NOT_FOUND_LINE}</D:propstat>`);
+  program.push('</D:response>');
+  return program;
 }
 
 /** Bounds the work one small body can ask for: every name is rendered for every member. */
