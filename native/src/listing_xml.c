@@ -53,17 +53,18 @@ static bool is_plain_name(const unsigned char *name, size_t length, bool *ascii)
   return true;
 }
 
-// `*` any run of characters, `?` one; both strings ASCII (src/dav/hide.ts globToRegExp).
+// `*` any run of characters, `?` one; both strings ASCII (src/dav/hide.ts globToRegExp). A `*`
+// in the pattern is a wildcard even where the name has a `*` too: it is tried before a literal.
 static bool glob_matches(const char *pattern, const char *name, size_t name_length) {
   size_t p = 0, n = 0, star = (size_t)-1, resume = 0;
   size_t pattern_length = strlen(pattern);
   while (n < name_length) {
-    if (p < pattern_length && (pattern[p] == '?' || pattern[p] == name[n])) {
-      p++;
-      n++;
-    } else if (p < pattern_length && pattern[p] == '*') {
+    if (p < pattern_length && pattern[p] == '*') {
       star = p++;
       resume = n;
+    } else if (p < pattern_length && (pattern[p] == '?' || pattern[p] == name[n])) {
+      p++;
+      n++;
     } else if (star != (size_t)-1) {
       p = star + 1;
       n = ++resume;

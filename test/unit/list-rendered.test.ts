@@ -14,6 +14,7 @@ import { type WireRun } from '../../common/protocol';
 import { RENDER_SLOT, type RenderTemplate } from '../../common/storage';
 import { allpropLiveOps } from '../../src/dav/props';
 import { childElements, parseXml } from '../../src/dav/xml';
+import { HideList } from '../../src/dav/hide';
 
 const roots: string[] = [];
 after(() => {
@@ -158,6 +159,34 @@ describe('LocalStorage.listWire with a render template', () => {
     ))
       names.push(run);
     assert.ok(names.every((run) => run.xml !== true));
+  });
+
+  test('every name a hide pattern matches is left to JavaScript, also names with "*" and "?"', async () => {
+    // Every name of up to 4 of these characters, against patterns whose wildcards meet the same
+    // characters in names: the addon's glob must match at least what src/dav/hide.ts matches.
+    const globRoot = fs.mkdtempSync('/tmp/privdav-list-rendered-glob-');
+    roots.push(globRoot);
+    const alphabet = ['a', 'b', '*', '?', '.'];
+    let names = [''];
+    const all: string[] = [];
+    for (let length = 1; length <= 4; length++) {
+      names = names.flatMap((name) => alphabet.map((c) => name + c));
+      all.push(...names);
+    }
+    for (const name of all) if (name !== '.' && name !== '..') fs.writeFileSync(`${globRoot}/${name}`, '');
+    const hide = ['*a', 'b*', '*?*b', '?', '*.*?', 'a?b*', '**b', '*a*a', 'a*?b', '?*?*?*?*?'];
+    const hideList = new HideList(hide);
+    const globStorage = new LocalStorage({ layout: { kind: 'home', root: globRoot } });
+    const listed = await runs(globStorage, { ...TEMPLATE, hide });
+    const text = Buffer.concat(listed.filter((run) => run.xml === true).map((run) => run.text)).toString(
+      'utf8',
+    );
+    const rendered = [...text.matchAll(/<D:href>\/([^<]*)<\/D:href>/g)].map((match) =>
+      decodeURIComponent(match[1]!),
+    );
+    const wrongly = rendered.filter((name) => hideList.hidesName(name));
+    assert.deepEqual(wrongly, [], 'names a pattern hides, rendered by the addon');
+    assert.ok(rendered.length > 0, 'some names are rendered');
   });
 
   test('the addon refuses a malformed template', async () => {
