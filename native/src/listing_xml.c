@@ -197,16 +197,22 @@ static bool is_uri_component_byte(unsigned char c) {
 }
 
 // escapeXml(encodeSegment(name)): as it is when every byte is safe ('&' escaped), otherwise
-// encodeURIComponent's percent-encoding of the UTF-8 bytes (which leaves nothing to escape).
+// encodeURIComponent's percent-encoding of the UTF-8 bytes (which leaves nothing to escape) —
+// except for a name with a character beyond U+FFFF: encodeSegment's ANY_SURROGATE test also finds
+// the surrogate pair of such a character, and it then encodes byte by byte, leaving the safe
+// ASCII bytes as they are (so ";", "$", "&", "=", ... stay, and '&' is escaped).
 static char *put_href_segment(char *out, const unsigned char *name, size_t length) {
-  bool safe = true;
-  for (size_t i = 0; i < length && safe; i++) safe = is_safe_segment_byte(name[i]);
+  bool safe = true, astral = false;
+  for (size_t i = 0; i < length; i++) {
+    if (!is_safe_segment_byte(name[i])) safe = false;
+    if (name[i] >= 0xf0) astral = true;  // the lead byte of a 4-byte sequence (a plain name's)
+  }
   for (size_t i = 0; i < length; i++) {
     unsigned char c = name[i];
-    if (safe) {
+    if (safe || (astral && c < 0x80 && is_safe_segment_byte(c))) {
       if (c == '&') out = put(out, "&amp;", 5);
       else *out++ = (char)c;
-    } else if (is_uri_component_byte(c)) {
+    } else if (!astral && is_uri_component_byte(c)) {
       *out++ = (char)c;
     } else {
       *out++ = '%';

@@ -13,7 +13,8 @@ import { LocalStorage } from '../../helper/local-storage';
 import { type WireRun } from '../../common/protocol';
 import { RENDER_SLOT, type RenderTemplate } from '../../common/storage';
 import { allpropLiveOps } from '../../src/dav/props';
-import { childElements, parseXml } from '../../src/dav/xml';
+import { childElements, escapeXml, parseXml } from '../../src/dav/xml';
+import { encodeHref } from '../../src/dav/paths';
 import { HideList } from '../../src/dav/hide';
 
 const roots: string[] = [];
@@ -57,7 +58,14 @@ const program = (isCollection: boolean): RenderTemplate['file'] => [
 ];
 const TEMPLATE: RenderTemplate = { file: program(false), directory: program(true), hide: ['*.tmp', 'é*'] };
 /** Names that are not ASCII: rendered only when there is no hide pattern (JavaScript compares in NFC). */
-const UNICODE = [utf8('ünïcödé ✓'), utf8('😀.txt'), utf8('e\u0301-nfd')];
+const UNICODE = [
+  utf8('ünïcödé ✓'),
+  utf8('😀.txt'),
+  utf8('e\u0301-nfd'),
+  // Beyond U+FFFF and with characters a safe segment keeps: encodeHref's byte-by-byte encoding.
+  utf8("😀;=&$@+,:!'.txt"),
+  utf8('\u{10FF80}&x'),
+];
 
 async function runs(storage: LocalStorage, render: RenderTemplate | undefined): Promise<WireRun[]> {
   const all: WireRun[] = [];
@@ -121,8 +129,8 @@ describe('LocalStorage.listWire with a render template', () => {
       'utf8',
     );
     for (const name of [...UNICODE, 'x.tmp']) {
-      const href = encodeURIComponent(Buffer.from(name, 'latin1').toString('utf8'));
-      assert.ok(text.includes(`<D:href>/${href}</D:href>`), href);
+      const href = escapeXml(encodeHref(`/${Buffer.from(name, 'latin1').toString('utf8')}`, false));
+      assert.ok(text.includes(`<D:href>${href}</D:href>`), href);
     }
   });
 
