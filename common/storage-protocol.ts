@@ -103,7 +103,8 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
  */
 export const MAX_RENDER_HIDE_PATTERNS = 256;
 export const MAX_RENDER_HIDE_BYTES = 16 * 1024;
-const MAX_HIDE_PATTERN_BYTES = 1024;
+/** Per pattern: 255 characters of config can be more than 1024 bytes once in NFC (U+FB2C: 6 bytes). */
+export const MAX_RENDER_HIDE_PATTERN_BYTES = 1024;
 /** As native/src/listdir.c's MAX_PROGRAM_OPS and MAX_PROGRAM_LITERAL_BYTES. */
 const MAX_PROGRAM_OPS = 512;
 const MAX_PROGRAM_LITERAL_BYTES = 128 * 1024;
@@ -124,7 +125,7 @@ const isRenderTemplate = (value: unknown): value is RenderTemplate =>
   isProgram(value.directory) &&
   Array.isArray(value.hide) &&
   value.hide.length <= MAX_RENDER_HIDE_PATTERNS &&
-  value.hide.every((pattern) => isBoundedString(pattern, MAX_HIDE_PATTERN_BYTES)) &&
+  value.hide.every((pattern) => isBoundedString(pattern, MAX_RENDER_HIDE_PATTERN_BYTES)) &&
   value.hide.reduce((sum: number, pattern: string) => sum + Buffer.byteLength(pattern), 0) <=
     MAX_RENDER_HIDE_BYTES;
 const isListOptions: Check<ListOptions> = (value): value is ListOptions =>

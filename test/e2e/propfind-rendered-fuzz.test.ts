@@ -306,3 +306,25 @@ describe('PROPFIND allprop rendered by the worker: differential fuzz', () => {
     });
   }
 });
+
+describe('PROPFIND allprop rendered by the worker: a long hide pattern', () => {
+  // shares.hide takes patterns of up to 255 characters; in NFC (as the web process sends them)
+  // U+FB2C is three characters of two bytes: 1530 bytes, beyond what a render template may carry
+  // per pattern (common/storage-protocol.ts). The listing must still succeed, and hide.
+  const LONG = '\uFB2C'.repeat(255);
+  let daemon: Daemon;
+  before(async () => {
+    daemon = await startDaemon({ extra: { shares: [`hide = ${JSON.stringify([LONG, '*.tmp'])}`] } });
+    mkdirSync(`${alice.home}/long-pattern`, { mode: 0o755 });
+    for (const name of ['shown.txt', 'hidden.tmp']) writeFileSync(`${alice.home}/long-pattern/${name}`, '');
+    execFileSync('chown', ['-R', `${alice.uid}:${alice.gid}`, `${alice.home}/long-pattern`]);
+  });
+  after(async () => {
+    await daemon?.stop();
+  });
+
+  test('a Depth 1 allprop lists the collection, hidden names left out', async () => {
+    const listed = responses(await propfind(daemon, '/long-pattern/', null)).map(hrefOf);
+    assert.deepEqual(listed.sort(), ['/long-pattern/', '/long-pattern/shown.txt']);
+  });
+});

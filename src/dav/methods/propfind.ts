@@ -12,7 +12,11 @@ import {
   type RenderTemplate,
   type Space,
 } from '../../../common/storage';
-import { MAX_RENDER_HIDE_BYTES, MAX_RENDER_HIDE_PATTERNS } from '../../../common/storage-protocol';
+import {
+  MAX_RENDER_HIDE_BYTES,
+  MAX_RENDER_HIDE_PATTERN_BYTES,
+  MAX_RENDER_HIDE_PATTERNS,
+} from '../../../common/storage-protocol';
 import { isRenderablePropertyName, renderableDeadProperty } from '../dead-property';
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
@@ -137,7 +141,7 @@ const MAX_RENDERED_LITERAL_BYTES = 4096;
  * What the worker needs to render the members of `dirPath` as renderResponse does, for a member
  * without dead properties or locks (the worker leaves any member with dead properties to us, and
  * a listing with locks is not rendered there); null when the query or shares.hide is beyond what
- * a template carries.
+ * a template carries (more patterns, or longer ones: the worker would refuse the request).
  */
 function renderTemplate(
   request: DavRequest,
@@ -147,7 +151,12 @@ function renderTemplate(
 ): RenderTemplate | null {
   if (query.kind === 'propname' || (query.kind === 'allprop' && query.include.length > 0)) return null;
   const hide = mayHideAmong(dirPath, request.hide);
-  const hideBytes = hide.reduce((sum, pattern) => sum + Buffer.byteLength(pattern), 0);
+  let hideBytes = 0;
+  for (const pattern of hide) {
+    const bytes = Buffer.byteLength(pattern);
+    if (bytes > MAX_RENDER_HIDE_PATTERN_BYTES) return null;
+    hideBytes += bytes;
+  }
   if (hide.length > MAX_RENDER_HIDE_PATTERNS || hideBytes > MAX_RENDER_HIDE_BYTES) return null;
   const hrefOpen = `<D:response><D:href>${dirPath === '/' ? '' : escapeXml(encodeHref(dirPath, false))}/`;
   const file = responseProgram(query, false, sources, hrefOpen);
