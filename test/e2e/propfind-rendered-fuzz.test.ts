@@ -78,7 +78,8 @@ const EXTENSIONS = [
 ];
 // Short ASCII names the hide patterns below match or nearly match.
 const HIDE_ALPHABET = ['a', 'b', 'c', 'x', 'y', 'z', 'K', 'k', '~', '.', '[', ']', '?', '*'];
-const HIDE = ['*.tmp', '.DS_Store', 'a?b', '*~', 'x*y*z', '[ab]', '*?c?', 'é*', '\u212A*', '\uFB2C?'];
+// None may match a share's segment ("~pdalice" and six hex digits) or the collections' names.
+const HIDE = ['*.tmp', '.DS_Store', 'a?b', '*~', 'x*y*z', '[ab]', '*?x?', 'é*', '\u212A*', '\uFB2C?'];
 // A few seconds (fractions, before 1970, the 32-bit edges, far future) utimes takes on ext4.
 const TIMES = [
   -2147483648, -2147483000.5, -1234567.891, -1.5, -0.25, 0, 0.999, 1, 951782400, 2147483647, 2147483648.75,
