@@ -53,7 +53,7 @@ static bool is_plain_name(const unsigned char *name, size_t length, bool *ascii)
   return true;
 }
 
-// `*` any run of characters, `?` one; both strings ASCII (src/dav/hide.ts globToRegExp). A `*`
+// `*` any run of characters, `?` one; both strings ASCII (src/dav/hide.ts globMatches). A `*`
 // in the pattern is a wildcard even where the name has a `*` too: it is tried before a literal.
 static bool glob_matches(const char *pattern, const char *name, size_t name_length) {
   size_t p = 0, n = 0, star = (size_t)-1, resume = 0;

@@ -5,7 +5,8 @@ import { TRANSFER_TEMPORARY_NAME } from '../../common/names';
 import type { DavPath } from '../../common/storage';
 
 export class HideList {
-  readonly #patterns: RegExp[];
+  /** Each pattern as its code points. */
+  readonly #patterns: string[][];
 
   /**
    * Patterns use `*` (any run of characters, also none) and `?` (one character); case-sensitive.
@@ -14,7 +15,7 @@ export class HideList {
    */
   constructor(patterns: readonly string[]) {
     this.patterns = patterns.map((pattern) => pattern.normalize('NFC'));
-    this.#patterns = this.patterns.map(globToRegExp);
+    this.#patterns = this.patterns.map((pattern) => Array.from(pattern));
   }
 
   /** The patterns, in NFC. */
@@ -26,8 +27,11 @@ export class HideList {
 
   /** True when the last segment of `path` matches a pattern. */
   hidesName(name: string): boolean {
+    if (this.#patterns.length === 0) return false;
     const composed = NON_ASCII.test(name) ? name.normalize('NFC') : name;
-    for (const pattern of this.#patterns) if (pattern.test(composed)) return true;
+    // By code points; a name without surrogates is its own code points, indexed as it is.
+    const characters = SURROGATE.test(composed) ? Array.from(composed) : composed;
+    for (const pattern of this.#patterns) if (globMatches(pattern, characters)) return true;
     return false;
   }
 
@@ -40,15 +44,33 @@ export class HideList {
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+const SURROGATE = /[\uD800-\uDFFF]/;
 
-function globToRegExp(pattern: string): RegExp {
-  let source = '';
-  for (const character of pattern) {
-    if (character === '*') source += '.*';
-    else if (character === '?') source += '.';
-    else source += character.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
+/**
+ * `*` any run of characters (also none), `?` one, anything else itself; over code points. In time
+ * name × pattern at worst (one `*` remembered, as native/src/listing_xml.c does): a regular
+ * expression of the glob backtracked polynomially in the number of stars, and a user's long name
+ * against a pattern such as "*a*a*a*a*a*b" held the shared web process for minutes.
+ */
+function globMatches(pattern: readonly string[], name: string | readonly string[]): boolean {
+  let p = 0;
+  let n = 0;
+  let star = -1;
+  let resume = 0;
+  while (n < name.length) {
+    if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      resume = n;
+    } else if (p < pattern.length && (pattern[p] === '?' || pattern[p] === name[n])) {
+      p++;
+      n++;
+    } else if (star !== -1) {
+      p = star + 1;
+      n = ++resume;
+    } else return false;
   }
-  return new RegExp(`^${source}$`, 'su');
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
 }
 
 /**
