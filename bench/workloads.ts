@@ -414,6 +414,7 @@ async function churnTurn(
   // A fresh prefix per turn: wrk stops mid-pair, and a leftover collection must not turn the next
   // turn's first MKCOL into a 405.
   const prefix = `${dataPaths.churnDirectory}/${server.name}-${crypto.randomBytes(4).toString('hex')}`;
+  // The warm-up gets its own names: it stops mid-pair too.
   const mkcol = await sendRequest(server, 'MKCOL', `${prefix}-check/`);
   if (mkcol.status !== 201) failures.push(`MKCOL ${prefix}-check/: status ${mkcol.status}`);
   const remove = await sendRequest(server, 'DELETE', `${prefix}-check/`);
@@ -422,7 +423,7 @@ async function churnTurn(
   // One connection per wrk thread, so each thread's MKCOL/DELETE pairs stay strictly in order. The
   // step advances on the response, not in request(): wrk calls request() once more than it sends, to
   // check the script, which would otherwise skip the first MKCOL and make the first DELETE a 404.
-  const lua = `
+  const lua = (names: string): string => `
 local threads = 0
 setup = function(thread)
   threads = threads + 1
@@ -430,7 +431,7 @@ setup = function(thread)
 end
 local step = 1
 request = function()
-  local collection = ${luaString(prefix)} .. "-" .. threadNumber .. "-" .. math.floor((step + 1) / 2) .. "/"
+  local collection = ${luaString(names)} .. "-" .. threadNumber .. "-" .. math.floor((step + 1) / 2) .. "/"
   if step % 2 == 1 then
     return wrk.format("MKCOL", collection)
   end
@@ -439,14 +440,18 @@ end
 response = function()
   step = step + 1
 end`;
-  const result = await measuredWrk(context, {
-    server,
-    urlPath: '/',
-    connections,
-    threads: connections,
-    luaRequest: lua,
-    scriptDirectory: context.scratchDirectory,
-  });
+  const result = await measuredWrk(
+    context,
+    {
+      server,
+      urlPath: '/',
+      connections,
+      threads: connections,
+      luaRequest: lua(prefix),
+      scriptDirectory: context.scratchDirectory,
+    },
+    lua(`${prefix}-warmup`),
+  );
   return fromWrk(result, result.requestsPerSecond, failures, result.requests);
 }
 
@@ -466,8 +471,13 @@ async function coldStartTurn(server: BenchServer): Promise<TurnResult> {
  * wrk's load for a turn: first for context.warmupSeconds unmeasured, then for the turn's length
  * inside its CPU window.
  */
-async function measuredWrk(context: BenchContext, run: Omit<WrkRun, 'durationSeconds'>): Promise<WrkResult> {
-  if (context.warmupSeconds > 0) await runWrk({ ...run, durationSeconds: context.warmupSeconds });
+async function measuredWrk(
+  context: BenchContext,
+  run: Omit<WrkRun, 'durationSeconds'>,
+  warmupLua = run.luaRequest,
+): Promise<WrkResult> {
+  if (context.warmupSeconds > 0)
+    await runWrk({ ...run, luaRequest: warmupLua, durationSeconds: context.warmupSeconds });
   return measured(context, () => runWrk({ ...run, durationSeconds: context.durationSeconds }));
 }
 
