@@ -265,10 +265,6 @@ static double milliseconds(__int128 ns) {
 
 // ---- wire text ------------------------------------------------------------------------------
 
-// The length of the UTF-8 sequence at `at` (at most `left` bytes) as a strict decoder (TextDecoder
-// with fatal: true) accepts it — no overlong forms, no surrogates, nothing above U+10FFFF — or 0.
-#define utf8_sequence privdav_utf8_sequence
-
 // Appends `name` as JSON string content (without quotes), or returns false when it is not a name
 // this text can carry as the JavaScript path would: not strict UTF-8, control characters (they
 // need escapes), a backslash (layout.ts has rules about "\\." pieces). Such names go to JavaScript.
@@ -282,7 +278,7 @@ static bool put_json_name(growable *out, const char *name, size_t length) {
       at++;
       continue;
     }
-    size_t n = utf8_sequence(at, (size_t)(end - at));
+    size_t n = privdav_utf8_sequence(at, (size_t)(end - at));  // strict, as TextDecoder fatal
     if (n == 0 || growable_append(out, at, n) == NULL) return false;
     at += n;
   }
@@ -299,17 +295,7 @@ static bool put_number(growable *out, double value) {
   int n;
   if (value > -EXACT_INTEGER && value < EXACT_INTEGER && value == (double)(int64_t)value) {
     // By hand: snprintf took a tenth of a big listing's time on the threadpool.
-    char digits[24];
-    int64_t integer = (int64_t)value;
-    uint64_t magnitude = integer < 0 ? -(uint64_t)integer : (uint64_t)integer;
-    int d = 0;
-    n = 0;
-    do {
-      digits[d++] = (char)('0' + magnitude % 10);
-      magnitude /= 10;
-    } while (magnitude != 0);
-    if (integer < 0) text[n++] = '-';
-    while (d > 0) text[n++] = digits[--d];
+    n = (int)(privdav_put_decimal(text, (int64_t)value) - text);
   } else
     n = snprintf(text, sizeof text, "%.17g", value);
   return growable_append(out, ",", 1) != NULL && growable_append(out, text, (size_t)n) != NULL;

@@ -96,7 +96,7 @@ static char *put(char *out, const void *bytes, size_t length) {
   return out + length;
 }
 
-static char *put_decimal(char *out, int64_t value) {
+char *privdav_put_decimal(char *out, int64_t value) {
   char digits[24];
   int n = 0;
   uint64_t magnitude = value < 0 ? -(uint64_t)value : (uint64_t)value;
@@ -290,7 +290,7 @@ size_t xml_render_member(char *out, const xml_template *template, const char *na
       case XML_HREF: at = put_href_segment(at, (const unsigned char *)name, name_length); break;
       case XML_CREATED: at = put_iso_date(at, &created); break;
       case XML_NAME: at = put_text(at, name, name_length); break;
-      case XML_SIZE: at = put_decimal(at, (int64_t)member->size); break;
+      case XML_SIZE: at = privdav_put_decimal(at, (int64_t)member->size); break;
       case XML_TYPE: at = put(at, type, type_length); break;
       case XML_ETAG: at = put(at, member->etag, member->etag_length); break;
       case XML_MODIFIED: at = put_http_date(at, &modified); break;

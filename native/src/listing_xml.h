@@ -75,4 +75,7 @@ void xml_template_free(xml_template *template);
 // The length of the strict UTF-8 sequence at `at` (at most `left` bytes), or 0.
 size_t privdav_utf8_sequence(const unsigned char *at, size_t left);
 
+// Writes `value` in decimal (at most 20 bytes) at `out`; returns the end.
+char *privdav_put_decimal(char *out, int64_t value);
+
 #endif
