@@ -98,13 +98,23 @@ const isSelection: Check<PropSelection> = (value): value is PropSelection =>
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 /**
- * shares.hide patterns are at most 255 characters; beyond these bounds the web process renders
- * the listing itself. They bound the addon's matching per member (a glob match is O(name × pattern)).
+ * Hide patterns a RenderTemplate may carry. They bound the addon's matching per member (a glob
+ * match is O(name × pattern)); beyond them the web process renders the listing itself. shares.hide
+ * patterns are at most 255 characters, but that can be more than 1024 bytes once in NFC (U+FB2C is
+ * 6 bytes).
  */
-export const MAX_RENDER_HIDE_PATTERNS = 256;
-export const MAX_RENDER_HIDE_BYTES = 16 * 1024;
-/** Per pattern: 255 characters of config can be more than 1024 bytes once in NFC (U+FB2C: 6 bytes). */
-export const MAX_RENDER_HIDE_PATTERN_BYTES = 1024;
+const MAX_RENDER_HIDE_PATTERNS = 256;
+const MAX_RENDER_HIDE_BYTES = 16 * 1024;
+const MAX_RENDER_HIDE_PATTERN_BYTES = 1024;
+export function hideFitsRenderTemplate(hide: readonly unknown[]): hide is string[] {
+  if (hide.length > MAX_RENDER_HIDE_PATTERNS) return false;
+  let bytes = 0;
+  for (const pattern of hide) {
+    if (!isBoundedString(pattern, MAX_RENDER_HIDE_PATTERN_BYTES)) return false;
+    bytes += Buffer.byteLength(pattern);
+  }
+  return bytes <= MAX_RENDER_HIDE_BYTES;
+}
 /** As native/src/listdir.c's MAX_PROGRAM_OPS and MAX_PROGRAM_LITERAL_BYTES. */
 const MAX_PROGRAM_OPS = 512;
 const MAX_PROGRAM_LITERAL_BYTES = 128 * 1024;
@@ -124,10 +134,7 @@ const isRenderTemplate = (value: unknown): value is RenderTemplate =>
   isProgram(value.file) &&
   isProgram(value.directory) &&
   Array.isArray(value.hide) &&
-  value.hide.length <= MAX_RENDER_HIDE_PATTERNS &&
-  value.hide.every((pattern) => isBoundedString(pattern, MAX_RENDER_HIDE_PATTERN_BYTES)) &&
-  value.hide.reduce((sum: number, pattern: string) => sum + Buffer.byteLength(pattern), 0) <=
-    MAX_RENDER_HIDE_BYTES;
+  hideFitsRenderTemplate(value.hide);
 const isListOptions: Check<ListOptions> = (value): value is ListOptions =>
   isObject(value) &&
   isSelection(value.props) &&

@@ -12,11 +12,7 @@ import {
   type RenderTemplate,
   type Space,
 } from '../../../common/storage';
-import {
-  MAX_RENDER_HIDE_BYTES,
-  MAX_RENDER_HIDE_PATTERN_BYTES,
-  MAX_RENDER_HIDE_PATTERNS,
-} from '../../../common/storage-protocol';
+import { hideFitsRenderTemplate } from '../../../common/storage-protocol';
 import { isRenderablePropertyName, renderableDeadProperty } from '../dead-property';
 import { DavError, statusLine } from '../errors';
 import { checkIfHeader, lockIndexFor } from '../locks';
@@ -151,13 +147,7 @@ function renderTemplate(
 ): RenderTemplate | null {
   if (query.kind === 'propname' || (query.kind === 'allprop' && query.include.length > 0)) return null;
   const hide = mayHideAmong(dirPath, request.hide);
-  let hideBytes = 0;
-  for (const pattern of hide) {
-    const bytes = Buffer.byteLength(pattern);
-    if (bytes > MAX_RENDER_HIDE_PATTERN_BYTES) return null;
-    hideBytes += bytes;
-  }
-  if (hide.length > MAX_RENDER_HIDE_PATTERNS || hideBytes > MAX_RENDER_HIDE_BYTES) return null;
+  if (!hideFitsRenderTemplate(hide)) return null;
   const hrefOpen = `<D:response><D:href>${dirPath === '/' ? '' : escapeXml(encodeHref(dirPath, false))}/`;
   const file = responseProgram(query, false, sources, hrefOpen);
   const directory = responseProgram(query, true, sources, hrefOpen);
