@@ -7,8 +7,6 @@ import { baseName, readablePath } from './paths';
 import { DAV_NS, escapeXmlText } from './xml';
 import { contentTypeFor } from '../../common/content-types';
 
-export { contentTypeFor };
-
 const D = `{${DAV_NS}}`;
 
 export const CREATIONDATE = D + 'creationdate';

@@ -4,13 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  ALLPROP_LIVE,
-  allpropLiveXml,
-  contentTypeFor,
-  livePropertyXml,
-  type LivePropertySources,
-} from '../../src/dav/props';
+import { ALLPROP_LIVE, allpropLiveXml, livePropertyXml, type LivePropertySources } from '../../src/dav/props';
+import { contentTypeFor } from '../../common/content-types';
 import type { LockRecord } from '../../src/dav/lock-store';
 import type { Entry } from '../../common/storage';
 

@@ -8,7 +8,8 @@ import { checkPreconditions, ifRangeHolds, NotModified, parseRange } from '../co
 import { checkIfHeader } from '../locks';
 import { isReservedPath } from '../hide';
 import { baseName, encodeHref, parentPath, readablePath } from '../paths';
-import { contentTypeFor, httpDate } from '../props';
+import { contentTypeFor } from '../../../common/content-types';
+import { httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
 import { isContentOrigin, userContentHeaders } from '../user-content';
 import { StreamedResponse } from '../streamed-response';
