@@ -231,6 +231,18 @@ describe('PROPFIND allprop rendered by the worker', () => {
     });
   }
 
+  test('a prop list of 150 unknown properties is rendered by the web process (4 KiB of text a member at most from the worker)', async () => {
+    // Each member would repeat the same ~6 KB 404 block: through the channel to the shared web
+    // process for every member, where the web process copies one encoded block instead.
+    const names = Array.from({ length: 150 }, (_, i) => `<Z:unknown-${i} xmlns:Z="urn:z"/>`).join('');
+    const body = `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>${names}</D:prop></D:propfind>`;
+    const before = await renderedListings();
+    const listed = responses((await propfind('/many/', body)).text);
+    assert.equal(await renderedListings(), before, 'not rendered by the worker');
+    assert.equal(listed.length, 701);
+    assert.ok(listed.every((response) => response.includes('unknown-149')));
+  });
+
   test('allprop: the same from the worker as from Depth: infinity', async () => {
     const fast = responses((await propfind('/mixed/', null)).text);
     const slow = responses((await propfind('/mixed/', null, { Depth: 'infinity' })).text);
