@@ -259,9 +259,17 @@ export class LocalStorage implements Storage {
 
   async #openUpload(path: DavPath): Promise<LocalUpload> {
     const fsPath = this.#resolve(path);
-    const existing = await statOrNull(fsPath);
+    // Most targets are no symlink: one lstat, and the path as it is (a symlink among its
+    // directories resolves to the same directory for the temporary file and the rename).
+    const own = await lstatOrNull(fsPath);
+    if (own !== null && !own.isSymbolicLink()) {
+      refuseNonFile(own);
+      return LocalUpload.open(fsPath, toStat(own), this.#durable);
+    }
+    const existing = own === null ? null : await statOrNull(fsPath);
     if (existing !== null) refuseNonFile(existing);
-    // Writing through the user's symlink replaces the file it points to, not the link.
+    // Writing through the user's symlink replaces the file it points to, not the link (a dangling
+    // link is replaced itself).
     const target = existing === null ? fsPath : realPathSync(fsPath);
     return LocalUpload.open(target, existing === null ? null : toStat(existing), this.#durable);
   }

@@ -3,11 +3,11 @@
 // crash leaves the old or the new, never a mix; leftovers of a crash are removed at the next replace.
 
 import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { TRANSFER_TEMPORARY_NAME } from '../common/names';
 import type { DavPath, MemberError } from '../common/storage';
 import { osPath, osPathBytes } from './layout';
+import { randomNamePart } from './random-names';
 import { removeMembers } from './trees';
 
 const fsp = fs.promises;
@@ -20,7 +20,7 @@ const inUse = new Set<string>();
 
 /** A fresh reserved name beside `fsPath` (same directory, so renames stay on one filesystem). */
 export function temporaryBeside(fsPath: string, kind: 'old' | 'new'): string {
-  const temporary = `${dirname(fsPath)}/.privdav-${kind}-${randomBytes(8).toString('hex')}`;
+  const temporary = `${dirname(fsPath)}/.privdav-${kind}-${randomNamePart()}`;
   inUse.add(temporary);
   return temporary;
 }

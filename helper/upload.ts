@@ -2,7 +2,6 @@
 // filesystem has it), fdatasync'd and renamed into place by commit(); the target is untouched until then.
 
 import * as fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname } from 'node:path';
 import { StorageError, type Stat, type Upload } from '../common/storage';
 import { commitUpload } from '../native/index';
@@ -10,6 +9,7 @@ import { copyUserXattrs } from './dead-props';
 import { closeQuietly, errnoOf, guard, storageError } from './errno';
 import { fstat, refuseNonFile, statOrNull, toStat } from './file-stat';
 import { osPath } from './layout';
+import { randomNamePart } from './random-names';
 
 /** open(2) flags O_TMPFILE | O_DIRECTORY; Node does not export the constant. */
 const O_TMPFILE = 0o20200000;
@@ -144,7 +144,7 @@ function call<T = void>(
 /** `.<name>.privdav-<random>.tmp` beside the target: same filesystem, so rename is atomic. */
 function temporaryNameFor(target: string): string {
   const name = basename(target);
-  const random = randomBytes(8).toString('hex');
+  const random = randomNamePart();
   const stem = Buffer.byteLength(name, 'utf8') <= 200 ? `.${name}.privdav-` : '.privdav-';
   return `${dirname(target)}/${stem}${random}.tmp`;
 }

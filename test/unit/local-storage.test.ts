@@ -340,6 +340,18 @@ describe('openWrite: PUT replaces atomically', () => {
     assert.equal(fs.readFileSync(`${root}/target.txt`, 'utf8'), 'new');
   });
 
+  test('a file below a symlinked folder is replaced in the folder the link points to, by both paths', async () => {
+    fs.mkdirSync(`${root}/real-dir`);
+    fs.writeFileSync(`${root}/real-dir/inside.txt`, 'old');
+    fs.symlinkSync('real-dir', `${root}/dir-link`);
+    await put(storage, '/dir-link/inside.txt', 'new by the link');
+    assert.equal(fs.readFileSync(`${root}/real-dir/inside.txt`, 'utf8'), 'new by the link');
+    assert.equal(fs.lstatSync(`${root}/dir-link`).isSymbolicLink(), true);
+    await storage.putSmall('/dir-link/inside.txt', Buffer.from('small'), {});
+    assert.equal(fs.readFileSync(`${root}/real-dir/inside.txt`, 'utf8'), 'small');
+    assert.deepEqual(fs.readdirSync(`${root}/real-dir`), ['inside.txt']);
+  });
+
   test('a collection cannot be replaced by a file (EISDIR)', async () => {
     fs.mkdirSync(`${root}/coll`);
     await rejectsWith('EISDIR', storage.openWrite('/coll'));
