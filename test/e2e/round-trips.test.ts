@@ -4,24 +4,19 @@
 // and send the worker file content it must refuse.
 
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Channel } from '../../common/channel';
-import { deriveUserKey, issueCookie, newMasterKey } from '../../helper/cookie';
-import { lookUpAccount, workerIdentity } from '../../helper/accounts';
-import { encodeMessage, LIST_BATCH_BYTES, WorkerSettings } from '../../common/protocol';
+import { LIST_BATCH_BYTES } from '../../common/protocol';
 import { MAX_INLINE_BYTES } from '../../common/storage-protocol';
-import { closeFd, socketpair } from '../../native';
-import { PrivsepStorage, Session, WorkerChannels } from '../../src/storage/privsep-storage';
+import type { Session, WorkerChannels } from '../../src/storage/privsep-storage';
 import { DavTestServer, davRequest, startDavTestServer } from '../support/dav-test-server';
 import { TestUsers, createUsers } from '../support/users';
+import { startUserWorker, type UserWorker } from '../support/user-worker';
 
 const ENTRIES = 1000;
 let users: TestUsers;
-let worker: ChildProcess;
-let control: Channel;
+let userWorker: UserWorker;
 let server: DavTestServer;
 let channels: WorkerChannels;
 let session: Session;
@@ -39,53 +34,14 @@ before(async () => {
   ]) {
     chownSync(join(alice.home, name), alice.uid, alice.gid);
   }
-  const account = lookUpAccount(alice.name)!;
-  const [monitorEnd, workerEnd] = socketpair();
-  worker = spawn(process.execPath, [join(__dirname, '..', '..', 'helper', 'worker.js')], {
-    stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-    env: { PRIVDAV_WORKER: JSON.stringify(workerIdentity(account)) },
-  });
-  closeFd(workerEnd);
-  control = new Channel(monitorEnd);
-  const userKey = deriveUserKey(newMasterKey(), alice.uid);
-  const settings: WorkerSettings = {
-    layout: 'home',
-    subdir: '',
-    idleTimeoutMs: 60_000,
-    durable: false,
-    maxInfinityEntries: 100_000,
-    minUid: 1000,
-    onlyUid: null,
-  };
-  control.send(encodeMessage({ t: 'init', key: userKey.toString('base64'), settings }));
-  const connector = {
-    async connect(): Promise<number> {
-      const [workerSide, webSide] = socketpair();
-      control.send(encodeMessage({ t: 'attach' }), [workerSide]);
-      return webSide;
-    },
-  };
-  const now = Date.now();
-  session = {
-    user: alice.name,
-    uid: alice.uid,
-    cookie: issueCookie(userKey, {
-      uid: alice.uid,
-      gid: alice.gid,
-      user: alice.name,
-      issued: now,
-      expires: now + 600_000,
-    }),
-    refresh: () => Promise.reject(new Error('no monitor here')),
-  };
-  channels = new WorkerChannels(connector, () => ({ callMs: 60_000, treeMs: 600_000 }));
-  server = await startDavTestServer({ storage: new PrivsepStorage(channels, session) });
+  userWorker = startUserWorker(alice.name);
+  ({ channels, session } = userWorker);
+  server = await startDavTestServer({ storage: userWorker.storage });
 });
 
 after(async () => {
   await server.close();
-  control.destroy();
-  worker.kill('SIGKILL');
+  userWorker.close();
   users.remove();
 });
 
