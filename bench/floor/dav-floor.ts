@@ -15,7 +15,13 @@ import { createDavHandler } from '../../src/dav/handler';
 import { SqliteLockStore } from '../../src/dav/lock-store';
 import { startUserWorker } from '../../test/support/user-worker';
 
-const [mode, port, user, durableArgument, state] = process.argv.slice(2) as [string, string, string, string, string];
+const [mode, port, user, durableArgument, state] = process.argv.slice(2) as [
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 const account = lookUpAccount(user);
 if (account === null || (mode !== 'local' && mode !== 'privsep')) {
   process.stderr.write('usage: dav-floor.js local|privsep PORT USER DURABLE STATE_DIRECTORY\n');
