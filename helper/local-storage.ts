@@ -235,7 +235,7 @@ export class LocalStorage implements Storage {
   }
 
   async openWrite(path: DavPath): Promise<Upload> {
-    return this.#openUpload(path);
+    return this.#openUpload(path, false);
   }
 
   async putSmall(path: DavPath, content: Buffer, options: { mtimeMs?: number }): Promise<PutResult> {
@@ -243,7 +243,7 @@ export class LocalStorage implements Storage {
     const { mtimeMs } = options;
     if (mtimeMs !== undefined && !Number.isFinite(mtimeMs))
       throw protocolError('mtime must be a finite number');
-    const upload = await this.#openUpload(path);
+    const upload = await this.#openUpload(path, true);
     try {
       // Synchronous: at most 64 KiB into the page cache costs less than a threadpool trip, and the
       // fdatasync that may wait for the disk runs in commit's threadpool job.
@@ -257,16 +257,26 @@ export class LocalStorage implements Storage {
     return { stat, created: upload.existing === null };
   }
 
-  async #openUpload(path: DavPath): Promise<LocalUpload> {
+  /**
+   * `inOneCall`: the upload is written and committed within this call (putSmall). An upload that
+   * streams (openWrite) replaces the file its preconditions and locks were judged on, so an
+   * existing target is pinned to its real path at open: a symlinked folder re-pointed during the
+   * transfer must not move the replace elsewhere.
+   */
+  async #openUpload(path: DavPath, inOneCall: boolean): Promise<LocalUpload> {
     const fsPath = this.#resolve(path);
-    // Most targets are no symlink: one lstat, and the path as it is (a symlink among its
-    // directories resolves to the same directory for the temporary file and the rename).
-    const own = await lstatOrNull(fsPath);
-    if (own !== null && !own.isSymbolicLink()) {
-      refuseNonFile(own);
-      return LocalUpload.open(fsPath, toStat(own), this.#durable);
+    if (inOneCall) {
+      // Most targets are no symlink: one lstat (not stat + realpath), and the path as it is. The
+      // web process sends putSmall without conditional headers, and judged locks (as for every
+      // write) before this call: a symlinked folder re-pointed within it is the same as one
+      // re-pointed just before it.
+      const own = await lstatOrNull(fsPath);
+      if (own !== null && !own.isSymbolicLink()) {
+        refuseNonFile(own);
+        return LocalUpload.open(fsPath, toStat(own), this.#durable);
+      }
     }
-    const existing = own === null ? null : await statOrNull(fsPath);
+    const existing = await statOrNull(fsPath);
     if (existing !== null) refuseNonFile(existing);
     // Writing through the user's symlink replaces the file it points to, not the link (a dangling
     // link is replaced itself).

@@ -352,6 +352,47 @@ describe('openWrite: PUT replaces atomically', () => {
     assert.deepEqual(fs.readdirSync(`${root}/real-dir`), ['inside.txt']);
   });
 
+  test('a streamed upload replaces the file it was opened on, even if its folder link is re-pointed meanwhile', async () => {
+    for (const folder of ['pinned-a', 'pinned-b']) {
+      fs.mkdirSync(`${root}/${folder}`);
+      fs.writeFileSync(`${root}/${folder}/doc.txt`, `${folder} before`);
+    }
+    fs.symlinkSync('pinned-a', `${root}/pinned-link`);
+    const upload = await storage.openWrite('/pinned-link/doc.txt');
+    fs.writeSync(upload.fd, 'written');
+    fs.unlinkSync(`${root}/pinned-link`);
+    fs.symlinkSync('pinned-b', `${root}/pinned-link`);
+    await upload.commit();
+    assert.equal(fs.readFileSync(`${root}/pinned-a/doc.txt`, 'utf8'), 'written');
+    assert.equal(fs.readFileSync(`${root}/pinned-b/doc.txt`, 'utf8'), 'pinned-b before');
+  });
+
+  test('a PUT onto a dangling symlink replaces the link itself, streamed or in one call', async () => {
+    fs.symlinkSync('nowhere-1', `${root}/dangling-1`);
+    fs.symlinkSync('nowhere-2', `${root}/dangling-2`);
+    await put(storage, '/dangling-1', 'streamed');
+    assert.equal((await storage.putSmall('/dangling-2', Buffer.from('in one call'), {})).created, true);
+    for (const [name, content] of [
+      ['dangling-1', 'streamed'],
+      ['dangling-2', 'in one call'],
+    ]) {
+      assert.equal(fs.lstatSync(`${root}/${name}`).isFile(), true);
+      assert.equal(fs.readFileSync(`${root}/${name}`, 'utf8'), content);
+    }
+    assert.equal(fs.existsSync(`${root}/nowhere-1`), false);
+  });
+
+  test('a small PUT below a symlinked folder keeps the replaced file mode and dead properties', async () => {
+    fs.mkdirSync(`${root}/kept-dir`);
+    fs.symlinkSync('kept-dir', `${root}/kept-link`);
+    await put(storage, '/kept-dir/kept.txt', 'v1');
+    fs.chmodSync(`${root}/kept-dir/kept.txt`, 0o600);
+    await storage.patchProps('/kept-dir/kept.txt', [{ op: 'set', name: PROP, value: PROP_XML }]);
+    assert.equal((await storage.putSmall('/kept-link/kept.txt', Buffer.from('v2'), {})).created, false);
+    assert.equal(fs.statSync(`${root}/kept-dir/kept.txt`).mode & 0o777, 0o600);
+    assert.deepEqual(await deadProps(storage, '/kept-dir/kept.txt', 'all'), { [PROP]: PROP_XML });
+  });
+
   test('a collection cannot be replaced by a file (EISDIR)', async () => {
     fs.mkdirSync(`${root}/coll`);
     await rejectsWith('EISDIR', storage.openWrite('/coll'));
