@@ -7,12 +7,15 @@ import { StorageError, type Stat, type Upload } from '../common/storage';
 import { commitUpload } from '../native/index';
 import { copyUserXattrs } from './dead-props';
 import { closeQuietly, errnoOf, guard, storageError } from './errno';
-import { fstat, refuseNonFile, statOrNull, toStat } from './file-stat';
+import { fstat, refuseNonFile, toStat } from './file-stat';
 import { osPath } from './layout';
 import { randomNamePart } from './random-names';
 
 /** open(2) flags O_TMPFILE | O_DIRECTORY; Node does not export the constant. */
 const O_TMPFILE = 0o20200000;
+/** open(2) flag O_PATH (Linux): a handle for fstat and /proc/self/fd, no read permission needed, nothing opened for I/O. */
+const O_PATH = 0o10000000;
+const { O_NOFOLLOW } = fs.constants;
 
 /**
  * An upload in progress: a temporary file in the target's directory. LocalStorage owns `fd`; the
@@ -93,10 +96,32 @@ export class LocalUpload implements Upload {
     this.#cleanUp();
   }
 
-  /** A replaced file keeps its permission bits, group and dead properties (a 0600 file stays 0600). */
+  /**
+   * A replaced file keeps its permission bits, group and dead properties (a 0600 file stays 0600).
+   * Read through one O_PATH | O_NOFOLLOW descriptor of the name being replaced: the target was
+   * resolved at open, so a symlink there now was put in its place since, and the upload must not
+   * take the mode or the dead properties of the file such a link points to (another user's, in a
+   * shared folder). The rename then replaces the link itself.
+   */
   async #inheritFromTarget(uploaded: fs.BigIntStats): Promise<void> {
-    const current = await statOrNull(this.#target);
-    if (current === null) return;
+    let handle: number;
+    try {
+      handle = fs.openSync(osPath(this.#target), O_PATH | O_NOFOLLOW);
+    } catch (error) {
+      const code = errnoOf(error);
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') return;
+      throw error;
+    }
+    try {
+      const current = await fstat(handle);
+      if (current.isSymbolicLink()) return;
+      this.#inheritFrom(uploaded, current, `/proc/self/fd/${handle}`);
+    } finally {
+      closeQuietly(handle);
+    }
+  }
+
+  #inheritFrom(uploaded: fs.BigIntStats, current: fs.BigIntStats, currentPath: string): void {
     refuseNonFile(current);
     // Set-id bits are dropped, as the kernel drops them when anyone writes to such a file. Only
     // when they differ: a chmod is a journalled inode update, and most uploads replace a file
@@ -110,7 +135,7 @@ export class LocalUpload implements Upload {
         // Possible when the user is in that group; otherwise the file keeps the user's group.
       }
     }
-    copyUserXattrs(this.#target, this.#temporaryPath ?? `/proc/self/fd/${this.fd}`);
+    copyUserXattrs(currentPath, this.#temporaryPath ?? `/proc/self/fd/${this.fd}`);
   }
 
   #finish(): void {

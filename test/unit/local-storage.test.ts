@@ -367,6 +367,24 @@ describe('openWrite: PUT replaces atomically', () => {
     assert.equal(fs.readFileSync(`${root}/pinned-b/doc.txt`, 'utf8'), 'pinned-b before');
   });
 
+  test('an upload takes nothing from a file that a link put in its place during the transfer points to', async () => {
+    fs.writeFileSync(`${root}/someone-elses.txt`, 'private');
+    await storage.patchProps('/someone-elses.txt', [{ op: 'set', name: PROP, value: PROP_XML }]);
+    fs.chmodSync(`${root}/someone-elses.txt`, 0o600);
+    await put(storage, '/swapped.txt', 'v1');
+    const upload = await storage.openWrite('/swapped.txt');
+    fs.writeSync(upload.fd, 'v2');
+    fs.unlinkSync(`${root}/swapped.txt`);
+    fs.symlinkSync('someone-elses.txt', `${root}/swapped.txt`);
+    await upload.commit();
+    const replaced = fs.lstatSync(`${root}/swapped.txt`);
+    assert.equal(replaced.isFile(), true);
+    assert.equal(replaced.mode & 0o777, 0o666 & ~process.umask());
+    assert.equal(fs.readFileSync(`${root}/swapped.txt`, 'utf8'), 'v2');
+    assert.deepEqual(await deadProps(storage, '/swapped.txt', 'all'), {});
+    assert.equal(fs.readFileSync(`${root}/someone-elses.txt`, 'utf8'), 'private');
+  });
+
   test('a PUT onto a dangling symlink replaces the link itself, streamed or in one call', async () => {
     fs.symlinkSync('nowhere-1', `${root}/dangling-1`);
     fs.symlinkSync('nowhere-2', `${root}/dangling-2`);
