@@ -4,25 +4,16 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync } from 'node:fs';
-import http from 'node:http';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Daemon, request, sleep, startDaemon } from '../support/daemon';
-import { TestUsers, createUsers } from '../support/users';
+import { Daemon, request, sleep, slowPut, startDaemon } from '../support/daemon';
+import { TestUsers, createUsers, makeTeamFolder } from '../support/users';
 
 let users: TestUsers;
 let daemon: Daemon;
 
 before(async () => {
   users = createUsers();
-  const { bob, groupGid } = users;
-  // Bob's team directory: writable by the group only (alice is a member).
-  chmodSync(bob.home, 0o711);
-  const team = join(bob.home, 'team');
-  mkdirSync(team);
-  chownSync(team, bob.uid, groupGid);
-  chmodSync(team, 0o2770);
+  makeTeamFolder(users);
   daemon = await startDaemon({ layout: 'tilde', extra: { auth: ['credential_ttl = "10s"'] } });
 });
 after(async () => {
@@ -30,44 +21,13 @@ after(async () => {
   users.remove();
 });
 
-/** A PUT whose body arrives in `parts` pieces, one a second; resolves to its status. */
-function slowPut(path: string, parts: number): Promise<number> {
-  const { alice } = users;
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port: daemon.port,
-      path,
-      method: 'PUT',
-      agent: false,
-      headers: {
-        Authorization: `Basic ${Buffer.from(`${alice.name}:${alice.password}`).toString('base64')}`,
-        'Content-Length': parts,
-      },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
-    req.on('error', reject);
-    let sent = 0;
-    const timer = setInterval(() => {
-      req.write('x');
-      if (++sent === parts) {
-        clearInterval(timer);
-        req.end();
-      }
-    }, 1000);
-  });
-}
-
 test('after gpasswd -d, the user loses the group within credential_ttl; an upload in flight finishes', async () => {
   const { alice, bob, group } = users;
   const put = (name: string) =>
     request(daemon, `/~${bob.name}/team/${name}`, { method: 'PUT', body: 'x', user: alice });
   assert.equal((await put('before.txt')).status, 201);
   const workerBefore = daemon.processes().workers;
-  const inFlight = slowPut(`/~${bob.name}/team/slow.txt`, 12);
+  const inFlight = slowPut(daemon, `/~${bob.name}/team/slow.txt`, alice, 12);
   await sleep(1500);
   execFileSync('gpasswd', ['-d', alice.name, group], { stdio: 'ignore' });
   const removedAt = Date.now();

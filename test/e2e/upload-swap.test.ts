@@ -15,61 +15,24 @@ import {
   symlinkSync,
   unlinkSync,
 } from 'node:fs';
-import http from 'node:http';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { xattrList, xattrSet } from '../../native';
-import { Daemon, request, sleep, startDaemon } from '../support/daemon';
-import { TestUsers, createUsers } from '../support/users';
+import { Daemon, request, sleep, slowPut, startDaemon } from '../support/daemon';
+import { TestUsers, createUsers, makeTeamFolder } from '../support/users';
 
 let users: TestUsers;
 let daemon: Daemon;
 
 before(async () => {
   users = createUsers();
-  const { bob, groupGid } = users;
-  chmodSync(bob.home, 0o711);
-  const team = join(bob.home, 'team');
-  mkdirSync(team);
-  chownSync(team, bob.uid, groupGid);
-  chmodSync(team, 0o2770);
+  makeTeamFolder(users);
   daemon = await startDaemon({ layout: 'tilde' });
 });
 after(async () => {
   await daemon?.stop();
   users.remove();
 });
-
-/** A streamed PUT (the head first, then one byte a second) as alice; resolves to its status. */
-function slowPut(path: string, parts: number): Promise<number> {
-  const { alice } = users;
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port: daemon.port,
-      path,
-      method: 'PUT',
-      agent: false,
-      headers: {
-        Authorization: `Basic ${Buffer.from(`${alice.name}:${alice.password}`).toString('base64')}`,
-        'Content-Length': parts,
-      },
-    });
-    req.on('response', (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
-    req.on('error', reject);
-    let sent = 0;
-    const timer = setInterval(() => {
-      req.write('x');
-      if (++sent === parts) {
-        clearInterval(timer);
-        req.end();
-      }
-    }, 1000);
-  });
-}
 
 test('a symlink swapped in during an upload lends it nothing of the file it points to', async () => {
   const { alice, bob } = users;
@@ -95,7 +58,7 @@ test('a symlink swapped in during an upload lends it nothing of the file it poin
   const target = join(bob.home, 'team', 'doc.txt');
   const url = `/~${bob.name}/team/doc.txt`;
   assert.equal((await request(daemon, url, { method: 'PUT', body: 'v1', user: alice })).status, 201);
-  const upload = slowPut(url, 4);
+  const upload = slowPut(daemon, url, alice, 4);
   await sleep(1500);
   // Bob (who owns the folder) replaces the name with a link to alice's file.
   unlinkSync(target);

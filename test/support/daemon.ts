@@ -230,6 +230,44 @@ export interface RequestOptions {
   from?: string;
 }
 
+/**
+ * A PUT of `parts` bytes as `user` whose head goes first and whose body follows one byte a second
+ * (a streamed upload, never the one-call path); resolves to its status.
+ */
+export function slowPut(
+  daemon: { port: number },
+  path: string,
+  user: { name: string; password: string },
+  parts: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port: daemon.port,
+      path,
+      method: 'PUT',
+      agent: false,
+      headers: {
+        Authorization: `Basic ${Buffer.from(`${user.name}:${user.password}`).toString('base64')}`,
+        'Content-Length': parts,
+      },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    let sent = 0;
+    const timer = setInterval(() => {
+      req.write('x');
+      if (++sent === parts) {
+        clearInterval(timer);
+        req.end();
+      }
+    }, 1000);
+  });
+}
+
 /** One HTTP request with Basic auth as `user`. */
 export function request(
   daemon: { port: number },

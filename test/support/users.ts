@@ -3,7 +3,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import posix from 'posix';
@@ -199,4 +199,18 @@ export function createUserCrowd(count: number, options: { fastHashes?: boolean }
     throw error;
   }
   return { users, remove };
+}
+
+/**
+ * Bob's team folder, `~bob/team`: his, writable by the shared group only (setgid, 2770), in a home
+ * others may pass through (0711). Alice, a member, can write into it through /~bob/team/.
+ */
+export function makeTeamFolder(users: TestUsers): string {
+  const { bob, groupGid } = users;
+  chmodSync(bob.home, 0o711);
+  const team = join(bob.home, 'team');
+  mkdirSync(team);
+  chownSync(team, bob.uid, groupGid);
+  chmodSync(team, 0o2770);
+  return team;
 }
