@@ -21,17 +21,32 @@ cleanup() {
 trap cleanup EXIT
 head -c 4096 /dev/urandom > "$work/file"
 port=47099
+ticks_of() { # CPU ticks of a process and its children (dav-floor's worker)
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1"); do
+    [ -r "/proc/$p/stat" ] && total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+  done
+  echo "$total"
+}
+wait_for() { # url: until the server at $pid answers
+  for _ in $(seq 50); do curl -s -o /dev/null "$1" && break; sleep 0.1; done
+}
+measure() { # label url connections [lua]: req/s and CPU per request of $pid (and children)
+  local before after out requests script=()
+  [ -n "${4:-}" ] && script=(-s "$4")
+  wrk -t2 -c"$3" -d2s "${script[@]}" "$2" > /dev/null
+  before=$(ticks_of "$pid")
+  out=$(wrk -t2 -c"$3" -d5s "${script[@]}" "$2")
+  after=$(ticks_of "$pid")
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$1: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s," \
+    "$(( (after - before) * 1000000 / $(getconf CLK_TCK) / requests )) µs CPU per request" \
+    "$(echo "$out" | grep -q 'Non-2xx' && echo '(some answers not 2xx!)')"
+}
 for mode in memory file; do
   node "$server" "$mode" "$port" "$work/file" & pid=$!
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-  wrk -t2 -c16 -d2s "http://127.0.0.1:$port/" > /dev/null
-  before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  out=$(wrk -t2 -c16 -d5s "http://127.0.0.1:$port/")
-  after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-  requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  ticks=$(getconf CLK_TCK)
-  echo "node:http, 4 KiB from $mode: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s," \
-    "$(( (after - before) * 1000000 / ticks / requests )) µs CPU per request"
+  wait_for "http://127.0.0.1:$port/"
+  measure "node:http, 4 KiB from $mode" "http://127.0.0.1:$port/" 16
   kill "$pid"; wait "$pid" 2> /dev/null || true
 done
 gcc -O2 -o "$work/replace-floor" "$here/replace-floor.c"
@@ -62,30 +77,11 @@ wrk.method = "PROPFIND"
 wrk.headers["Depth"] = "1"
 LUA
 mkdir "$work/state"
-ticks_of() { # CPU ticks of a process and its children (the worker)
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1"); do
-    [ -r "/proc/$p/stat" ] && total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
-  done
-  echo "$total"
-}
-measure() { # mode url connections lua label
-  local before after out requests script=()
-  [ -n "$4" ] && script=(-s "$4")
-  wrk -t2 -c"$3" -d2s "${script[@]}" "$2" > /dev/null
-  before=$(ticks_of "$pid")
-  out=$(wrk -t2 -c"$3" -d5s "${script[@]}" "$2")
-  after=$(ticks_of "$pid")
-  requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  echo "DAV handler over $1 storage, $5: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s," \
-    "$(( (after - before) * 1000000 / $(getconf CLK_TCK) / requests )) µs CPU per request" \
-    "$(echo "$out" | grep -q 'Non-2xx' && echo '(some answers not 2xx!)')"
-}
 for mode in local privsep; do
   node "$dav_floor" "$mode" "$port" "$floor_user" true "$work/state" & pid=$!
-  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/file" && break; sleep 0.1; done
-  measure "$mode" "http://127.0.0.1:$port/file" 16 "" "GET 4 KiB x16"
-  measure "$mode" "http://127.0.0.1:$port/" 8 "$work/put.lua" "PUT 4 KiB x8 (fdatasync)"
-  measure "$mode" "http://127.0.0.1:$port/list/" 4 "$work/propfind.lua" "PROPFIND 1,000 x4"
+  wait_for "http://127.0.0.1:$port/file"
+  measure "DAV handler over $mode storage, GET 4 KiB x16" "http://127.0.0.1:$port/file" 16
+  measure "DAV handler over $mode storage, PUT 4 KiB x8 (fdatasync)" "http://127.0.0.1:$port/" 8 "$work/put.lua"
+  measure "DAV handler over $mode storage, PROPFIND 1,000 x4" "http://127.0.0.1:$port/list/" 4 "$work/propfind.lua"
   kill "$pid"; wait "$pid" 2> /dev/null || true
 done
