@@ -220,8 +220,11 @@ export class RpcClient {
     const id = this.#nextId++;
     let payload: Buffer;
     try {
-      payload =
-        tail === null ? encodeMessage({ ...message, id }) : encodeTailedMessage({ ...message, id }, tail);
+      // The id first, then set again so that it wins over any `id` in the message: a spread
+      // followed by more properties takes V8 11's slow path (~1.4 µs per call on this VM).
+      const framed: Record<string, unknown> = { id, ...message };
+      framed.id = id;
+      payload = tail === null ? encodeMessage(framed) : encodeTailedMessage(framed, tail);
     } catch (error) {
       closeAll(fds); // never handed to the channel: still ours to close
       reject(error instanceof Error ? error : new Error(String(error)));

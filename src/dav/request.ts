@@ -7,6 +7,7 @@ import type { HideList } from './hide';
 import type { IfHeader } from './if-header';
 import type { LockBounds, LockStore } from './lock-store';
 import type { RequestTarget, ServerNames } from './paths';
+import { withHeader } from '../http/headers';
 import { XML_DECLARATION } from './xml';
 
 export type LogFunction = (
@@ -91,7 +92,10 @@ export function sendEmpty(
   status: number,
   headers?: http.OutgoingHttpHeaders,
 ): void {
-  res.writeHead(status, headers === undefined ? EMPTY_BODY_HEADERS : { ...headers, 'Content-Length': '0' });
+  res.writeHead(
+    status,
+    headers === undefined ? EMPTY_BODY_HEADERS : withHeader(headers, 'Content-Length', '0'),
+  );
   res.end();
 }
 
@@ -114,11 +118,9 @@ export function sendXml(
   headers?: http.OutgoingHttpHeaders,
 ): void {
   const document = XML_DECLARATION + body;
-  res.writeHead(status, {
-    ...headers,
-    'Content-Type': 'application/xml; charset=utf-8',
-    'Content-Length': Buffer.byteLength(document),
-  });
+  const all = withHeader(headers ?? {}, 'Content-Type', 'application/xml; charset=utf-8');
+  all['Content-Length'] = Buffer.byteLength(document);
+  res.writeHead(status, all);
   res.end(document);
 }
 

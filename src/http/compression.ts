@@ -3,6 +3,7 @@
 import type * as http from 'node:http';
 import { pipeline, type Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
+import { withHeader } from './headers';
 
 /**
  * True when Accept-Encoding allows gzip (RFC 9110 §12.5.3): "gzip" or "x-gzip" with a q-value
@@ -54,7 +55,7 @@ export function startGeneratedBody(
   headers: http.OutgoingHttpHeaders,
 ): Writable {
   if (!acceptsGzip(req)) {
-    res.writeHead(status, { ...headers, Vary: 'Accept-Encoding' });
+    res.writeHead(status, withHeader(headers, 'Vary', 'Accept-Encoding'));
     return res;
   }
   const { 'Content-Length': _length, ...rest } = headers;

@@ -11,7 +11,7 @@ import { baseName, encodeHref, parentPath, readablePath } from '../paths';
 import { contentTypeFor } from '../../../common/content-types';
 import { httpDate } from '../props';
 import { sendEmpty, type DavRequest } from '../request';
-import { isContentOrigin, userContentHeaders } from '../user-content';
+import { addUserContentHeaders, isContentOrigin } from '../user-content';
 import { StreamedResponse } from '../streamed-response';
 import { escapeXml } from '../xml';
 import { generatedEtag } from '../../http/compression';
@@ -71,12 +71,19 @@ async function sendFile(request: DavRequest, opened: OpenedFile, handOver: () =>
   let end = size - 1;
   let status = 200;
   const contentType = contentTypeFor(request.target.path);
+  // One literal, then additions: a spread followed by more properties costs V8 11 ~1 µs each.
   const headers: Record<string, string | number> = {
-    ...validatorHeaders(stat),
+    ETag: stat.etag,
+    'Last-Modified': httpDate(stat.mtimeMs),
     'Content-Type': contentType,
-    ...userContentHeaders(request.target.path, contentType, isContentOrigin(req, request.contentOrigin)),
     'Accept-Ranges': 'bytes',
   };
+  addUserContentHeaders(
+    headers,
+    request.target.path,
+    contentType,
+    isContentOrigin(req, request.contentOrigin),
+  );
   if (req.headers.range !== undefined && ifRangeHolds(req, stat)) {
     const range = parseRange(req.headers.range, size);
     if (range === 'unsatisfiable') {
