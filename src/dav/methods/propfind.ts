@@ -101,9 +101,7 @@ export async function handlePropfind(request: DavRequest): Promise<void> {
   try {
     for await (const entry of listing) {
       if ('rendered' in entry) {
-        const backpressure = multistatus.add('', entry.rendered);
-        entry.release();
-        if (backpressure !== undefined) await backpressure;
+        await multistatus.addOwned(entry.rendered, entry.release);
         continue;
       }
       if (isHidden(request, entry.path)) continue;
