@@ -22,12 +22,11 @@ import {
   type TransferResult,
   type Upload,
 } from '../common/storage';
-import { listDirectoryAsWire } from '../native/index';
+import { listDirectoryAsWire, openForRead } from '../native/index';
 import { MAX_INLINE_BYTES } from '../common/storage-protocol';
 import { patchDeadProps } from './dead-props';
-import { closeQuietly, errnoOf, guard, protocolError, storageError } from './errno';
+import { errnoOf, guard, protocolError, storageError } from './errno';
 import {
-  fstat,
   identityOf,
   lstatOrNull,
   nsToMs,
@@ -215,23 +214,18 @@ export class LocalStorage implements Storage {
 
   async openRead(path: DavPath): Promise<OpenedFile> {
     const fsPath = this.#resolve(path);
-    // Checked before opening so a FIFO or device is never opened (opening a FIFO blocks a thread).
-    refuseNonFile(await statOrThrow(fsPath));
-    let fd: number;
+    // One addon call: the path stat'ed first so that a FIFO or a device is never opened (opening
+    // a FIFO blocks), then opened, then the descriptor checked, since that is what the caller reads.
+    let opened;
     try {
-      fd = fs.openSync(osPath(fsPath), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+      opened = openForRead(osPath(fsPath));
     } catch (error) {
       throw storageError(error);
     }
-    try {
-      // The descriptor, not the path, is what the caller reads: check what was actually opened.
-      const stats = await fstat(fd);
-      refuseNonFile(stats);
-      return { fd, stat: toStat(stats) };
-    } catch (error) {
-      closeQuietly(fd);
-      throw storageError(error);
-    }
+    if (opened.kind === 'directory') throw new StorageError('EISDIR');
+    if (opened.kind !== 'file') throw new StorageError('EPERM', 'not a regular file');
+    const { fd, size, mtimeMs, birthtimeMs, etag } = opened;
+    return { fd, stat: { kind: 'file', size, mtimeMs, birthtimeMs, etag } };
   }
 
   async openWrite(path: DavPath): Promise<Upload> {

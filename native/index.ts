@@ -44,6 +44,7 @@ interface Addon extends ChannelBinding {
   closeFd(fd: number): void;
   closeFds(fds: Int32Array, callback: () => void): void;
   readCached(fd: number, buffer: Buffer, position: number): number;
+  openForRead(path: string | Buffer, numbers: Float64Array): string | null;
   dupFd(fd: number): number;
   groupList(user: string, gid: number): number[];
   xattrList(path: string | Buffer): string[];
@@ -273,6 +274,34 @@ export function closeLater(fd: number): void {
  */
 export function readCached(fd: number, buffer: Buffer, position: number): number {
   return addon.readCached(fd, buffer, position);
+}
+
+/** What openForRead found at a path. */
+export type OpenedForRead =
+  | { kind: 'file'; fd: number; size: number; mtimeMs: number; birthtimeMs: number; etag: string }
+  | { kind: 'directory' | 'other' };
+
+const openNumbers = new Float64Array(5);
+
+/**
+ * Opens a regular file for reading (O_RDONLY | O_NONBLOCK | O_CLOEXEC, following symlinks) in one
+ * call: stat of the path first, so that a FIFO or a device is never opened, then open, then statx
+ * of the descriptor, which must be a regular file too. Its size, times and ETag are those
+ * helper/file-stat.ts's toStat gives (the listing's own computation). A directory or anything
+ * else is reported, not opened. Throws node:fs-shaped errors (syscall stat, open or fstat).
+ */
+export function openForRead(path: string | Buffer): OpenedForRead {
+  const etag = addon.openForRead(path, openNumbers);
+  const fd = openNumbers[0]!;
+  if (etag === null) return { kind: fd === -1 ? 'directory' : 'other' };
+  return {
+    kind: 'file',
+    fd,
+    size: openNumbers[1]!,
+    mtimeMs: openNumbers[2]!,
+    birthtimeMs: openNumbers[3]!,
+    etag,
+  };
 }
 
 /** Extended attribute names of `path` (following symlinks), e.g. `user.dav:{DAV:}x`. */

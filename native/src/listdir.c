@@ -246,7 +246,7 @@ static char *put_hex(char *out, __int128 value) {
 
 // The ETag helper/local-storage.ts's toStat makes from a BigIntStats: "<ino>-<size>-<mtime ns>" in
 // hex, where ino and size are the signed 64-bit values node:fs reports.
-static size_t format_etag(char *out, int64_t ino, int64_t size, __int128 mtime_ns) {
+size_t privdav_format_etag(char *out, int64_t ino, int64_t size, __int128 mtime_ns) {
   char *at = out;
   *at++ = '"';
   at = put_hex(at, ino);
@@ -258,7 +258,7 @@ static size_t format_etag(char *out, int64_t ino, int64_t size, __int128 mtime_n
   return (size_t)(at - out);
 }
 
-static double milliseconds(__int128 ns) {
+double privdav_milliseconds(__int128 ns) {
   // Number(ns / 1000n) / 1000: BigInt division truncates toward zero, as C's does.
   return (double)(ns / 1000) / 1000.0;
 }
@@ -463,13 +463,13 @@ static void list_execute(napi_env env, void *data) {
     __int128 btime_ns = has_btime ? (__int128)st.stx_btime.tv_sec * 1000000000 + st.stx_btime.tv_nsec : 0;
     __int128 birth_ns = btime_ns != 0 ? btime_ns : ctime_ns;  // as toStat: ctime where there is none
     char etag[128];
-    size_t etag_length = format_etag(etag, (int64_t)st.stx_ino, (int64_t)st.stx_size, mtime_ns);
+    size_t etag_length = privdav_format_etag(etag, (int64_t)st.stx_ino, (int64_t)st.stx_size, mtime_ns);
     member[5] = (uint32_t)job->bytes.length;
     member[6] = (uint32_t)etag_length;
     double numbers[NUMBER_FIELDS] = {
         (double)(int64_t)st.stx_size,
-        milliseconds(mtime_ns),
-        milliseconds(birth_ns),
+        privdav_milliseconds(mtime_ns),
+        privdav_milliseconds(birth_ns),
         (double)st.stx_mode,
     };
     bool wired = false;

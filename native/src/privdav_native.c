@@ -11,6 +11,7 @@
 #include "clone.h"
 #include "commit.h"
 #include "listdir.h"
+#include "openread.h"
 #include "quota.h"
 #include "sendfile.h"
 #include "system.h"
@@ -33,6 +34,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"dupFd", NULL, native_dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"groupList", NULL, native_group_list, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readCached", NULL, native_read_cached, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"openForRead", NULL, privdav_open_for_read, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, native_close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendmsg", NULL, native_sendmsg, NULL, NULL, NULL, napi_enumerable, NULL},
       {"recvmsg", NULL, native_recvmsg, NULL, NULL, NULL, napi_enumerable, NULL},

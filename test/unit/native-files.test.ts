@@ -1,12 +1,15 @@
 // The addon's calls for file bodies: sendFile on real TCP sockets over loopback (exact bytes from
 // an offset, a file that ends early, a peer that stops reading, one that hangs up, abort,
-// refusals), readCached (page-cache reads) and closeLater (batched closes off the event loop).
+// refusals), readCached (page-cache reads), closeLater (batched closes off the event loop) and
+// openForRead (a GET's open in one call).
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
-import { abortSendFile, closeLater, readCached, sendFile } from '../../native';
+import { abortSendFile, closeLater, openForRead, readCached, sendFile } from '../../native';
+import { toStat } from '../../helper/file-stat';
 
 let dir: string;
 let content: Buffer;
@@ -201,4 +204,48 @@ test('closeLater refuses a number no descriptor can have, and keeps closing what
   };
   while (isOpen() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   assert.equal(isOpen(), false, 'the descriptor given after the refusal is closed');
+});
+
+test('openForRead opens a regular file and reports the Stat toStat gives for it', () => {
+  const opened = openForRead(`${dir}/data`);
+  assert.equal(opened.kind, 'file');
+  if (opened.kind !== 'file') return;
+  try {
+    const expected = toStat(fs.fstatSync(opened.fd, { bigint: true }));
+    assert.deepEqual(
+      {
+        kind: 'file',
+        size: opened.size,
+        mtimeMs: opened.mtimeMs,
+        birthtimeMs: opened.birthtimeMs,
+        etag: opened.etag,
+      },
+      expected,
+    );
+    assert.equal(expected.size, content.length);
+    // Opened read-only and non-blocking, close-on-exec.
+    const flags = fs.readFileSync(`/proc/self/fdinfo/${opened.fd}`, 'utf8').match(/flags:\s+(\d+)/)![1]!;
+    const mode = Number.parseInt(flags, 8);
+    assert.equal(mode & 3, fs.constants.O_RDONLY);
+    assert.notEqual(mode & fs.constants.O_NONBLOCK, 0);
+    assert.notEqual(mode & 0o2000000, 0, 'O_CLOEXEC');
+  } finally {
+    fs.closeSync(opened.fd);
+  }
+});
+
+test('openForRead opens no directory, FIFO or device, and fails as node:fs does', () => {
+  const openBefore = fs.readdirSync('/proc/self/fd').length;
+  assert.deepEqual(openForRead(dir), { kind: 'directory' });
+  execFileSync('mkfifo', [`${dir}/fifo`]);
+  // Opening a FIFO for reading would wait for a writer: this returns at once.
+  assert.deepEqual(openForRead(`${dir}/fifo`), { kind: 'other' });
+  fs.symlinkSync(`${dir}/fifo`, `${dir}/to-fifo`);
+  assert.deepEqual(openForRead(`${dir}/to-fifo`), { kind: 'other' });
+  assert.deepEqual(openForRead('/dev/null'), { kind: 'other' });
+  assert.equal(fs.readdirSync('/proc/self/fd').length, openBefore, 'nothing left open');
+  assert.throws(() => openForRead(`${dir}/missing`), { code: 'ENOENT', syscall: 'stat' });
+  assert.throws(() => openForRead(`${dir}/data/below`), { code: 'ENOTDIR', syscall: 'stat' });
+  assert.throws(() => openForRead(''), TypeError);
+  assert.throws(() => openForRead(`${dir}/a\0b`), TypeError);
 });
