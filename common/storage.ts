@@ -81,7 +81,7 @@ export interface RenderTemplate {
 export interface RenderedResponses {
   rendered: Buffer;
   count: number;
-  /** Frees `rendered` once its bytes were copied out (they are unusable after). */
+  /** Frees `rendered` once nothing needs its bytes (written out or copied; unusable after). */
   release(): void;
 }
 

@@ -18,8 +18,11 @@ const apache = new ApacheServer({
   directory,
   requireAuth: false,
 });
-void apache.start().then(() => {
-  const stop = (): void => void apache.stop().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+// Installed before the start, so that a stop during it still stops Apache.
+const stop = (): void => void apache.stop().then(() => process.exit(0));
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
+apache.start().catch((error: Error) => {
+  process.stderr.write(`apache-floor: ${error.message}\n`);
+  stop();
 });

@@ -9,15 +9,15 @@
 // JSON message each way, the same channel and native calls privdav uses (common/channel.ts,
 // readCached, closeLater, commitUpload). Whatever privdav adds above these figures is its own; a
 // server on Node that keeps the invariants (and fsyncs uploads) cannot go below them.
-// Usage (as root): node chain-floor.js PORT USER FILE — GET of any path answers FILE; PUT of /x
-// replaces FILE's directory's x.
+// Usage (as root): node chain-floor.js PORT USER FILE — GET of any path answers FILE; PUT of /p
+// replaces p below FILE's directory (plain names, no "..").
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { Channel } from '../../common/channel';
 import { lookUpAccount } from '../../helper/accounts';
-import { closeFd, closeLater, commitUpload, readCached, socketpair } from '../../native';
+import { closeFd, closeLater, commitUpload, openForRead, readCached, socketpair } from '../../native';
 
 /** open(2) flags O_TMPFILE | O_DIRECTORY (helper/upload.ts). */
 const O_TMPFILE = 0o20200000;
@@ -36,17 +36,20 @@ if (process.env.CHAIN_FLOOR_WORKER === '1') {
     const json = boundary < 0 ? payload : payload.subarray(0, boundary);
     const { id, name } = JSON.parse(json.toString('utf8')) as { id: number; name?: string };
     if (name === undefined) {
-      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      const stat = fs.fstatSync(fd);
-      const reply = { id, size: stat.size, mtimeMs: stat.mtimeMs, ino: stat.ino };
-      // The channel owns `fd` from here and closes its copy once the kernel has taken it.
-      channel.send(Buffer.from(JSON.stringify(reply)), [fd]);
+      // As privdav's worker opens a GET's file: one addon call (stat, open, statx of the descriptor).
+      const opened = openForRead(file);
+      if (opened.kind !== 'file') throw new Error(`${file} is not a regular file`);
+      const reply = { id, size: opened.size, mtimeMs: opened.mtimeMs, etag: opened.etag };
+      // The channel owns the descriptor from here and closes its copy once the kernel has taken it.
+      channel.send(Buffer.from(JSON.stringify(reply)), [opened.fd]);
       return;
     }
-    const fd = fs.openSync(directory, fs.constants.O_WRONLY | O_TMPFILE, 0o644);
+    // Beside its target, as privdav's uploads are.
+    const target = path.join(directory, name);
+    const fd = fs.openSync(path.dirname(target), fs.constants.O_WRONLY | O_TMPFILE, 0o644);
     fs.writeSync(fd, payload, boundary + 1);
-    const temporary = path.join(directory, `.upload-${process.pid}-${uploads++}`);
-    void commitUpload(fd, temporary, { link: true, target: path.join(directory, name), durable: true })
+    const temporary = path.join(path.dirname(target), `.upload-${process.pid}-${uploads++}`);
+    void commitUpload(fd, temporary, { link: true, target, durable: true })
       .then(
         () => ({ id, ok: true }),
         (error: Error) => ({ id, ok: false, error: error.message }),
@@ -72,7 +75,7 @@ if (process.env.CHAIN_FLOOR_WORKER === '1') {
   });
   closeFd(theirs);
   const channel = new Channel(ours);
-  type Reply = { size: number; mtimeMs: number; ino: number; ok?: boolean; error?: string };
+  type Reply = { size: number; mtimeMs: number; etag: string; ok?: boolean; error?: string };
   const waiting = new Map<number, (reply: Reply, fd: number | undefined) => void>();
   let nextId = 1;
   channel.on('message', (payload, fds) => {
@@ -87,12 +90,12 @@ if (process.env.CHAIN_FLOOR_WORKER === '1') {
       const body = Buffer.allocUnsafe(reply.size);
       // As privdav reads a small body: from the page cache without a threadpool trip.
       const cached = readCached(fd!, body, 0);
-      const length = cached >= 0 ? cached : fs.readSync(fd!, body, 0, body.length, 0);
+      const length = cached === body.length ? cached : fs.readSync(fd!, body, 0, body.length, 0);
       closeLater(fd!);
       res.writeHead(200, {
         'Content-Type': 'application/octet-stream',
         'Content-Length': length,
-        ETag: `"${reply.ino}-${reply.size}"`,
+        ETag: reply.etag,
         'Last-Modified': new Date(reply.mtimeMs).toUTCString(),
       });
       res.end(body.subarray(0, length));
@@ -108,7 +111,14 @@ if (process.env.CHAIN_FLOOR_WORKER === '1') {
         res.writeHead(reply.ok === true ? 204 : 500, { 'Content-Length': 0 });
         res.end();
       });
-      const json = Buffer.from(JSON.stringify({ id, name: path.basename(req.url ?? '/x') }));
+      // The request's path below FILE's directory (run.sh: /put/f-N.bin), plain names only.
+      const name = (req.url ?? '').slice(1);
+      if (!/^[\w.-]+(\/[\w.-]+)*$/.test(name) || name.split('/').includes('..')) {
+        res.writeHead(400, { 'Content-Length': 0 });
+        res.end();
+        return;
+      }
+      const json = Buffer.from(JSON.stringify({ id, name }));
       channel.send(Buffer.concat([json, Buffer.of(SEPARATOR), ...chunks]));
     });
   };

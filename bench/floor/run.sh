@@ -44,8 +44,10 @@ descendants() { # a process and all below it
 }
 ticks_of() { # CPU ticks of a process and its descendants (a worker, Apache's children)
   local total=0 p
+  # utime + stime, and cutime + cstime: a child that exits and is reaped in the measured window
+  # (Apache retires children) moves its ticks into its parent's count instead of losing them.
   for p in $(descendants "$1"); do
-    [ -r "/proc/$p/stat" ] && total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    [ -r "/proc/$p/stat" ] && total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13 + $14 + $15}')))
   done
   echo "$total"
 }

@@ -17,7 +17,7 @@ void privdav_listdir_init(void);
 napi_value privdav_release_array_buffer(napi_env env, napi_callback_info info);
 
 // Shared with openread.c, so that an opened file's Stat is the one its listing gives: the ETag
-// toStat makes ("<ino>-<size>-<mtime ns>" in hex; at most 56 bytes), and Number(ns / 1000n) / 1000.
+// toStat makes ("<ino>-<size>-<mtime ns>" in hex; at most 63 bytes), and Number(ns / 1000n) / 1000.
 size_t privdav_format_etag(char *out, int64_t ino, int64_t size, __int128 mtime_ns);
 double privdav_milliseconds(__int128 ns);
 

@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,12 +26,47 @@ static double not_a_file(mode_t mode) {
   return S_ISDIR(mode) ? OPENED_DIRECTORY : OPENED_OTHER;
 }
 
+// A string or Buffer path of PATH_MAX bytes or more: the kernel's ENAMETOOLONG (a 414 for the
+// client, as node:fs gave), where privdav_get_path alone would make it a bad argument (a 500).
+static bool too_long(napi_env env, napi_value value) {
+  bool is_buffer = false;
+  size_t length = 0;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok) return false;
+  if (is_buffer) {
+    void *data;
+    if (napi_get_buffer_info(env, value, &data, &length) != napi_ok) return false;
+  } else if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok)
+    return false;
+  return length >= PATH_MAX;
+}
+
+// statx of the descriptor, or fstat where statx is missing (ENOSYS) or refused by an old seccomp
+// filter (EPERM), as libuv falls back: no birth time then (toStat uses the change time).
+static int stat_descriptor(int fd, struct statx *st) {
+  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, st) == 0) return 0;
+  if (errno != ENOSYS && errno != EPERM) return -1;
+  struct stat plain;
+  if (fstat(fd, &plain) != 0) return -1;
+  memset(st, 0, sizeof *st);
+  st->stx_mask = STATX_BASIC_STATS;
+  st->stx_mode = (uint16_t)plain.st_mode;
+  st->stx_ino = plain.st_ino;
+  st->stx_size = (uint64_t)plain.st_size;
+  st->stx_mtime.tv_sec = plain.st_mtim.tv_sec;
+  st->stx_mtime.tv_nsec = (uint32_t)plain.st_mtim.tv_nsec;
+  st->stx_ctime.tv_sec = plain.st_ctim.tv_sec;
+  st->stx_ctime.tv_nsec = (uint32_t)plain.st_ctim.tv_nsec;
+  return 0;
+}
+
 // openForRead(path, numbers: Float64Array(5)) -> the ETag; numbers = [fd, size, mtimeMs,
 // birthtimeMs, mode]. Fails as node:fs does (code, errno, syscall) when a call fails.
 napi_value privdav_open_for_read(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX];
-  if (!privdav_get_args(env, info, 2, argv) || !privdav_get_path(env, argv[0], path, sizeof path))
+  if (!privdav_get_args(env, info, 2, argv)) return NULL;
+  if (too_long(env, argv[0])) return privdav_throw_errno(env, ENAMETOOLONG, "stat", NULL);
+  if (!privdav_get_path(env, argv[0], path, sizeof path))
     return privdav_throw_type_error(env, "openForRead(path, numbers): path must be a non-empty path");
   bool is_typed_array = false;
   napi_typedarray_type type;
@@ -54,7 +91,7 @@ napi_value privdav_open_for_read(napi_env env, napi_callback_info info) {
   while (fd < 0 && errno == EINTR);
   if (fd < 0) return privdav_throw_errno(env, errno, "open", path);
   struct statx st;
-  if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS | STATX_BTIME, &st) != 0) {
+  if (stat_descriptor(fd, &st) != 0) {
     int error = errno;
     close(fd);
     return privdav_throw_errno(env, error, "fstat", NULL);

@@ -246,6 +246,9 @@ test('openForRead opens no directory, FIFO or device, and fails as node:fs does'
   assert.equal(fs.readdirSync('/proc/self/fd').length, openBefore, 'nothing left open');
   assert.throws(() => openForRead(`${dir}/missing`), { code: 'ENOENT', syscall: 'stat' });
   assert.throws(() => openForRead(`${dir}/data/below`), { code: 'ENOTDIR', syscall: 'stat' });
+  // As node:fs: a name too long for the kernel is ENAMETOOLONG (a 414), not a bad argument (a 500).
+  assert.throws(() => openForRead(`${dir}/${'a/'.repeat(2100)}f`), { code: 'ENAMETOOLONG' });
+  assert.throws(() => openForRead(Buffer.from(`${dir}/${'b'.repeat(300)}`)), { code: 'ENAMETOOLONG' });
   assert.throws(() => openForRead(''), TypeError);
   assert.throws(() => openForRead(`${dir}/a\0b`), TypeError);
 });
