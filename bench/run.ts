@@ -370,6 +370,15 @@ async function runBench(options: Options, cleanup: Cleanup): Promise<BenchReport
   for (let round = 1; round <= options.rounds; round++) {
     // Who goes first alternates by round, so neither server always runs right after the other's writes.
     const order = round % 2 === 1 ? servers : [...servers].reverse();
+    // Each round after the first starts from fresh servers, logged in and warm: the last round
+    // ended with the users turns, whose hundreds of workers (and the spares their demand asks
+    // for) would otherwise start and exit during this round's first turns, in their CPU figures.
+    if (round > 1 && workloads.some((workload) => workload.users !== undefined))
+      for (const server of servers) {
+        if (interruption.requested) throw new Interrupted();
+        await server.restartCold();
+        await warmUp(server, context);
+      }
     for (const workload of workloads) {
       for (const server of order) {
         if (workload.privdavOnly === true && server.name !== 'privdav') continue;
