@@ -99,6 +99,10 @@ before(async () => {
   // dead properties (JavaScript's) among them.
   const many = dir(join(alice.home, 'many'));
   for (let i = 0; i < 700; i++) file(join(many, `member ${i} & more.txt`), String(i));
+  // Several MiB of rendered responses: more than the loopback socket holds for a client that
+  // stops reading, so the web process holds written but unsent chunks of the worker's messages.
+  const huge = dir(join(alice.home, 'huge'));
+  for (let i = 0; i < 6000; i++) file(join(huge, `a member with a longer name, number ${i}.txt`), String(i));
   await asAlice('/mixed/plain.txt', proppatch('in mixed'));
   for (let i = 0; i < 700; i += 37) await asAlice(`/many/member ${i} & more.txt`, proppatch(`value ${i}`));
 });
@@ -160,7 +164,48 @@ function renderedListings(): Promise<number> {
   });
 }
 
+/** A PROPFIND whose client reads nothing for `pauseMs` after the status line, then everything. */
+function slowPropfind(path: string, pauseMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: daemon.port,
+        method: 'PROPFIND',
+        path: encodeURI(path),
+        headers: {
+          Depth: '1',
+          Authorization: `Basic ${Buffer.from(`${alice.name}:${alice.password}`).toString('base64')}`,
+        },
+      },
+      (res) => {
+        assert.equal(res.statusCode, 207);
+        const chunks: Buffer[] = [];
+        res.pause();
+        setTimeout(() => res.resume(), pauseMs);
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 describe('PROPFIND allprop rendered by the worker', () => {
+  test('a client that stops reading gets the same bytes as one that does not', async () => {
+    // The web process writes the worker's rendered messages out as they came and frees each once
+    // written: freed before the socket took it, a message would go out as zeros or garbage.
+    const before = await renderedListings();
+    const fast = (await propfind('/huge/', null)).text;
+    const slow = await slowPropfind('/huge/', 1500);
+    assert.equal(await renderedListings(), before + 2, 'the worker rendered both listings');
+    assert.ok(fast.length > 4 * 1024 * 1024, `a listing of ${fast.length} bytes`);
+    assert.equal(responses(slow).length, 6001);
+    assert.deepEqual(responses(slow).sort(), responses(fast).sort());
+  });
+
   for (const collection of ['/mixed/', '/many/']) {
     test(`${collection}: the same responses as the JavaScript renderer's, every member once`, async () => {
       const before = await renderedListings();
