@@ -83,19 +83,16 @@ export class StreamedResponse {
   async addOwned(bytes: Buffer, release: () => void): Promise<void> {
     if (this.used + this.pending.length > 0) {
       const chunk = this.takeBatch(0);
-      // Kept for reuse only when it is a batch buffer of its own: a small one is a slice of
-      // Node's shared pool, whose ArrayBuffer holds other buffers too.
-      const keep = (): void => {
-        if (chunk.buffer.byteLength >= BATCH_BYTES) this.spare = Buffer.from(chunk.buffer);
-      };
-      if (!this.writeChunk(chunk, keep)) await this.drained();
+      if (!this.writeChunk(chunk, () => this.keepSpare(chunk))) await waitForDrain(this.out!);
     }
     if (bytes.length === 0) return release();
-    if (!this.writeChunk(bytes, release)) return this.drained();
-    return new Promise<void>((resolve) => setImmediate(resolve));
+    return this.afterWrite(this.writeChunk(bytes, release));
   }
 
-  /** Writes one chunk (after the status line, on the first); false when the writer is full. */
+  /**
+   * Writes one chunk (after the status line, on the first); false when the writer is full.
+   * `written` runs once the writer is done with the chunk, never if the write fails.
+   */
   private writeChunk(chunk: Buffer, written: () => void): boolean {
     if (this.res.destroyed || this.out?.destroyed === true) throw new ClientGoneError();
     const out = this.startOnce();
@@ -108,8 +105,21 @@ export class StreamedResponse {
     });
   }
 
-  private drained(): Promise<void> {
-    return waitForDrain(this.out!);
+  /**
+   * After a write: a full writer is waited for (a slow client's backpressure); otherwise one turn
+   * of the event loop, so that rendering a large listing for a fast client does not keep everyone
+   * else's requests waiting.
+   */
+  private afterWrite(taken: boolean): Promise<void> {
+    return taken ? new Promise<void>((resolve) => setImmediate(resolve)) : waitForDrain(this.out!);
+  }
+
+  /**
+   * Keeps a written batch's buffer for the next batch, when it is a batch buffer of its own: a
+   * small one is a slice of Node's shared pool, whose ArrayBuffer holds other buffers too.
+   */
+  private keepSpare(chunk: Buffer): void {
+    if (chunk.buffer.byteLength >= BATCH_BYTES) this.spare = Buffer.from(chunk.buffer);
   }
 
   async end(): Promise<void> {
@@ -130,14 +140,9 @@ export class StreamedResponse {
 
   private async flush(): Promise<void> {
     const chunk = this.takeBatch(BATCH_BYTES);
-    if (this.res.destroyed || this.out?.destroyed === true) throw new ClientGoneError();
-    const out = this.startOnce();
-    if (this.res.req.method === 'HEAD') return;
-    const taken = out.write(chunk, (error) => {
-      if (error === null || error === undefined) this.spare = Buffer.from(chunk.buffer);
-    });
-    if (!taken) await waitForDrain(out);
-    else await new Promise<void>((resolve) => setImmediate(resolve));
+    const taken = this.writeChunk(chunk, () => this.keepSpare(chunk));
+    // A HEAD response writes nothing, so it has nothing to wait for.
+    if (this.res.req.method !== 'HEAD') await this.afterWrite(taken);
   }
 
   /**
