@@ -281,7 +281,7 @@ export type OpenedForRead =
   | { kind: 'file'; fd: number; size: number; mtimeMs: number; birthtimeMs: number; etag: string }
   | { kind: 'directory' | 'other' };
 
-const openNumbers = new Float64Array(5);
+const openNumbers = new Float64Array(4);
 
 /**
  * Opens a regular file for reading (O_RDONLY | O_NONBLOCK | O_CLOEXEC, following symlinks) in one

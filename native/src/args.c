@@ -1,6 +1,7 @@
 // args.c — the argument checks the addon's entry points share (see args.h).
 #include "args.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,22 +37,27 @@ char *privdav_get_c_string(napi_env env, napi_value value) {
   return text;
 }
 
-bool privdav_get_path(napi_env env, napi_value value, char *out, size_t capacity) {
+int privdav_read_path(napi_env env, napi_value value, char *out, size_t capacity) {
   size_t length;
   bool is_buffer = false;
-  if (napi_is_buffer(env, value, &is_buffer) != napi_ok) return false;
+  if (napi_is_buffer(env, value, &is_buffer) != napi_ok) return EINVAL;
   if (is_buffer) {
     void *data;
-    if (napi_get_buffer_info(env, value, &data, &length) != napi_ok || length == 0 || length >= capacity) return false;
+    if (napi_get_buffer_info(env, value, &data, &length) != napi_ok || length == 0) return EINVAL;
+    if (length >= capacity) return ENAMETOOLONG;
     memcpy(out, data, length);
     out[length] = '\0';
   } else {
-    if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0 || length >= capacity)
-      return false;
+    if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok || length == 0) return EINVAL;
+    if (length >= capacity) return ENAMETOOLONG;
     napi_get_value_string_utf8(env, value, out, capacity, &length);
   }
   // An embedded NUL would silently name something else.
-  return strlen(out) == length;
+  return strlen(out) == length ? 0 : EINVAL;
+}
+
+bool privdav_get_path(napi_env env, napi_value value, char *out, size_t capacity) {
+  return privdav_read_path(env, value, out, capacity) == 0;
 }
 
 bool privdav_get_args(napi_env env, napi_callback_info info, size_t expected, napi_value *argv) {

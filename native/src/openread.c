@@ -20,24 +20,10 @@
 // numbers[0]: the descriptor, or OPENED_DIRECTORY / OPENED_OTHER (nothing left open).
 #define OPENED_DIRECTORY -1.0
 #define OPENED_OTHER -2.0
-#define NUMBER_FIELDS 5
+#define NUMBER_FIELDS 4
 
 static double not_a_file(mode_t mode) {
   return S_ISDIR(mode) ? OPENED_DIRECTORY : OPENED_OTHER;
-}
-
-// A string or Buffer path of PATH_MAX bytes or more: the kernel's ENAMETOOLONG (a 414 for the
-// client, as node:fs gave), where privdav_get_path alone would make it a bad argument (a 500).
-static bool too_long(napi_env env, napi_value value) {
-  bool is_buffer = false;
-  size_t length = 0;
-  if (napi_is_buffer(env, value, &is_buffer) != napi_ok) return false;
-  if (is_buffer) {
-    void *data;
-    if (napi_get_buffer_info(env, value, &data, &length) != napi_ok) return false;
-  } else if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok)
-    return false;
-  return length >= PATH_MAX;
 }
 
 // statx of the descriptor, or fstat where statx is missing (ENOSYS) or refused by an old seccomp
@@ -59,14 +45,16 @@ static int stat_descriptor(int fd, struct statx *st) {
   return 0;
 }
 
-// openForRead(path, numbers: Float64Array(5)) -> the ETag; numbers = [fd, size, mtimeMs,
-// birthtimeMs, mode]. Fails as node:fs does (code, errno, syscall) when a call fails.
+// openForRead(path, numbers: Float64Array(4)) -> the ETag; numbers = [fd, size, mtimeMs,
+// birthtimeMs]. Fails as node:fs does (code, errno, syscall) when a call fails.
 napi_value privdav_open_for_read(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char path[PATH_MAX];
   if (!privdav_get_args(env, info, 2, argv)) return NULL;
-  if (too_long(env, argv[0])) return privdav_throw_errno(env, ENAMETOOLONG, "stat", NULL);
-  if (!privdav_get_path(env, argv[0], path, sizeof path))
+  // Too long is the kernel's ENAMETOOLONG (a 414 for the client, as node:fs gave), not a bad argument.
+  int path_error = privdav_read_path(env, argv[0], path, sizeof path);
+  if (path_error == ENAMETOOLONG) return privdav_throw_errno(env, ENAMETOOLONG, "stat", NULL);
+  if (path_error != 0)
     return privdav_throw_type_error(env, "openForRead(path, numbers): path must be a non-empty path");
   bool is_typed_array = false;
   napi_typedarray_type type;
@@ -75,7 +63,7 @@ napi_value privdav_open_for_read(napi_env env, napi_callback_info info) {
   if (napi_is_typedarray(env, argv[1], &is_typed_array) != napi_ok || !is_typed_array ||
       napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL) != napi_ok ||
       type != napi_float64_array || length < NUMBER_FIELDS)
-    return privdav_throw_type_error(env, "openForRead(path, numbers): numbers must be a Float64Array(5)");
+    return privdav_throw_type_error(env, "openForRead(path, numbers): numbers must be a Float64Array(4)");
   double *numbers = data;
 
   struct stat before;
@@ -117,6 +105,5 @@ napi_value privdav_open_for_read(napi_env env, napi_callback_info info) {
   numbers[2] = privdav_milliseconds(mtime_ns);
   // As toStat: the change time where the filesystem keeps no birth time.
   numbers[3] = privdav_milliseconds(btime_ns != 0 ? btime_ns : ctime_ns);
-  numbers[4] = st.stx_mode;
   return etag;
 }
