@@ -72,21 +72,27 @@ async function peakRssDuring(pid: number, during: () => Promise<void>): Promise<
 }
 
 /**
- * Sends a GET and never reads its response: a slow reader. `waitForHead` waits until the status
- * line arrived (the listing began).
+ * Sends a GET (or a PROPFIND Depth 1, allprop) and never reads its response: a slow reader.
+ * `waitForHead` waits until the status line arrived (the listing began).
  */
-function slowReader(user: TestUser, path: string, waitForHead: boolean): Promise<net.Socket> {
+function slowReader(
+  user: TestUser,
+  path: string,
+  waitForHead: boolean,
+  method: 'GET' | 'PROPFIND' = 'GET',
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(daemon.port, '127.0.0.1', () => {
+      const depth = method === 'PROPFIND' ? 'Depth: 1\r\n' : '';
       socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${authorization(user)}\r\n\r\n`,
+        `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${depth}Authorization: ${authorization(user)}\r\n\r\n`,
       );
       if (!waitForHead) resolve(socket);
     });
     socket.once('data', (chunk) => {
       socket.pause();
       if (!waitForHead) return;
-      assert.match(chunk.toString('latin1'), /^HTTP\/1\.1 200/);
+      assert.match(chunk.toString('latin1'), method === 'PROPFIND' ? /^HTTP\/1\.1 207/ : /^HTTP\/1\.1 200/);
       resolve(socket);
     });
     socket.once('error', reject);
@@ -245,6 +251,28 @@ describe('another user while bob runs the heaviest requests', () => {
     for (const reader of readers) reader.destroy();
     console.log(
       `slow readers: web peak RSS ${peak.toFixed(0)} MiB; alice GET p50 ${latency[0].toFixed(1)} ms, p99 ${latency[1].toFixed(1)} ms`,
+    );
+    assert.ok(peak < 200, `web process peak RSS ${peak.toFixed(0)} MiB`);
+    assert.ok(latency[1] < 1000, `p99 ${latency[1].toFixed(0)} ms`);
+  });
+
+  test('20 slow readers of a 50,000-entry rendered PROPFIND hold little memory; alice stays fast', async () => {
+    // The web process passes the worker's rendered responses on without copying them and holds
+    // each message until its write is done: a reader that stops reading must still hold only what
+    // flow control lets through (a write or two and the channel's bounded queue), not its listing.
+    const web = daemon.processes().web[0];
+    assert.ok(web !== undefined);
+    const readers: net.Socket[] = [];
+    let latency: [number, number] = [0, 0];
+    const peak = await peakRssDuring(web, async () => {
+      readers.push(await slowReader(users.bob, '/big/', true, 'PROPFIND'));
+      for (let i = 1; i < 20; i++) readers.push(await slowReader(users.bob, '/big/', false, 'PROPFIND'));
+      await sleep(300);
+      latency = await aliceGetLatency();
+    });
+    for (const reader of readers) reader.destroy();
+    console.log(
+      `slow PROPFIND readers: web peak RSS ${peak.toFixed(0)} MiB; alice GET p50 ${latency[0].toFixed(1)} ms, p99 ${latency[1].toFixed(1)} ms`,
     );
     assert.ok(peak < 200, `web process peak RSS ${peak.toFixed(0)} MiB`);
     assert.ok(latency[1] < 1000, `p99 ${latency[1].toFixed(0)} ms`);
