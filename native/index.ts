@@ -65,6 +65,7 @@ interface Addon extends ChannelBinding {
     offset: number,
     length: number,
     idleMs: number,
+    copy: boolean,
     callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
   ): SendFileHandle;
   abortSendFile(handle: SendFileHandle): void;
@@ -205,7 +206,8 @@ export interface SendFileHandle {
 
 /**
  * Sends `length` bytes of `fileFd` from `offset` to the stream socket `socketFd` with sendfile(2),
- * in threadpool steps, waiting for the socket to drain between them (on a dup of `socketFd`, so
+ * or with `copy` by write(2) from a mapping of the file (faster to a peer on the same host, see
+ * native/src/sendfile.c), in threadpool steps, waiting for the socket to drain between them (on a dup of `socketFd`, so
  * the caller's descriptor is untouched). `callback(error, sent)` runs once: error null when all
  * was sent; ETIMEDOUT when the socket accepted nothing for `idleMs` (0: no limit); ENODATA when
  * the file ended early; ECANCELED after abortSendFile. The caller must not write to the socket
@@ -217,9 +219,10 @@ export function sendFile(
   offset: number,
   length: number,
   idleMs: number,
+  copy: boolean,
   callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
 ): SendFileHandle {
-  return addon.sendFile(socketFd, fileFd, offset, length, idleMs, callback);
+  return addon.sendFile(socketFd, fileFd, offset, length, idleMs, copy, callback);
 }
 
 export function abortSendFile(handle: SendFileHandle): void {

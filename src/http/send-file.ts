@@ -1,5 +1,7 @@
 // A response body straight from a file descriptor to the client's TCP socket with sendfile(2)
-// (native/src/sendfile.c): no read into JavaScript, no copy through a Buffer. Only for plain TCP
+// (native/src/sendfile.c): no read into JavaScript, no copy through a Buffer. To a client on this
+// host (loopback) the addon writes from a mapping of the file instead, which lets the client read
+// from the CPU's cache rather than from memory. Only for plain TCP
 // (TLS must encrypt in user space) and only when this response owns the socket (a pipelined
 // response queued behind another has no socket of its own yet); otherwise callers stream.
 import type * as http from 'node:http';
@@ -18,6 +20,21 @@ const EMPTY = Buffer.alloc(0);
 function socketFd(socket: net.Socket): number {
   const fd = (socket as net.Socket & SocketInternals)._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+/**
+ * Whether the peer is on this host, so that the kernel hands the bytes over in memory (loopback)
+ * and no NIC could send from the page cache without a copy.
+ */
+export function isPeerOnThisHost(socket: net.Socket): boolean {
+  const remote = socket.remoteAddress;
+  if (remote === undefined) return false;
+  return (
+    remote.startsWith('127.') ||
+    remote.startsWith('::ffff:127.') ||
+    remote === '::1' ||
+    remote === socket.localAddress
+  );
 }
 
 /** The socket `res` may send a file on directly, or null when the body must be streamed. */
@@ -51,7 +68,7 @@ export async function sendFileBody(
   // Node's idle timer sees no activity while the kernel sends: sendFile enforces the same limit.
   socket.setTimeout(0);
   await new Promise<void>((resolve) => {
-    const handle = sendFile(target, fd, start, length, idleMs, (error) => {
+    const handle = sendFile(target, fd, start, length, idleMs, isPeerOnThisHost(socket), (error) => {
       socket.off('close', onClose);
       if (error !== null) socket.destroy();
       else {

@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { once } from 'node:events';
 import { davRequest, startDavTestServer, type DavTestServer } from '../support/dav-test-server';
+import { isPeerOnThisHost } from '../../src/http/send-file';
 
 let server: DavTestServer;
 const small = 'hello, world\n';
@@ -187,4 +188,16 @@ test('a client that hangs up in the middle of a large body leaves the server ser
   assert.equal(res.status, 200);
   assert.equal(res.body.length, big.length);
   assert.deepEqual(server.problems, []);
+});
+
+test('a file body is copied from a mapping for a peer on this host, sent with sendfile otherwise', () => {
+  const peer = (remoteAddress: string | undefined, localAddress = '192.0.2.1'): net.Socket =>
+    ({ remoteAddress, localAddress }) as unknown as net.Socket;
+  for (const local of ['127.0.0.1', '127.3.4.5', '::1', '::ffff:127.0.0.1'])
+    assert.equal(isPeerOnThisHost(peer(local)), true, local);
+  // The host's own address: the kernel routes it over loopback too.
+  assert.equal(isPeerOnThisHost(peer('192.0.2.1', '192.0.2.1')), true);
+  for (const remote of ['192.0.2.7', '::ffff:192.0.2.7', '2001:db8::1', '128.0.0.1', '::2'])
+    assert.equal(isPeerOnThisHost(peer(remote)), false, remote);
+  assert.equal(isPeerOnThisHost(peer(undefined)), false);
 });
