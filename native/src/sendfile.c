@@ -144,8 +144,9 @@ static void copy_step(sendfile_job *job) {
     // MAP_POPULATE: the window's pages mapped in one call here rather than fault by fault in write.
     char *map = mmap(NULL, length, PROT_READ, MAP_SHARED | MAP_POPULATE, job->file_fd, (off_t)base);
     if (map == MAP_FAILED) {
-      job->error = errno;
-      job->syscall = "mmap";
+      // A file that cannot be mapped (a FUSE file opened for direct I/O, ENODEV) is sent with
+      // sendfile from here on: the next step (queued at once, nothing failed) takes that way.
+      job->copy = false;
       return;
     }
     bool more = copy_out(job, map + (job->offset - base), want);

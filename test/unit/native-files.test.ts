@@ -186,6 +186,22 @@ for (const copy of [false, true]) {
   });
 }
 
+test('copy: a file that cannot be mapped (ENODEV) is sent with sendfile instead', async () => {
+  // sysfs: a regular file of 4096 bytes by its stat, shorter in fact, and mmap says ENODEV.
+  const path = '/sys/kernel/mm/transparent_hugepage/enabled';
+  const expected = fs.readFileSync(path);
+  const fd = fs.openSync(path, 'r');
+  const { sender, receiver } = await connect();
+  const received = collect(receiver);
+  const result = await run(sender, fd, 0, fs.fstatSync(fd).size, 0, true).done;
+  fs.closeSync(fd);
+  sender.destroy();
+  // What sendfile gives for such a file: its bytes, then the end before the length stat promised.
+  assert.equal(result.error?.code, 'ENODATA', String(result.error));
+  assert.equal(result.sent, expected.length);
+  assert.ok((await received).equals(expected));
+});
+
 test('refuses what is not a stream socket, and bad arguments, before sending anything', () => {
   const fd = fs.openSync(`${dir}/data`, 'r');
   try {
