@@ -96,10 +96,11 @@ static bool copy_out(sendfile_job *job, const char *map, int64_t want) {
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       job->again = true;
     } else if (n < 0 && errno == EFAULT) {
-      // The file was truncated under the mapping: the kernel's copy faulted (no SIGBUS, which
-      // only a user-space access raises; this process never touches the mapping itself).
+      // The file was truncated under the mapping, or a page could not be read: the kernel's copy
+      // faulted (no SIGBUS, which only a user-space access raises; this process never touches
+      // the mapping itself).
       job->error = ENODATA;
-      job->syscall = "write (file shorter than expected)";
+      job->syscall = "write (the file shrank or could not be read)";
     } else {
       job->error = n < 0 ? errno : EPIPE;
       job->syscall = "write";
@@ -141,10 +142,16 @@ static void copy_step(sendfile_job *job) {
     if (want > budget) want = budget;
     int64_t base = job->offset - job->offset % page;
     size_t length = (size_t)(job->offset - base + want);
-    // MAP_POPULATE: the window's pages mapped in one call here rather than fault by fault in write.
-    char *map = mmap(NULL, length, PROT_READ, MAP_SHARED | MAP_POPULATE, job->file_fd, (off_t)base);
+    // No MAP_POPULATE: for a page that cannot be read (EIO) the kernel's populate retries forever,
+    // holding this thread past any abort; a fault inside write(2) fails it with EFAULT instead.
+    char *map = mmap(NULL, length, PROT_READ, MAP_SHARED, job->file_fd, (off_t)base);
     if (map == MAP_FAILED) {
-      // A file that cannot be mapped (a FUSE file opened for direct I/O, ENODEV) is sent with
+      if (errno != ENODEV) {
+        job->error = errno;
+        job->syscall = "mmap";
+        return;
+      }
+      // A file that cannot be mapped (a FUSE file opened for direct I/O, sysfs) is sent with
       // sendfile from here on: the next step (queued at once, nothing failed) takes that way.
       job->copy = false;
       return;
