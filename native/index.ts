@@ -66,7 +66,7 @@ interface Addon extends ChannelBinding {
     length: number,
     idleMs: number,
     copy: boolean,
-    callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
+    callback: (error: NodeJS.ErrnoException | null, sent: number, copied: number) => void,
   ): SendFileHandle;
   abortSendFile(handle: SendFileHandle): void;
   cloneFile(
@@ -208,8 +208,9 @@ export interface SendFileHandle {
  * Sends `length` bytes of `fileFd` from `offset` to the stream socket `socketFd` with sendfile(2),
  * or with `copy` by write(2) from a mapping of the file (faster to a peer on the same host, see
  * native/src/sendfile.c), in threadpool steps, waiting for the socket to drain between them (on a dup of `socketFd`, so
- * the caller's descriptor is untouched). `callback(error, sent)` runs once: error null when all
- * was sent; ETIMEDOUT when the socket accepted nothing for `idleMs` (0: no limit); ENODATA when
+ * the caller's descriptor is untouched). `callback(error, sent, copied)` runs once, `copied` being
+ * the part of `sent` written from a mapping (less than `sent` when a file that cannot be mapped
+ * fell back to sendfile): error null when all was sent; ETIMEDOUT when the socket accepted nothing for `idleMs` (0: no limit); ENODATA when
  * the file ended early; ECANCELED after abortSendFile. The caller must not write to the socket
  * meanwhile, and keeps `fileFd` open until the callback.
  */
@@ -220,7 +221,7 @@ export function sendFile(
   length: number,
   idleMs: number,
   copy: boolean,
-  callback: (error: NodeJS.ErrnoException | null, sent: number) => void,
+  callback: (error: NodeJS.ErrnoException | null, sent: number, copied: number) => void,
 ): SendFileHandle {
   return addon.sendFile(socketFd, fileFd, offset, length, idleMs, copy, callback);
 }

@@ -47,6 +47,7 @@ typedef struct {
   int64_t offset;
   int64_t remaining;
   int64_t sent;
+  int64_t copied;     // of `sent`, the bytes written from a mapping (the rest went by sendfile)
   uint64_t idle_ms;
   int error;          // errno of a failed step
   const char *syscall;
@@ -110,6 +111,7 @@ static bool copy_out(sendfile_job *job, const char *map, int64_t want) {
   job->offset += done;
   job->remaining -= done;
   job->sent += done;
+  job->copied += done;
   return more;
 }
 
@@ -208,16 +210,17 @@ static void finish(sendfile_job *job, int error, const char *syscall) {
   napi_env env = job->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-  napi_value callback = NULL, receiver, argv[2], result;
+  napi_value callback = NULL, receiver, argv[3], result;
   napi_get_reference_value(env, job->callback, &callback);
   if (error != 0)
     argv[0] = privdav_errno_error(env, error, syscall, NULL);
   else
     napi_get_null(env, &argv[0]);
   napi_create_int64(env, job->sent, &argv[1]);
+  napi_create_int64(env, job->copied, &argv[2]);
   napi_get_global(env, &receiver);
   if (callback != NULL)
-    privdav_uncaught_if_thrown(env, napi_make_callback(env, job->async_context, receiver, callback, 2, argv, &result));
+    privdav_uncaught_if_thrown(env, napi_make_callback(env, job->async_context, receiver, callback, 3, argv, &result));
   napi_delete_reference(env, job->callback);
   job->callback = NULL;
   napi_async_destroy(env, job->async_context);
@@ -280,7 +283,8 @@ static bool get_integer(napi_env env, napi_value value, double min, double max, 
   return *out >= min && *out <= max && *out == (double)(int64_t)*out;
 }
 
-// sendFile(socketFd, fileFd, offset, length, idleMs, copy, callback(error, sent)) -> handle for abortSendFile.
+// sendFile(socketFd, fileFd, offset, length, idleMs, copy, callback(error, sent, copied)) -> handle for
+// abortSendFile; `copied` is the part of `sent` written from a mapping.
 napi_value privdav_send_file(napi_env env, napi_callback_info info) {
   size_t argc = 7;
   napi_value argv[7];

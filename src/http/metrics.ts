@@ -5,6 +5,7 @@
 import http from 'node:http';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { LOGIN_RESULTS, type MonitorStats } from '../../common/protocol';
+import { fileBodyBytes } from './send-file';
 
 /** Methods counted by name; anything else (a client's invention) is "other", so labels stay few. */
 const KNOWN_METHODS = new Set([
@@ -143,6 +144,17 @@ export class SiteMetrics {
         this.reset();
         this.inc({ direction: 'in' }, bytes.in);
         this.inc({ direction: 'out' }, bytes.out);
+      },
+    });
+    new Counter({
+      name: 'privdav_file_body_bytes_total',
+      help: 'Response body bytes the kernel sent straight from files, by way (sendfile; copy: written from a mapping, to clients on this host)',
+      labelNames: ['way'],
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ way: 'sendfile' }, fileBodyBytes.sendfile);
+        this.inc({ way: 'copy' }, fileBodyBytes.copy);
       },
     });
     const monitorStats = (): MonitorStats | null => this.#monitor;

@@ -17,6 +17,13 @@ interface SocketInternals {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Bytes of response bodies the kernel sent from files for this process, by the way they went
+ * (`privdav_file_body_bytes_total`): `sendfile`, or `copy` (write from a mapping, to peers on this
+ * host). Counted when each transfer ends, whole or not.
+ */
+export const fileBodyBytes = { sendfile: 0, copy: 0 };
+
 function socketFd(socket: net.Socket): number {
   const fd = (socket as net.Socket & SocketInternals)._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
@@ -68,15 +75,25 @@ export async function sendFileBody(
   // Node's idle timer sees no activity while the kernel sends: sendFile enforces the same limit.
   socket.setTimeout(0);
   await new Promise<void>((resolve) => {
-    const handle = sendFile(target, fd, start, length, idleMs, isPeerOnThisHost(socket), (error) => {
-      socket.off('close', onClose);
-      if (error !== null) socket.destroy();
-      else {
-        socket.setTimeout(idleMs);
-        res.end();
-      }
-      resolve();
-    });
+    const handle = sendFile(
+      target,
+      fd,
+      start,
+      length,
+      idleMs,
+      isPeerOnThisHost(socket),
+      (error, sent, copied) => {
+        fileBodyBytes.copy += copied;
+        fileBodyBytes.sendfile += sent - copied;
+        socket.off('close', onClose);
+        if (error !== null) socket.destroy();
+        else {
+          socket.setTimeout(idleMs);
+          res.end();
+        }
+        resolve();
+      },
+    );
     function onClose(): void {
       abortSendFile(handle);
     }

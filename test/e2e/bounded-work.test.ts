@@ -4,21 +4,26 @@
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Daemon, request, sleep, startDaemon } from '../support/daemon';
+import { Daemon, freePort, request, sleep, startDaemon } from '../support/daemon';
 import { TestUser, TestUsers, createUsers } from '../support/users';
 
 const BIG_DIRECTORY_ENTRIES = 50_000;
 /** A tree of TREE_DIRECTORIES collections of TREE_FILES files each, for Depth: infinity. */
 const TREE_DIRECTORIES = 200;
 const TREE_FILES = 100;
+/** bob's big file, more than a few of the copy's 4 MiB mapping windows. */
+const BIG_FILE_BYTES = 64 * 1024 * 1024;
 
 let users: TestUsers;
 let daemon: Daemon;
+let metricsPort: number;
+let bigFileSha256: string;
 
 before(async () => {
   users = createUsers();
@@ -36,7 +41,19 @@ before(async () => {
     mkdirSync(join(tree, `d${d}`));
     for (let i = 0; i < TREE_FILES; i++) writeFileSync(join(tree, `d${d}`, `f${i}`), '');
   }
-  daemon = await startDaemon({ extra: { limits: ['max_infinity_entries = 100000'] } });
+  // Not one repeated byte: a window sent twice or out of order changes the digest.
+  const content = Buffer.alloc(BIG_FILE_BYTES);
+  for (let i = 0; i < BIG_FILE_BYTES; i += 4) content.writeUInt32LE(i, i);
+  writeFileSync(join(bob.home, 'big.bin'), content);
+  chownSync(join(bob.home, 'big.bin'), bob.uid, bob.gid);
+  bigFileSha256 = createHash('sha256').update(content).digest('hex');
+  metricsPort = await freePort();
+  daemon = await startDaemon({
+    extra: {
+      limits: ['max_infinity_entries = 100000'],
+      metrics: [`listen = ["127.0.0.1:${metricsPort}"]`],
+    },
+  });
 });
 after(async () => {
   await daemon.stop();
@@ -302,5 +319,94 @@ describe('another user while bob runs the heaviest requests', () => {
     await Promise.all(heavy);
     console.log(`heavy PROPFINDs: alice GET p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`);
     assert.ok(p99 < 1000, `p99 ${p99.toFixed(0)} ms`);
+  });
+});
+
+/** The counter `privdav_file_body_bytes_total` by way. */
+function fileBodyBytes(): Promise<{ sendfile: number; copy: number }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: metricsPort, path: '/metrics' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          const way = (name: string): number => {
+            const match = new RegExp(`^privdav_file_body_bytes_total\\{way="${name}"\\} (\\d+)$`, 'm').exec(
+              text,
+            );
+            assert.ok(match, `no privdav_file_body_bytes_total{way="${name}"} in /metrics`);
+            return Number(match[1]);
+          };
+          resolve({ sendfile: way('sendfile'), copy: way('copy') });
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+/** A whole GET of bob's big file: its length and SHA-256 as received. */
+function download(): Promise<{ status: number; bytes: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(
+        {
+          host: '127.0.0.1',
+          port: daemon.port,
+          path: '/big.bin',
+          agent: false,
+          headers: { Authorization: authorization(users.bob) },
+        },
+        (res) => {
+          const hash = createHash('sha256');
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            hash.update(chunk);
+          });
+          res.on('end', () => resolve({ status: res.statusCode!, bytes, sha256: hash.digest('hex') }));
+          res.on('error', reject);
+        },
+      )
+      .on('error', reject);
+  });
+}
+
+describe('big downloads to clients on this host', () => {
+  test('are written from a mapping, a window at a time: 16 at once and 8 stalled add little to the web process', async () => {
+    // To a loopback client a body over 64 KiB is copied from a mapping of the file (faster there
+    // than sendfile); each threadpool step maps at most 4 MiB and unmaps it before it ends, so
+    // what the shared web process maps is bounded by its threadpool (4 threads), not by how many
+    // downloads run or stall. A mapping held per transfer would add 24 x 4 MiB or more.
+    const web = daemon.processes().web[0];
+    assert.ok(web !== undefined);
+    assert.equal((await download()).bytes, BIG_FILE_BYTES);
+    const before = await fileBodyBytes();
+    const baseline =
+      Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${web}/status`, 'utf8'))![1]) / 1024;
+    const stalled: net.Socket[] = [];
+    let downloads: { status: number; bytes: number; sha256: string }[] = [];
+    const peak = await peakRssDuring(web, async () => {
+      for (let i = 0; i < 8; i++) stalled.push(await slowReader(users.bob, '/big.bin', true));
+      downloads = await Promise.all(Array.from({ length: 16 }, () => download()));
+    });
+    for (const socket of stalled) socket.destroy();
+    for (const result of downloads) {
+      assert.equal(result.status, 200);
+      assert.equal(result.bytes, BIG_FILE_BYTES);
+      assert.equal(result.sha256, bigFileSha256);
+    }
+    console.log(
+      `16 + 8 stalled 64 MiB downloads: web VmRSS ${baseline.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB`,
+    );
+    assert.ok(peak - baseline < 48, `the web process grew by ${(peak - baseline).toFixed(0)} MiB`);
+    // Every byte went the copy's way (the transfers of the stalled readers count when they end).
+    let after = await fileBodyBytes();
+    for (let i = 0; i < 40 && after.copy < before.copy + 16 * BIG_FILE_BYTES; i++) {
+      await sleep(50);
+      after = await fileBodyBytes();
+    }
+    assert.ok(after.copy >= before.copy + 16 * BIG_FILE_BYTES, `copied ${after.copy - before.copy} bytes`);
+    assert.equal(after.sendfile, before.sendfile, 'no byte went by sendfile to a client on this host');
   });
 });

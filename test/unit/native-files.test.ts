@@ -56,15 +56,17 @@ function run(
   idleMs: number,
   copy: boolean,
 ): {
-  done: Promise<{ error: NodeJS.ErrnoException | null; sent: number }>;
+  done: Promise<{ error: NodeJS.ErrnoException | null; sent: number; copied: number }>;
   handle: ReturnType<typeof sendFile>;
 } {
   let handle!: ReturnType<typeof sendFile>;
-  const done = new Promise<{ error: NodeJS.ErrnoException | null; sent: number }>((resolve) => {
-    handle = sendFile(fdOf(socket), fd, offset, length, idleMs, copy, (error, sent) =>
-      resolve({ error, sent }),
-    );
-  });
+  const done = new Promise<{ error: NodeJS.ErrnoException | null; sent: number; copied: number }>(
+    (resolve) => {
+      handle = sendFile(fdOf(socket), fd, offset, length, idleMs, copy, (error, sent, copied) =>
+        resolve({ error, sent, copied }),
+      );
+    },
+  );
   return { done, handle };
 }
 
@@ -88,6 +90,8 @@ for (const copy of [false, true]) {
     fs.closeSync(fd);
     assert.equal(result.error, null);
     assert.equal(result.sent, content.length - 2000);
+    // It says which way the bytes went: all copied, or none.
+    assert.equal(result.copied, copy ? result.sent : 0);
     sender.end('trailer');
     const body = await received;
     assert.ok(body.subarray(0, content.length - 2000).equals(content.subarray(1000, content.length - 1000)));
@@ -105,6 +109,7 @@ for (const copy of [false, true]) {
     assert.equal(result.error?.code, 'ENODATA');
     // Not the zeros that follow the end in the file's last page.
     assert.equal(result.sent, 100);
+    assert.equal(result.copied, copy ? 100 : 0);
     assert.equal((await received).length, 100);
   });
 
@@ -200,6 +205,7 @@ test('copy: a file that cannot be mapped (ENODEV) is sent with sendfile instead'
   // What sendfile gives for such a file: its bytes, then the end before the length stat promised.
   assert.equal(result.error?.code, 'ENODATA', String(result.error));
   assert.equal(result.sent, expected.length);
+  assert.equal(result.copied, 0, 'no byte was written from a mapping');
   assert.ok((await received).equals(expected));
 });
 
