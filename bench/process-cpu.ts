@@ -14,6 +14,15 @@ function machineBusyTicks(): number {
   return values.reduce((sum, value) => sum + value, 0) - values[3] - values[4];
 }
 
+/**
+ * Context switches on the whole machine since boot (the `ctxt` line of /proc/stat): every time a
+ * CPU went from one task to another, a process or a thread going to sleep or being woken included.
+ */
+function machineContextSwitches(): number {
+  const match = /^ctxt (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'));
+  return match === null ? 0 : Number(match[1]);
+}
+
 /** What one turn's load cost, in microseconds. */
 export interface CpuSpan {
   wallSeconds: number;
@@ -32,6 +41,11 @@ export interface CpuSpan {
   machineBusyMicros: number;
   /** CPUs × wall time. */
   machineCapacityMicros: number;
+  /**
+   * Context switches on the whole machine (server, load generator and anything else): each hop of a
+   * request from one process or thread to another that was asleep costs one or two.
+   */
+  machineContextSwitches: number;
 }
 
 interface SeenProcess {
@@ -58,6 +72,7 @@ export class ProcessCpuMeter {
   private startClientTicks = 0;
   private startSelf: NodeJS.CpuUsage = { user: 0, system: 0 };
   private startMachineTicks = 0;
+  private startContextSwitches = 0;
   private startedAt = 0n;
   private span: CpuSpan | null = null;
   private broken = false;
@@ -72,6 +87,7 @@ export class ProcessCpuMeter {
     if (this.root === null) return;
     this.startedAt = process.hrtime.bigint();
     this.startMachineTicks = machineBusyTicks();
+    this.startContextSwitches = machineContextSwitches();
     this.startSelf = process.cpuUsage();
     this.startClientTicks = childTicks(readProcStat('self'));
     this.startTreeTicks = this.sample(true);
@@ -87,6 +103,7 @@ export class ProcessCpuMeter {
     const microsOf = (tickCount: number): number => (tickCount * 1e6) / ticks;
     const self = process.cpuUsage(this.startSelf);
     const machineTicks = machineBusyTicks();
+    const contextSwitches = machineContextSwitches();
     const wallSeconds = Number(process.hrtime.bigint() - this.startedAt) / 1e9;
     const byRoleMicros: Record<string, number> = {};
     for (const entry of this.seen.values()) {
@@ -103,6 +120,7 @@ export class ProcessCpuMeter {
         microsOf(childTicks(readProcStat('self')) - this.startClientTicks) + self.user + self.system,
       machineBusyMicros: microsOf(machineTicks - this.startMachineTicks),
       machineCapacityMicros: wallSeconds * 1e6 * os.cpus().length,
+      machineContextSwitches: contextSwitches - this.startContextSwitches,
     };
   }
 

@@ -31,6 +31,8 @@ export interface CpuFigure {
   clientShare: number;
   /** Busy time of the machine that was neither server nor client, over the machine's capacity. */
   otherBusyShare: number;
+  /** Context switches on the whole machine per unit (undefined in reports written before it was counted). */
+  contextSwitches?: number;
 }
 
 export interface ServerSummary {
@@ -173,6 +175,7 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
     clientMicros: client / units,
     clientShare: server + client > 0 ? client / (server + client) : 0,
     otherBusyShare: Math.max(0, other) / sum((span) => span.machineCapacityMicros),
+    contextSwitches: sum((span) => span.machineContextSwitches ?? 0) / units,
   };
 }
 
@@ -471,10 +474,12 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
       'exited ones included, pooled over the rounds; Apache/privdav > 1: privdav spends less). ' +
       'Load generator: wrk or curl and the bench, as a share of server + load generator CPU. ' +
       "Other: the machine's busy time that was neither, as a share of all its CPUs (other work: noise). " +
+      'Switches: context switches on the whole machine per unit (/proc/stat ctxt), load generator included: ' +
+      'a request that wakes a sleeping process or thread pays for it in the kernel. ' +
       `≈: fewer than ${coarseTicks} clock ticks in all (each process's time is truncated to 10 ms).`,
     '',
-    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache |',
-    '|---|---|--:|--:|--:|--:|--:|--:|',
+    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache | switches privdav / Apache |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|',
     ...rows.map((workload) => {
       const privdavCpu = workload.privdav?.cpu ?? null;
       const cpu = privdavCpu ?? workload.apache?.cpu;
@@ -482,10 +487,22 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
       return (
         `| ${workload.title} | ${cpu?.per ?? ''} | ${cpuCell(workload.privdav?.cpu)} | ${roles} | ` +
         `${cpuCell(workload.apache?.cpu)} | ${workload.cpuRatio === null ? '–' : workload.cpuRatio.toFixed(2)} | ` +
-        `${pair(workload, (figure) => figure.clientShare)} | ${pair(workload, (figure) => figure.otherBusyShare)} |`
+        `${pair(workload, (figure) => figure.clientShare)} | ${pair(workload, (figure) => figure.otherBusyShare)} | ` +
+        `${switchesPair(workload)} |`
       );
     }),
   ];
+}
+
+/** Context switches per unit, privdav / Apache ("–" where not measured). */
+function switchesPair(workload: WorkloadReport): string {
+  return [workload.privdav?.cpu, workload.apache?.cpu]
+    .map((cpu) =>
+      cpu === null || cpu === undefined || cpu.contextSwitches === undefined
+        ? '–'
+        : formatNumber(cpu.contextSwitches),
+    )
+    .join(' / ');
 }
 
 /**

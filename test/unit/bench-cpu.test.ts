@@ -108,6 +108,28 @@ test('the meter counts a process of the tree that exits within the window, throu
   }
 });
 
+test("the meter counts the machine's context switches: a child that sleeps 300 times adds at least 300", async () => {
+  const root = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const meter = new ProcessCpuMeter(
+      () => root.pid ?? null,
+      () => 'root',
+    );
+    meter.begin();
+    // Each 1 ms wait puts the child's thread to sleep and wakes it again: a switch away and back.
+    spawnSync(process.execPath, [
+      '-e',
+      'const a=new Int32Array(new SharedArrayBuffer(4));for(let i=0;i<300;i++)Atomics.wait(a,0,0,1)',
+    ]);
+    meter.end();
+    const span = meter.result();
+    assert.ok(span !== null);
+    assert.ok(span.machineContextSwitches >= 300, `${span.machineContextSwitches} switches`);
+  } finally {
+    root.kill('SIGKILL');
+  }
+});
+
 test('a window over a tree that restarted (another root) gives no figure', () => {
   let pid: number | null = process.pid;
   const meter = new ProcessCpuMeter(
