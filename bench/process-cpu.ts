@@ -30,6 +30,8 @@ export interface CpuSpan {
   serverMicros: number;
   /** The same in clock ticks: each process's figure is truncated to a tick, so few ticks are a coarse figure. */
   serverTicks: number;
+  /** Of serverMicros, the time spent in the kernel (stime): system calls, the network stack, page faults. */
+  serverSystemMicros: number;
   /**
    * By role, from each process's own times (the last value read for one that exited between two
    * samples); serverMicros minus their sum is what exited processes spent after their last sample.
@@ -69,6 +71,9 @@ export class ProcessCpuMeter {
   private timer: NodeJS.Timeout | null = null;
   private root: number | null = null;
   private startTreeTicks = 0;
+  private startTreeSystemTicks = 0;
+  /** Σ stime + cstime over the tree at the last sample. */
+  private treeSystemTicks = 0;
   private startClientTicks = 0;
   private startSelf: NodeJS.CpuUsage = { user: 0, system: 0 };
   private startMachineTicks = 0;
@@ -91,6 +96,7 @@ export class ProcessCpuMeter {
     this.startSelf = process.cpuUsage();
     this.startClientTicks = childTicks(readProcStat('self'));
     this.startTreeTicks = this.sample(true);
+    this.startTreeSystemTicks = this.treeSystemTicks;
     this.timer = setInterval(() => this.sample(false), sampleIntervalMs);
   }
 
@@ -115,6 +121,7 @@ export class ProcessCpuMeter {
       wallSeconds,
       serverMicros: microsOf(endTreeTicks - this.startTreeTicks),
       serverTicks: endTreeTicks - this.startTreeTicks,
+      serverSystemMicros: microsOf(this.treeSystemTicks - this.startTreeSystemTicks),
       byRoleMicros,
       clientMicros:
         microsOf(childTicks(readProcStat('self')) - this.startClientTicks) + self.user + self.system,
@@ -137,10 +144,12 @@ export class ProcessCpuMeter {
       return 0;
     }
     let treeTicks = 0;
+    let systemTicks = 0;
     for (const pid of [root, ...descendantPids(root)]) {
       const stat = readProcStat(pid);
       if (stat === null) continue;
       treeTicks += ownTicks(stat) + childTicks(stat);
+      systemTicks += stat.stime + stat.cstime;
       const key = `${pid}:${stat.startTime}`;
       const known = this.seen.get(key);
       if (known !== undefined) {
@@ -157,6 +166,7 @@ export class ProcessCpuMeter {
         last: ownTicks(stat),
       });
     }
+    this.treeSystemTicks = systemTicks;
     return treeTicks;
   }
 }

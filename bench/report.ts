@@ -33,6 +33,8 @@ export interface CpuFigure {
   otherBusyShare: number;
   /** Context switches on the whole machine per unit (undefined in reports written before it was counted). */
   contextSwitches?: number;
+  /** The server's time in the kernel (stime), µs per unit (undefined in older reports). */
+  systemMicros?: number;
 }
 
 export interface ServerSummary {
@@ -176,6 +178,7 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
     clientShare: server + client > 0 ? client / (server + client) : 0,
     otherBusyShare: Math.max(0, other) / sum((span) => span.machineCapacityMicros),
     contextSwitches: sum((span) => span.machineContextSwitches ?? 0) / units,
+    systemMicros: sum((span) => span.serverSystemMicros ?? 0) / units,
   };
 }
 
@@ -476,10 +479,11 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
       "Other: the machine's busy time that was neither, as a share of all its CPUs (other work: noise). " +
       'Switches: context switches on the whole machine per unit (/proc/stat ctxt), load generator included: ' +
       'a request that wakes a sleeping process or thread pays for it in the kernel. ' +
+      "Kernel: of the server's µs, those spent in the kernel (stime: system calls, the network stack); the rest ran in user space. " +
       `≈: fewer than ${coarseTicks} clock ticks in all (each process's time is truncated to 10 ms).`,
     '',
-    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache | switches privdav / Apache |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|',
+    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache | switches privdav / Apache | kernel µs privdav / Apache |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...rows.map((workload) => {
       const privdavCpu = workload.privdav?.cpu ?? null;
       const cpu = privdavCpu ?? workload.apache?.cpu;
@@ -488,7 +492,7 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
         `| ${workload.title} | ${cpu?.per ?? ''} | ${cpuCell(workload.privdav?.cpu)} | ${roles} | ` +
         `${cpuCell(workload.apache?.cpu)} | ${workload.cpuRatio === null ? '–' : workload.cpuRatio.toFixed(2)} | ` +
         `${pair(workload, (figure) => figure.clientShare)} | ${pair(workload, (figure) => figure.otherBusyShare)} | ` +
-        `${switchesPair(workload)} |`
+        `${switchesPair(workload)} | ${kernelPair(workload)} |`
       );
     }),
   ];
@@ -501,6 +505,17 @@ function switchesPair(workload: WorkloadReport): string {
       cpu === null || cpu === undefined || cpu.contextSwitches === undefined
         ? '–'
         : formatNumber(cpu.contextSwitches),
+    )
+    .join(' / ');
+}
+
+/** Kernel µs per unit, privdav / Apache ("–" where not measured). */
+function kernelPair(workload: WorkloadReport): string {
+  return [workload.privdav?.cpu, workload.apache?.cpu]
+    .map((cpu) =>
+      cpu === null || cpu === undefined || cpu.systemMicros === undefined
+        ? '–'
+        : formatNumber(cpu.systemMicros),
     )
     .join(' / ');
 }

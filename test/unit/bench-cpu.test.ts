@@ -103,6 +103,7 @@ test('the meter counts a process of the tree that exits within the window, throu
     // Sampled every 250 ms: the child was seen alive at least at the start.
     assert.ok((span.byRoleMicros.burner ?? 0) <= span.serverMicros + 10_000);
     assert.ok(span.clientMicros >= 0 && span.machineBusyMicros >= 0 && span.machineCapacityMicros > 0);
+    assert.ok(span.serverSystemMicros >= 0 && span.serverSystemMicros <= span.serverMicros);
   } finally {
     root.kill('SIGKILL');
   }
@@ -125,6 +126,38 @@ test("the meter counts the machine's context switches: a child that sleeps 300 t
     const span = meter.result();
     assert.ok(span !== null);
     assert.ok(span.machineContextSwitches >= 300, `${span.machineContextSwitches} switches`);
+  } finally {
+    root.kill('SIGKILL');
+  }
+});
+
+test("the meter tells the kernel's share: a child made of system calls is counted as kernel time", async () => {
+  // dd with 1-byte blocks: almost all of its time is in read(2) and write(2).
+  const root = spawn(
+    'sh',
+    ['-c', 'dd if=/dev/zero of=/dev/null bs=1 count=400000 2>/dev/null; echo done; exec sleep 30'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  try {
+    let output = '';
+    root.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const meter = new ProcessCpuMeter(
+      () => root.pid ?? null,
+      () => 'root',
+    );
+    meter.begin();
+    while (!output.includes('done')) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    meter.end();
+    const span = meter.result();
+    assert.ok(span !== null);
+    assert.ok(span.serverMicros >= 50_000, `the tree used ${span.serverMicros} µs`);
+    assert.ok(
+      span.serverSystemMicros >= span.serverMicros / 2,
+      `kernel ${span.serverSystemMicros} of ${span.serverMicros} µs`,
+    );
   } finally {
     root.kill('SIGKILL');
   }
