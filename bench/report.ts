@@ -177,8 +177,13 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
     clientMicros: client / units,
     clientShare: server + client > 0 ? client / (server + client) : 0,
     otherBusyShare: Math.max(0, other) / sum((span) => span.machineCapacityMicros),
-    contextSwitches: sum((span) => span.machineContextSwitches ?? 0) / units,
-    systemMicros: sum((span) => span.serverSystemMicros ?? 0) / units,
+    // Spans from reports written before these were counted lack them: no figure rather than 0.
+    contextSwitches: measured.every((turn) => turn.cpu?.machineContextSwitches !== undefined)
+      ? sum((span) => span.machineContextSwitches) / units
+      : undefined,
+    systemMicros: measured.every((turn) => turn.cpu?.serverSystemMicros !== undefined)
+      ? sum((span) => span.serverSystemMicros) / units
+      : undefined,
   };
 }
 

@@ -148,7 +148,7 @@ export class SiteMetrics {
     });
     new Counter({
       name: 'privdav_file_body_bytes_total',
-      help: 'Response body bytes the kernel sent straight from files, by way (sendfile; copy: written from a mapping, to clients on this host)',
+      help: 'Response body bytes written into client sockets straight from files, by way (sendfile; copy: written from a mapping, to clients on this host)',
       labelNames: ['way'],
       registers,
       collect() {

@@ -331,14 +331,17 @@ function fileBodyBytes(): Promise<{ sendfile: number; copy: number }> {
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
         res.on('end', () => {
-          const way = (name: string): number => {
+          const way = (name: string): number | null => {
             const match = new RegExp(`^privdav_file_body_bytes_total\\{way="${name}"\\} (\\d+)$`, 'm').exec(
               text,
             );
-            assert.ok(match, `no privdav_file_body_bytes_total{way="${name}"} in /metrics`);
-            return Number(match[1]);
+            return match === null ? null : Number(match[1]);
           };
-          resolve({ sendfile: way('sendfile'), copy: way('copy') });
+          const sendfile = way('sendfile');
+          const copy = way('copy');
+          if (res.statusCode !== 200 || sendfile === null || copy === null)
+            reject(new Error(`no privdav_file_body_bytes_total in /metrics (${res.statusCode}):\n${text}`));
+          else resolve({ sendfile, copy });
         });
       })
       .on('error', reject);
@@ -380,8 +383,19 @@ describe('big downloads to clients on this host', () => {
     // downloads run or stall. A mapping held per transfer would add 24 x 4 MiB or more.
     const web = daemon.processes().web[0];
     assert.ok(web !== undefined);
+    // The counter moves when a transfer's callback runs, which may be after the client has it all.
+    const settled = async (copy: number): Promise<{ sendfile: number; copy: number }> => {
+      let counted = await fileBodyBytes();
+      for (let i = 0; i < 200 && counted.copy < copy; i++) {
+        await sleep(50);
+        counted = await fileBodyBytes();
+      }
+      return counted;
+    };
+    const initial = await fileBodyBytes();
     assert.equal((await download()).bytes, BIG_FILE_BYTES);
-    const before = await fileBodyBytes();
+    const before = await settled(initial.copy + BIG_FILE_BYTES);
+    assert.equal(before.copy, initial.copy + BIG_FILE_BYTES, 'the first download was counted, whole');
     const baseline =
       Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${web}/status`, 'utf8'))![1]) / 1024;
     const stalled: net.Socket[] = [];
@@ -390,6 +404,8 @@ describe('big downloads to clients on this host', () => {
       for (let i = 0; i < 8; i++) stalled.push(await slowReader(users.bob, '/big.bin', true));
       downloads = await Promise.all(Array.from({ length: 16 }, () => download()));
     });
+    // Counted while the stalled transfers still wait (they count when they end): exactly the 16.
+    const after = await settled(before.copy + 16 * BIG_FILE_BYTES);
     for (const socket of stalled) socket.destroy();
     for (const result of downloads) {
       assert.equal(result.status, 200);
@@ -400,13 +416,8 @@ describe('big downloads to clients on this host', () => {
       `16 + 8 stalled 64 MiB downloads: web VmRSS ${baseline.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB`,
     );
     assert.ok(peak - baseline < 48, `the web process grew by ${(peak - baseline).toFixed(0)} MiB`);
-    // Every byte went the copy's way (the transfers of the stalled readers count when they end).
-    let after = await fileBodyBytes();
-    for (let i = 0; i < 40 && after.copy < before.copy + 16 * BIG_FILE_BYTES; i++) {
-      await sleep(50);
-      after = await fileBodyBytes();
-    }
-    assert.ok(after.copy >= before.copy + 16 * BIG_FILE_BYTES, `copied ${after.copy - before.copy} bytes`);
-    assert.equal(after.sendfile, before.sendfile, 'no byte went by sendfile to a client on this host');
+    // Every byte went the copy's way.
+    assert.equal(after.copy - before.copy, 16 * BIG_FILE_BYTES, 'the 16 downloads were counted as copied');
+    assert.equal(after.sendfile, initial.sendfile, 'no byte went by sendfile to a client on this host');
   });
 });

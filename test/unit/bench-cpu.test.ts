@@ -109,7 +109,7 @@ test('the meter counts a process of the tree that exits within the window, throu
   }
 });
 
-test("the meter counts the machine's context switches: a child that sleeps 300 times adds at least 300", async () => {
+test("the meter reads the machine's context switches: a window in which a child sleeps 300 times holds at least 300", async () => {
   const root = spawn('sleep', ['30'], { stdio: 'ignore' });
   try {
     const meter = new ProcessCpuMeter(
