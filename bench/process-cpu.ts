@@ -37,6 +37,8 @@ export interface CpuSpan {
    * samples); serverMicros minus their sum is what exited processes spent after their last sample.
    */
   byRoleMicros: Record<string, number>;
+  /** Of byRoleMicros, the kernel's part (stime), by role. */
+  byRoleSystemMicros: Record<string, number>;
   /** The load generator (wrk, curl: reaped children of the bench) and the bench process itself. */
   clientMicros: number;
   /** Busy time of the whole machine (all CPUs): what is not server or client is other work. */
@@ -55,6 +57,9 @@ interface SeenProcess {
   /** utime + stime when first seen in the window (0 for a process born during it). */
   first: number;
   last: number;
+  /** The same for stime alone. */
+  firstSystem: number;
+  lastSystem: number;
 }
 
 const sampleIntervalMs = 250;
@@ -112,8 +117,11 @@ export class ProcessCpuMeter {
     const contextSwitches = machineContextSwitches();
     const wallSeconds = Number(process.hrtime.bigint() - this.startedAt) / 1e9;
     const byRoleMicros: Record<string, number> = {};
+    const byRoleSystemMicros: Record<string, number> = {};
     for (const entry of this.seen.values()) {
       byRoleMicros[entry.role] = (byRoleMicros[entry.role] ?? 0) + microsOf(entry.last - entry.first);
+      byRoleSystemMicros[entry.role] =
+        (byRoleSystemMicros[entry.role] ?? 0) + microsOf(entry.lastSystem - entry.firstSystem);
     }
     // A restarted server (its root gone) is another tree: its figures would mean nothing.
     if (this.broken || this.rootPid() !== this.root) return;
@@ -123,6 +131,7 @@ export class ProcessCpuMeter {
       serverTicks: endTreeTicks - this.startTreeTicks,
       serverSystemMicros: microsOf(this.treeSystemTicks - this.startTreeSystemTicks),
       byRoleMicros,
+      byRoleSystemMicros,
       clientMicros:
         microsOf(childTicks(readProcStat('self')) - this.startClientTicks) + self.user + self.system,
       machineBusyMicros: microsOf(machineTicks - this.startMachineTicks),
@@ -154,6 +163,7 @@ export class ProcessCpuMeter {
       const known = this.seen.get(key);
       if (known !== undefined) {
         known.last = ownTicks(stat);
+        known.lastSystem = stat.stime;
         continue;
       }
       this.seen.set(key, {
@@ -164,6 +174,8 @@ export class ProcessCpuMeter {
         }),
         first: initial ? ownTicks(stat) : 0,
         last: ownTicks(stat),
+        firstSystem: initial ? stat.stime : 0,
+        lastSystem: stat.stime,
       });
     }
     this.treeSystemTicks = systemTicks;

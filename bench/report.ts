@@ -35,6 +35,8 @@ export interface CpuFigure {
   contextSwitches?: number;
   /** The server's time in the kernel (stime), µs per unit (undefined in older reports). */
   systemMicros?: number;
+  /** The same by role (undefined in older reports). */
+  byRoleSystemMicros?: Record<string, number>;
 }
 
 export interface ServerSummary {
@@ -154,6 +156,15 @@ function centralMedian(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
+function byRoleSystem(measured: RecordedTurn[], units: number): Record<string, number> {
+  const byRole: Record<string, number> = {};
+  for (const turn of measured) {
+    for (const [role, micros] of Object.entries((turn.cpu as CpuSpan).byRoleSystemMicros))
+      byRole[role] = (byRole[role] ?? 0) + micros / units;
+  }
+  return byRole;
+}
+
 /** Pools the rounds' CPU windows; null when none was measured or no unit was served. */
 export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure | null {
   const measured = turns.filter((turn) => turn.cpu !== null && (turn.cpuUnits ?? 0) > 0);
@@ -183,6 +194,9 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
       : undefined,
     systemMicros: measured.every((turn) => turn.cpu?.serverSystemMicros !== undefined)
       ? sum((span) => span.serverSystemMicros) / units
+      : undefined,
+    byRoleSystemMicros: measured.every((turn) => turn.cpu?.byRoleSystemMicros !== undefined)
+      ? byRoleSystem(measured, units)
       : undefined,
   };
 }
@@ -487,7 +501,7 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
       "Kernel: of the server's µs, those spent in the kernel (stime: system calls, the network stack); the rest ran in user space. " +
       `≈: fewer than ${coarseTicks} clock ticks in all (each process's time is truncated to 10 ms).`,
     '',
-    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache | switches privdav / Apache | kernel µs privdav / Apache |',
+    '| workload | per | privdav µs | privdav monitor / web / worker | Apache µs | Apache/privdav | load generator % privdav / Apache | other % privdav / Apache | switches privdav / Apache | kernel µs privdav (web / worker) / Apache |',
     '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...rows.map((workload) => {
       const privdavCpu = workload.privdav?.cpu ?? null;
@@ -516,13 +530,13 @@ function switchesPair(workload: WorkloadReport): string {
 
 /** Kernel µs per unit, privdav / Apache ("–" where not measured). */
 function kernelPair(workload: WorkloadReport): string {
-  return [workload.privdav?.cpu, workload.apache?.cpu]
-    .map((cpu) =>
-      cpu === null || cpu === undefined || cpu.systemMicros === undefined
-        ? '–'
-        : formatNumber(cpu.systemMicros),
-    )
-    .join(' / ');
+  const cell = (cpu: CpuFigure | null | undefined, roles: boolean): string => {
+    if (cpu === null || cpu === undefined || cpu.systemMicros === undefined) return '–';
+    const byRole = cpu.byRoleSystemMicros;
+    if (!roles || byRole === undefined) return formatNumber(cpu.systemMicros);
+    return `${formatNumber(cpu.systemMicros)} (${formatNumber(byRole.web ?? 0)} / ${formatNumber(byRole.worker ?? 0)})`;
+  };
+  return `${cell(workload.privdav?.cpu, true)} / ${cell(workload.apache?.cpu, false)}`;
 }
 
 /**

@@ -158,6 +158,12 @@ test("the meter tells the kernel's share: a child made of system calls is counte
       span.serverSystemMicros >= span.serverMicros / 2,
       `kernel ${span.serverSystemMicros} of ${span.serverMicros} µs`,
     );
+    // By role: never more kernel time than time in all.
+    for (const [role, micros] of Object.entries(span.byRoleSystemMicros))
+      assert.ok(
+        micros >= 0 && micros <= (span.byRoleMicros[role] ?? 0),
+        `${role}: ${micros} µs in the kernel`,
+      );
   } finally {
     root.kill('SIGKILL');
   }
