@@ -10,7 +10,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Daemon, freePort, request, sleep, startDaemon } from '../support/daemon';
+import { Daemon, freePort, getPlain, metricValue, request, sleep, startDaemon } from '../support/daemon';
 import { TestUser, TestUsers, createUsers } from '../support/users';
 
 const BIG_DIRECTORY_ENTRIES = 50_000;
@@ -323,29 +323,13 @@ describe('another user while bob runs the heaviest requests', () => {
 });
 
 /** The counter `privdav_file_body_bytes_total` by way. */
-function fileBodyBytes(): Promise<{ sendfile: number; copy: number }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: metricsPort, path: '/metrics' }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          const way = (name: string): number | null => {
-            const match = new RegExp(`^privdav_file_body_bytes_total\\{way="${name}"\\} (\\d+)$`, 'm').exec(
-              text,
-            );
-            return match === null ? null : Number(match[1]);
-          };
-          const sendfile = way('sendfile');
-          const copy = way('copy');
-          if (res.statusCode !== 200 || sendfile === null || copy === null)
-            reject(new Error(`no privdav_file_body_bytes_total in /metrics (${res.statusCode}):\n${text}`));
-          else resolve({ sendfile, copy });
-        });
-      })
-      .on('error', reject);
-  });
+async function fileBodyBytes(): Promise<{ sendfile: number; copy: number }> {
+  const { status, text } = await getPlain(metricsPort, '/metrics');
+  const sendfile = metricValue(text, 'privdav_file_body_bytes_total{way="sendfile"}');
+  const copy = metricValue(text, 'privdav_file_body_bytes_total{way="copy"}');
+  if (status !== 200 || !Number.isInteger(sendfile) || !Number.isInteger(copy))
+    throw new Error(`no privdav_file_body_bytes_total in /metrics (${status}):\n${text}`);
+  return { sendfile, copy };
 }
 
 /** A whole GET of bob's big file: its length and SHA-256 as received. */

@@ -5,7 +5,6 @@
 
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +13,8 @@ import { configText, writeConfig, type ConfigOptions } from '../support/cli';
 import {
   Daemon,
   freePort,
+  getPlain,
+  metricValue,
   request,
   sleep,
   startDaemonWithConfig,
@@ -90,27 +91,6 @@ function logfmtFields(line: string): Record<string, string> {
     fields[match[1]!] = match[2]!.startsWith('"') ? (JSON.parse(match[2]!) as string) : match[2]!;
   }
   return fields;
-}
-
-function get(port: number, path: string): Promise<{ status: number; text: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          resolve({ status: res.statusCode!, text, type: String(res.headers['content-type']) }),
-        );
-      })
-      .on('error', reject);
-  });
-}
-
-/** The value of one sample in Prometheus text (`name{labels} value`), 0 when absent. */
-function sample(text: string, series: string): number {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
 describe('access log', () => {
@@ -239,9 +219,9 @@ describe('metrics', () => {
   test('/metrics on its own listener moves with requests and logins; /healthz answers; the WebDAV port has neither', async () => {
     const metricsPort = await freePort();
     const daemon = await startWith({ metrics: [`listen = ["127.0.0.1:${metricsPort}"]`] });
-    const health = await get(metricsPort, '/healthz');
+    const health = await getPlain(metricsPort, '/healthz');
     assert.equal(health.status, 200, health.text);
-    const before = await get(metricsPort, '/metrics');
+    const before = await getPlain(metricsPort, '/metrics');
     assert.equal(before.status, 200);
     assert.match(before.type, /^text\/plain; version=0\.0\.4/);
 
@@ -264,7 +244,7 @@ describe('metrics', () => {
     assert.equal(lock.status, 200);
     // The monitor's counters arrive with its next ping (every 2 s at most).
     await sleep(2500);
-    const { text } = await get(metricsPort, '/metrics');
+    const { text } = await getPlain(metricsPort, '/metrics');
     const excerpt = text
       .split('\n')
       .filter((line) =>
@@ -273,10 +253,10 @@ describe('metrics', () => {
         ),
       );
     process.stdout.write(`# /metrics excerpt:\n${excerpt.map((line) => `#   ${line}`).join('\n')}\n`);
-    assert.equal(sample(text, 'privdav_http_requests_total{method="PUT",status="201"}'), 1);
-    assert.equal(sample(text, 'privdav_http_requests_total{method="GET",status="200"}'), 1);
-    assert.equal(sample(text, 'privdav_http_requests_total{method="PROPFIND",status="401"}'), 1);
-    assert.equal(sample(text, 'privdav_http_request_duration_seconds_count{method="PUT"}'), 1);
+    assert.equal(metricValue(text, 'privdav_http_requests_total{method="PUT",status="201"}'), 1);
+    assert.equal(metricValue(text, 'privdav_http_requests_total{method="GET",status="200"}'), 1);
+    assert.equal(metricValue(text, 'privdav_http_requests_total{method="PROPFIND",status="401"}'), 1);
+    assert.equal(metricValue(text, 'privdav_http_request_duration_seconds_count{method="PUT"}'), 1);
     // A histogram in the exposition format: HELP/TYPE once, cumulative buckets up to +Inf = count.
     assert.match(text, /^# TYPE privdav_http_request_duration_seconds histogram$/m);
     const buckets = [
@@ -290,25 +270,28 @@ describe('metrics', () => {
       [...counts].sort((a, b) => a - b),
       'buckets are cumulative',
     );
-    assert.equal(counts.at(-1), sample(text, 'privdav_http_request_duration_seconds_count{method="GET"}'));
-    assert.ok(sample(text, 'privdav_http_request_duration_seconds_sum{method="GET"}') > 0);
-    assert.ok(sample(text, 'privdav_http_bytes_total{direction="in"}') > 'metrics'.length);
-    assert.ok(sample(text, 'privdav_http_bytes_total{direction="out"}') > 0);
-    assert.ok(sample(text, 'privdav_logins_total{result="ok"}') >= 1);
-    assert.equal(sample(text, 'privdav_logins_total{result="wrong"}'), 1);
+    assert.equal(
+      counts.at(-1),
+      metricValue(text, 'privdav_http_request_duration_seconds_count{method="GET"}'),
+    );
+    assert.ok(metricValue(text, 'privdav_http_request_duration_seconds_sum{method="GET"}') > 0);
+    assert.ok(metricValue(text, 'privdav_http_bytes_total{direction="in"}') > 'metrics'.length);
+    assert.ok(metricValue(text, 'privdav_http_bytes_total{direction="out"}') > 0);
+    assert.ok(metricValue(text, 'privdav_logins_total{result="ok"}') >= 1);
+    assert.equal(metricValue(text, 'privdav_logins_total{result="wrong"}'), 1);
     for (const result of ['refused', 'backoff', 'overload'])
       assert.match(text, new RegExp(`^privdav_logins_total\\{result="${result}"\\} 0$`, 'm'));
-    assert.equal(sample(text, 'privdav_workers'), 1);
-    assert.equal(sample(text, 'privdav_worker_starts_total'), 1);
-    assert.equal(sample(text, 'privdav_locks'), 1);
-    assert.ok(sample(text, 'privdav_connections') >= 0);
-    assert.ok(sample(text, 'privdav_channel_call_duration_seconds_count{op="auth"}') >= 1);
-    assert.ok(sample(text, 'privdav_channel_call_duration_seconds_count{op="connect"}') >= 1);
+    assert.equal(metricValue(text, 'privdav_workers'), 1);
+    assert.equal(metricValue(text, 'privdav_worker_starts_total'), 1);
+    assert.equal(metricValue(text, 'privdav_locks'), 1);
+    assert.ok(metricValue(text, 'privdav_connections') >= 0);
+    assert.ok(metricValue(text, 'privdav_channel_call_duration_seconds_count{op="auth"}') >= 1);
+    assert.ok(metricValue(text, 'privdav_channel_call_duration_seconds_count{op="connect"}') >= 1);
     for (const role of ['monitor', 'web', 'worker'])
-      assert.ok(sample(text, `privdav_resident_memory_bytes{role="${role}"}`) > 10 * 1024 * 1024, role);
+      assert.ok(metricValue(text, `privdav_resident_memory_bytes{role="${role}"}`) > 10 * 1024 * 1024, role);
     // Not on the WebDAV port: there /metrics is a WebDAV path like any other, behind a login.
     assert.equal((await request(daemon, '/metrics')).status, 401);
-    assert.equal((await get(metricsPort, '/other')).status, 404);
+    assert.equal((await getPlain(metricsPort, '/other')).status, 404);
   });
 
   test('metrics.listen on the WebDAV port is refused by check-config with the key', async () => {

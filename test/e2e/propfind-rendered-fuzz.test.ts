@@ -20,9 +20,8 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { Daemon, freePort, request, startDaemon } from '../support/daemon';
+import { Daemon, freePort, getPlain, metricValue, request, startDaemon } from '../support/daemon';
 import { TestUser, TestUsers, createUsers } from '../support/users';
 import { parseXmlOrNull } from '../../src/dav/xml';
 
@@ -229,21 +228,10 @@ after(async () => {
 const PARENT = `p&q <${utf8('é')}>'~!`;
 const PARENT_HREF = "p%26q%20%3C%C3%A9%3E'~!";
 
-function renderedListings(daemon: Daemon): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: metricsPorts.get(daemon)!, path: '/metrics' }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          const series = 'privdav_channel_call_duration_seconds_count{op="listRendered"} ';
-          const line = text.split('\n').find((candidate) => candidate.startsWith(series));
-          resolve(line === undefined ? 0 : Number(line.slice(series.length)));
-        });
-      })
-      .on('error', reject);
-  });
+/** listRendered calls so far (none yet: no series). */
+async function renderedListings(daemon: Daemon): Promise<number> {
+  const { text } = await getPlain(metricsPorts.get(daemon)!, '/metrics');
+  return metricValue(text, 'privdav_channel_call_duration_seconds_count{op="listRendered"}', 0);
 }
 
 async function propfind(daemon: Daemon, href: string, body: string | null): Promise<string> {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { childElements, parseXml } from '../../src/dav/xml';
-import { Daemon, freePort, request, startDaemon } from '../support/daemon';
+import { Daemon, freePort, getPlain, metricValue, request, startDaemon } from '../support/daemon';
 import { TestUser, TestUsers, createUsers } from '../support/users';
 
 let users: TestUsers;
@@ -144,24 +144,11 @@ function responses(xml: string): string[] {
   return xml.match(/<D:response>.*?<\/D:response>/gs) ?? [];
 }
 
-function metric(text: string, series: string): number {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
+const RENDERED_LISTINGS = 'privdav_channel_call_duration_seconds_count{op="listRendered"}';
 
-function renderedListings(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: metricsPort, path: '/metrics' }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () =>
-          resolve(metric(text, 'privdav_channel_call_duration_seconds_count{op="listRendered"}')),
-        );
-      })
-      .on('error', reject);
-  });
+/** listRendered calls so far (none yet: no series). */
+async function renderedListings(port = metricsPort): Promise<number> {
+  return metricValue((await getPlain(port, '/metrics')).text, RENDERED_LISTINGS, 0);
 }
 
 /** A PROPFIND whose client reads nothing for `pauseMs` after the status line, then everything. */
@@ -383,16 +370,6 @@ describe("names bob chose, in the listing alice's worker renders (invariant 9)",
       FORGERIES.map((name) => `${path}${name}`).sort(),
     );
     for (const member of members.slice(1)) assert.equal(`${path}${member.displayname}`, member.href);
-    const metrics = await new Promise<string>((resolve, reject) => {
-      http
-        .get({ host: '127.0.0.1', port: tildeMetrics, path: '/metrics' }, (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (chunk: string) => (text += chunk));
-          res.on('end', () => resolve(text));
-        })
-        .on('error', reject);
-    });
-    assert.equal(metric(metrics, 'privdav_channel_call_duration_seconds_count{op="listRendered"}'), 1);
+    assert.equal(await renderedListings(tildeMetrics), 1);
   });
 });

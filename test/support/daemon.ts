@@ -209,6 +209,34 @@ export function childrenByRole(monitorPid: number): { web: number[]; workers: nu
   return { web, workers, spares };
 }
 
+/** A plain GET of `path` from a listener on 127.0.0.1 (the metrics listener): status, body, Content-Type. */
+export function getPlain(
+  port: number,
+  path: string,
+): Promise<{ status: number; text: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, text, type: String(res.headers['content-type']) }),
+        );
+      })
+      .on('error', reject);
+  });
+}
+
+/**
+ * One series' value in a Prometheus exposition (`series` as it is written: name and labels),
+ * `absent` when it has no line (NaN by default, which no comparison accepts).
+ */
+export function metricValue(text: string, series: string, absent = Number.NaN): number {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? absent : Number(line.slice(series.length + 1));
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
