@@ -62,6 +62,12 @@ interface SeenProcess {
   lastSystem: number;
 }
 
+/** Σ over a tree of utime + stime + cutime + cstime (`all`), and of stime + cstime (`system`). */
+interface TreeTicks {
+  all: number;
+  system: number;
+}
+
 const sampleIntervalMs = 250;
 
 /**
@@ -75,10 +81,7 @@ export class ProcessCpuMeter {
   private readonly seen = new Map<string, SeenProcess>();
   private timer: NodeJS.Timeout | null = null;
   private root: number | null = null;
-  private startTreeTicks = 0;
-  private startTreeSystemTicks = 0;
-  /** Σ stime + cstime over the tree at the last sample. */
-  private treeSystemTicks = 0;
+  private startTree: TreeTicks = { all: 0, system: 0 };
   private startClientTicks = 0;
   private startSelf: NodeJS.CpuUsage = { user: 0, system: 0 };
   private startMachineTicks = 0;
@@ -100,8 +103,7 @@ export class ProcessCpuMeter {
     this.startContextSwitches = machineContextSwitches();
     this.startSelf = process.cpuUsage();
     this.startClientTicks = childTicks(readProcStat('self'));
-    this.startTreeTicks = this.sample(true);
-    this.startTreeSystemTicks = this.treeSystemTicks;
+    this.startTree = this.sample(true);
     this.timer = setInterval(() => this.sample(false), sampleIntervalMs);
   }
 
@@ -109,7 +111,7 @@ export class ProcessCpuMeter {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     if (this.root === null) return;
-    const endTreeTicks = this.sample(false);
+    const endTree = this.sample(false);
     const ticks = clockTicksPerSecond();
     const microsOf = (tickCount: number): number => (tickCount * 1e6) / ticks;
     const self = process.cpuUsage(this.startSelf);
@@ -127,9 +129,9 @@ export class ProcessCpuMeter {
     if (this.broken || this.rootPid() !== this.root) return;
     this.span = {
       wallSeconds,
-      serverMicros: microsOf(endTreeTicks - this.startTreeTicks),
-      serverTicks: endTreeTicks - this.startTreeTicks,
-      serverSystemMicros: microsOf(this.treeSystemTicks - this.startTreeSystemTicks),
+      serverMicros: microsOf(endTree.all - this.startTree.all),
+      serverTicks: endTree.all - this.startTree.all,
+      serverSystemMicros: microsOf(endTree.system - this.startTree.system),
       byRoleMicros,
       byRoleSystemMicros,
       clientMicros:
@@ -145,12 +147,12 @@ export class ProcessCpuMeter {
     return this.span;
   }
 
-  /** Reads the tree, updates each process's last value; returns Σ (own + reaped children) ticks. */
-  private sample(initial: boolean): number {
+  /** Reads the tree, updates each process's last values; returns Σ (own + reaped children) ticks. */
+  private sample(initial: boolean): TreeTicks {
     const root = this.root as number;
     if (this.rootPid() !== root) {
       this.broken = true;
-      return 0;
+      return { all: 0, system: 0 };
     }
     let treeTicks = 0;
     let systemTicks = 0;
@@ -178,8 +180,7 @@ export class ProcessCpuMeter {
         lastSystem: stat.stime,
       });
     }
-    this.treeSystemTicks = systemTicks;
-    return treeTicks;
+    return { all: treeTicks, system: systemTicks };
   }
 }
 

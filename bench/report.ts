@@ -156,10 +156,15 @@ function centralMedian(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-function byRoleSystem(measured: RecordedTurn[], units: number): Record<string, number> {
+/** Σ over the turns of a by-role figure, per unit. */
+function perUnitByRole(
+  measured: RecordedTurn[],
+  units: number,
+  of: (span: CpuSpan) => Record<string, number>,
+): Record<string, number> {
   const byRole: Record<string, number> = {};
   for (const turn of measured) {
-    for (const [role, micros] of Object.entries((turn.cpu as CpuSpan).byRoleSystemMicros))
+    for (const [role, micros] of Object.entries(of(turn.cpu as CpuSpan)))
       byRole[role] = (byRole[role] ?? 0) + micros / units;
   }
   return byRole;
@@ -172,11 +177,6 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
   const sum = (of: (span: CpuSpan) => number): number =>
     measured.reduce((total, turn) => total + of(turn.cpu as CpuSpan), 0);
   const units = measured.reduce((total, turn) => total + (turn.cpuUnits as number), 0);
-  const byRoleMicros: Record<string, number> = {};
-  for (const turn of measured) {
-    for (const [role, micros] of Object.entries((turn.cpu as CpuSpan).byRoleMicros))
-      byRoleMicros[role] = (byRoleMicros[role] ?? 0) + micros / units;
-  }
   const server = sum((span) => span.serverMicros);
   const client = sum((span) => span.clientMicros);
   const other = sum((span) => span.machineBusyMicros) - server - client;
@@ -184,7 +184,7 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
     per,
     serverMicros: server / units,
     ticks: sum((span) => span.serverTicks),
-    byRoleMicros,
+    byRoleMicros: perUnitByRole(measured, units, (span) => span.byRoleMicros),
     clientMicros: client / units,
     clientShare: server + client > 0 ? client / (server + client) : 0,
     otherBusyShare: Math.max(0, other) / sum((span) => span.machineCapacityMicros),
@@ -196,7 +196,7 @@ export function cpuFigure(turns: RecordedTurn[], per: CpuUnit | null): CpuFigure
       ? sum((span) => span.serverSystemMicros) / units
       : undefined,
     byRoleSystemMicros: measured.every((turn) => turn.cpu?.byRoleSystemMicros !== undefined)
-      ? byRoleSystem(measured, units)
+      ? perUnitByRole(measured, units, (span) => span.byRoleSystemMicros)
       : undefined,
   };
 }
@@ -486,10 +486,8 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
     (workload) => (workload.privdav?.cpu ?? workload.apache?.cpu ?? null) !== null,
   );
   if (rows.length === 0) return [];
-  const pair = (workload: WorkloadReport, of: (cpu: CpuFigure) => number): string =>
-    [workload.privdav?.cpu, workload.apache?.cpu]
-      .map((cpu) => (cpu === null || cpu === undefined ? '–' : percent(of(cpu))))
-      .join(' / ');
+  const shares = (workload: WorkloadReport, of: (cpu: CpuFigure) => number): string =>
+    pair(workload, (cpu) => percent(of(cpu)));
   return [
     '',
     "CPU per unit of work (µs of utime + stime summed over all the server's processes during the load, " +
@@ -510,33 +508,30 @@ function cpuTable(workloads: WorkloadReport[]): string[] {
       return (
         `| ${workload.title} | ${cpu?.per ?? ''} | ${cpuCell(workload.privdav?.cpu)} | ${roles} | ` +
         `${cpuCell(workload.apache?.cpu)} | ${workload.cpuRatio === null ? '–' : workload.cpuRatio.toFixed(2)} | ` +
-        `${pair(workload, (figure) => figure.clientShare)} | ${pair(workload, (figure) => figure.otherBusyShare)} | ` +
-        `${switchesPair(workload)} | ${kernelPair(workload)} |`
+        `${shares(workload, (figure) => figure.clientShare)} | ${shares(workload, (figure) => figure.otherBusyShare)} | ` +
+        `${pair(workload, (cpu) => optional(cpu.contextSwitches))} | ${pair(workload, kernelCell)} |`
       );
     }),
   ];
 }
 
-/** Context switches per unit, privdav / Apache ("–" where not measured). */
-function switchesPair(workload: WorkloadReport): string {
+/** "privdav / Apache", each server's cell from its CPU figure ("–" where it has none). */
+function pair(workload: WorkloadReport, cell: (cpu: CpuFigure, isPrivdav: boolean) => string): string {
   return [workload.privdav?.cpu, workload.apache?.cpu]
-    .map((cpu) =>
-      cpu === null || cpu === undefined || cpu.contextSwitches === undefined
-        ? '–'
-        : formatNumber(cpu.contextSwitches),
-    )
+    .map((cpu, index) => (cpu === null || cpu === undefined ? '–' : cell(cpu, index === 0)))
     .join(' / ');
 }
 
-/** Kernel µs per unit, privdav / Apache ("–" where not measured). */
-function kernelPair(workload: WorkloadReport): string {
-  const cell = (cpu: CpuFigure | null | undefined, roles: boolean): string => {
-    if (cpu === null || cpu === undefined || cpu.systemMicros === undefined) return '–';
-    const byRole = cpu.byRoleSystemMicros;
-    if (!roles || byRole === undefined) return formatNumber(cpu.systemMicros);
-    return `${formatNumber(cpu.systemMicros)} (${formatNumber(byRole.web ?? 0)} / ${formatNumber(byRole.worker ?? 0)})`;
-  };
-  return `${cell(workload.privdav?.cpu, true)} / ${cell(workload.apache?.cpu, false)}`;
+/** A figure older reports lack: "–" there. */
+function optional(value: number | undefined): string {
+  return value === undefined ? '–' : formatNumber(value);
+}
+
+/** Kernel µs per unit; privdav's with its web process's and worker's shares. */
+function kernelCell(cpu: CpuFigure, isPrivdav: boolean): string {
+  const byRole = cpu.byRoleSystemMicros;
+  if (!isPrivdav || cpu.systemMicros === undefined || byRole === undefined) return optional(cpu.systemMicros);
+  return `${formatNumber(cpu.systemMicros)} (${formatNumber(byRole.web ?? 0)} / ${formatNumber(byRole.worker ?? 0)})`;
 }
 
 /**
