@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { ProcessCpuMeter } from '../../bench/process-cpu';
+import { type CpuSpan, ProcessCpuMeter } from '../../bench/process-cpu';
 import { clockTicksPerSecond, parseProcStat, readProcStat } from '../../bench/proc-stat';
 
 // Fields 3.. of a real line (state S, ppid 1, ... utime 1200, stime 340, cutime 56, cstime 7, ... starttime 98765).
@@ -76,37 +76,45 @@ test('a child that exited and was waited for is in cutime + cstime', () => {
   );
 });
 
-test('the meter counts a process of the tree that exits within the window, through its parent', async () => {
-  // sh waits for node (so its cutime takes node's times), then stays alive as the tree's root.
-  const root = spawn('sh', ['-c', `${JSON.stringify(process.execPath)} -e '${burner}'; exec sleep 30`], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+/**
+ * Meters `sh -c script` as a tree from its start until it prints a line (the script's child has
+ * exited by then), then a moment more for sh to reap the child and exec `sleep 30`, its last step.
+ */
+async function meterShell(
+  script: string,
+  roleOf: ConstructorParameters<typeof ProcessCpuMeter>[1],
+): Promise<{ span: CpuSpan; output: string }> {
+  const root = spawn('sh', ['-c', `${script}; exec sleep 30`], { stdio: ['ignore', 'pipe', 'ignore'] });
   try {
     let output = '';
     root.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const meter = new ProcessCpuMeter(
-      () => root.pid ?? null,
-      (facts) => (facts.isRoot ? 'root' : facts.command.includes('sleep') ? 'root' : 'burner'),
-    );
+    const meter = new ProcessCpuMeter(() => root.pid ?? null, roleOf);
     meter.begin();
     while (!output.includes('\n')) await new Promise((resolve) => setTimeout(resolve, 20));
-    // The burner printed; give sh a moment to reap it and exec sleep.
     await new Promise((resolve) => setTimeout(resolve, 200));
     meter.end();
     const span = meter.result();
     assert.ok(span !== null);
-    const burnerMicros = Number(output.trim()) * 1e6;
-    assert.ok(
-      span.serverMicros >= burnerMicros - 50_000,
-      `the tree used ${span.serverMicros} µs, the exited child alone ${burnerMicros} µs`,
-    );
-    // Sampled every 250 ms: the child was seen alive at least at the start.
-    assert.ok((span.byRoleMicros.burner ?? 0) <= span.serverMicros + 10_000);
-    assert.ok(span.clientMicros >= 0 && span.machineBusyMicros >= 0 && span.machineCapacityMicros > 0);
-    assert.ok(span.serverSystemMicros >= 0 && span.serverSystemMicros <= span.serverMicros);
+    return { span, output };
   } finally {
     root.kill('SIGKILL');
   }
+}
+
+test('the meter counts a process of the tree that exits within the window, through its parent', async () => {
+  // sh waits for node (so its cutime takes node's times), then stays alive as the tree's root.
+  const { span, output } = await meterShell(`${JSON.stringify(process.execPath)} -e '${burner}'`, (facts) =>
+    facts.isRoot ? 'root' : facts.command.includes('sleep') ? 'root' : 'burner',
+  );
+  const burnerMicros = Number(output.trim()) * 1e6;
+  assert.ok(
+    span.serverMicros >= burnerMicros - 50_000,
+    `the tree used ${span.serverMicros} µs, the exited child alone ${burnerMicros} µs`,
+  );
+  // Sampled every 250 ms: the child was seen alive at least at the start.
+  assert.ok((span.byRoleMicros.burner ?? 0) <= span.serverMicros + 10_000);
+  assert.ok(span.clientMicros >= 0 && span.machineBusyMicros >= 0 && span.machineCapacityMicros > 0);
+  assert.ok(span.serverSystemMicros >= 0 && span.serverSystemMicros <= span.serverMicros);
 });
 
 test("the meter reads the machine's context switches: a window in which a child sleeps 300 times holds at least 300", async () => {
@@ -133,40 +141,18 @@ test("the meter reads the machine's context switches: a window in which a child 
 
 test("the meter tells the kernel's share: a child made of system calls is counted as kernel time", async () => {
   // dd with 1-byte blocks: almost all of its time is in read(2) and write(2).
-  const root = spawn(
-    'sh',
-    ['-c', 'dd if=/dev/zero of=/dev/null bs=1 count=400000 2>/dev/null; echo done; exec sleep 30'],
-    {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    },
+  const { span } = await meterShell(
+    'dd if=/dev/zero of=/dev/null bs=1 count=400000 2>/dev/null; echo done',
+    () => 'root',
   );
-  try {
-    let output = '';
-    root.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const meter = new ProcessCpuMeter(
-      () => root.pid ?? null,
-      () => 'root',
-    );
-    meter.begin();
-    while (!output.includes('done')) await new Promise((resolve) => setTimeout(resolve, 20));
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    meter.end();
-    const span = meter.result();
-    assert.ok(span !== null);
-    assert.ok(span.serverMicros >= 50_000, `the tree used ${span.serverMicros} µs`);
-    assert.ok(
-      span.serverSystemMicros >= span.serverMicros / 2,
-      `kernel ${span.serverSystemMicros} of ${span.serverMicros} µs`,
-    );
-    // By role: never more kernel time than time in all.
-    for (const [role, micros] of Object.entries(span.byRoleSystemMicros))
-      assert.ok(
-        micros >= 0 && micros <= (span.byRoleMicros[role] ?? 0),
-        `${role}: ${micros} µs in the kernel`,
-      );
-  } finally {
-    root.kill('SIGKILL');
-  }
+  assert.ok(span.serverMicros >= 50_000, `the tree used ${span.serverMicros} µs`);
+  assert.ok(
+    span.serverSystemMicros >= span.serverMicros / 2,
+    `kernel ${span.serverSystemMicros} of ${span.serverMicros} µs`,
+  );
+  // By role: never more kernel time than time in all.
+  for (const [role, micros] of Object.entries(span.byRoleSystemMicros))
+    assert.ok(micros >= 0 && micros <= (span.byRoleMicros[role] ?? 0), `${role}: ${micros} µs in the kernel`);
 });
 
 test('a window over a tree that restarted (another root) gives no figure', () => {
