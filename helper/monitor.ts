@@ -39,9 +39,9 @@ import {
 const WEB_ENTRY = join(__dirname, '..', 'src', 'web.js');
 /**
  * V8's young generation may otherwise grow to 3 x 16 MiB. With 4 MiB semi-spaces the web process's
- * peak VmRSS over the bench's workloads fell by ~20 MiB (118-127 -> 97-106 MiB in paired two-round
+ * peak VmRSS over the bench's workloads fell by ~20 MiB (115-127 -> 97-106 MiB in paired two-round
  * runs) with CPU per request unchanged for 4 KiB GET and PUT and lower for PROPFIND over 1,000
- * entries (717-799 -> 652-690 us); 2 MiB saved little more and cost PROPFIND 5-15%.
+ * entries (718-799 -> 690-694 us); 2 MiB saved little more and cost PROPFIND 5-15%.
  */
 const WEB_NODE_OPTIONS = ['--max-semi-space-size=4'];
 /** Retry-After of a 503 when PAM is saturated: a few PAM calls' time. */
